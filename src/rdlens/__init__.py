@@ -1,0 +1,22 @@
+"""rdlens: reaction and diffusion inside Gray-Scott, LSTM and DDPM dynamics, on one scale.
+
+Submodules are imported on demand so that ``import rdlens`` stays cheap (torch is only
+loaded by the learned systems)::
+
+    from rdlens import grayscott, balance
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_SUBMODULES = {"balance", "grayscott", "lstm", "sequences", "ddpm", "unet", "images", "experiment", "report", "paper", "rundir", "cli", "errors"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"rdlens.{name}")
+    raise AttributeError(f"module 'rdlens' has no attribute {name!r}")

@@ -1,0 +1,164 @@
+"""The ``rdlens`` command. It only parses arguments and calls the library.
+
+Bad settings become one line on stderr and exit status 2 (before any work starts); a run
+that diverges exits with 1; Ctrl-C exits with 130 and leaves no finished-looking result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from dataclasses import MISSING, fields
+from typing import Any, Sequence
+
+from rdlens import __version__
+from rdlens.errors import ConfigError, SimulationDiverged
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show every default, except where the help text already explains it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default:" in text or action.default is None or action.default is False:
+            return text
+        return super()._get_help_string(action)
+
+
+# argparse only treats "-2" or "-.5" as values; accept "-1e-5" too, so that
+# `--Dv -1e-5` reaches our range check instead of failing as an unknown option.
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _subcommand(sub: argparse._SubParsersAction, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, formatter_class=_Formatter, **kwargs)
+    p._negative_number_matcher = _NEGATIVE_NUMBER
+    return p
+
+
+def _defaults(cls: type) -> dict[str, Any]:
+    """Field defaults of a config dataclass, so the CLI never restates a default."""
+    out = {}
+    for f in fields(cls):
+        if f.default is not MISSING:
+            out[f.name] = f.default
+    return out
+
+
+def _add_rd(sub: argparse._SubParsersAction) -> None:
+    from rdlens.experiment import RDRun
+    from rdlens.grayscott import DTYPES, GrayScott
+
+    m, r = _defaults(GrayScott), _defaults(RDRun)
+    p = _subcommand(
+        sub,
+        "rd",
+        help="run a Gray-Scott reaction-diffusion simulation and measure its balance",
+        description="Gray-Scott reaction-diffusion on a periodic grid (explicit Euler, 5-point Laplacian).\n"
+        "Writes the final v field, trace.csv, summary.json, config.json and manifest.json to a new run\n"
+        "directory. Defaults are the paper's: --F 0.029 gives spots, --F 0.055 stripes.",
+    )
+    p.add_argument("--F", type=float, default=m["F"], help="feed rate")
+    p.add_argument("--k", type=float, default=m["k"], help="kill rate")
+    p.add_argument("--Du", type=float, default=m["Du"], help="diffusion coefficient of u")
+    p.add_argument("--Dv", type=float, default=m["Dv"], help="diffusion coefficient of v")
+    p.add_argument("--size", type=int, default=None,
+                   help=f"grid points per side N (default: {m['size']}, or the --init file's size)")
+    p.add_argument("--length", type=float, default=m["length"], help="side L of the periodic domain (h = L/N)")
+    p.add_argument("--dt", type=float, default=m["dt"], help="time step; dt*max(Du,Dv)/h^2 must be <= 1/4")
+    p.add_argument("--steps", type=int, default=r["steps"], help="number of time steps")
+    p.add_argument("--seed", type=int, default=r["seed"], help="seed of the initial noise")
+    p.add_argument("--dtype", choices=DTYPES, default=m["dtype"], help="floating-point type of the fields")
+    p.add_argument("--init", default=r["init"], metavar="STATE.npz",
+                   help="start from arrays u, v in this .npz (default: Pearson's centred square + noise)")
+    p.add_argument("--save-state", action="store_true", help="also write the final u, v to state.npz (default: off)")
+    p.add_argument("--snapshot-every", type=int, default=r["snapshot_every"],
+                   help="keep v every K steps in snapshots.npz (0: none)")
+    p.add_argument("--stop-tol", type=float, default=r["stop_tol"],
+                   help="stop once the RMS change of v in one step < this (0: run all steps)")
+    p.add_argument("--residual", action="store_true",
+                   help="also record ||dv/dt|| per step in trace.csv, the distance from a steady state (default: off)")
+    p.add_argument("--stop-after", type=int, default=r["stop_after"], help="earliest step for an early stop")
+    p.add_argument("--out", default=None, help="folder for run directories (default: ./runs, or $RDLENS_RUNS)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (default: off)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: shown on a terminal)")
+    p.set_defaults(func=_cmd_rd)
+
+
+def _cmd_rd(args: argparse.Namespace) -> int:
+    from rdlens import grayscott
+    from rdlens.experiment import RDRun, run_rd
+
+    size = args.size
+    if args.init is not None and size is None:
+        size = grayscott.load_state(args.init)[0].shape[0]
+    model = grayscott.GrayScott(
+        F=args.F, k=args.k, Du=args.Du, Dv=args.Dv, size=size if size is not None else grayscott.GrayScott.size,
+        length=args.length, dt=args.dt, dtype=args.dtype,
+    )
+    cfg = RDRun(model=model, steps=args.steps, seed=args.seed, init=args.init, snapshot_every=args.snapshot_every,
+                stop_tol=args.stop_tol, stop_after=args.stop_after, save_state=args.save_state,
+                residual=args.residual)
+    with _progress(cfg.steps, "Gray-Scott", args.quiet) as bar:
+        rd, summary, _ = run_rd(cfg, args.out, progress=bar.update)
+    _finish(summary, args.json)
+    return 0
+
+
+def _finish(summary: dict[str, Any], as_json: bool) -> None:
+    """Print the summary (JSON on stdout, or a few readable lines) and the run directory."""
+    from rdlens.rundir import dumps
+
+    if as_json:
+        sys.stdout.write(dumps(summary))
+        return
+    print(f"{summary['system']}  {summary['setting']}")
+    print(f"  M_react = {summary['M_react']:.4f}   M_diff = {summary['M_diff']:.4f}   "
+          f"R = {summary['R']:.4f}   final R = {summary['final_R']:.4f}")
+    print(f"run directory: {summary['run_dir']}")
+
+
+def _progress(total: int, desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", disable=True if quiet else None, file=sys.stderr,
+                dynamic_ncols=True, leave=False)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rdlens",
+        formatter_class=_Formatter,
+        description="Measure reaction and diffusion inside Gray-Scott, LSTM and DDPM dynamics and put them\n"
+        "on one dimensionless scale, the Dynamic Balance Ratio R = M_react / M_diff.",
+    )
+    parser.add_argument("--version", action="version", version=f"rdlens {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_rd(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``rdlens`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"rdlens {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except SimulationDiverged as exc:
+        print(f"rdlens {args.command}: {exc}; no result was written", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"\nrdlens {args.command}: interrupted; no finished result was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""BalanceTrace: derived numbers, the excluded last step, persistence, seed intervals."""
+
+import math
+
+import numpy as np
+import pytest
+
+from rdlens.balance import BalanceTrace, combine, normalised_time, t_interval
+
+
+def test_means_and_ratio_follow_the_definitions():
+    tr = BalanceTrace.from_series([1.0, 2.0, 3.0], [2.0, 2.0, 2.0])
+    assert tr.M_react == pytest.approx(2.0)
+    assert tr.M_diff == pytest.approx(2.0)
+    assert tr.R == pytest.approx(1.0)
+    np.testing.assert_allclose(tr.R_tau, [0.5, 1.0, 1.5])
+    assert tr.final_R == pytest.approx(1.5)
+    np.testing.assert_allclose(tr.tau, [0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(tr.step, [1, 2, 3])
+
+
+def test_uncounted_step_is_kept_but_excluded_from_every_derived_number():
+    # a DDPM-like trace: the last step has reaction but no diffusion
+    tr = BalanceTrace.from_series([1.0, 1.0, 5.0], [4.0, 2.0, 0.0], counted=[True, True, False])
+    assert len(tr) == 3
+    assert tr.M_react == pytest.approx(1.0)
+    assert tr.M_diff == pytest.approx(3.0)
+    assert tr.R == pytest.approx(1.0 / 3.0)
+    assert math.isnan(tr.R_tau[-1])
+    assert tr.final_R == pytest.approx(0.5)
+
+
+def test_final_R_skips_trailing_steps_without_diffusion():
+    tr = BalanceTrace.from_series([1.0, 3.0, 2.0], [2.0, 1.0, 0.0])
+    assert tr.final_R == pytest.approx(3.0)
+
+
+def test_per_sample_norms_average_into_the_series():
+    rs = np.array([[1.0, 3.0], [2.0, 4.0]])
+    ds = np.array([[1.0, 1.0], [2.0, 2.0]])
+    tr = BalanceTrace.from_samples(rs, ds)
+    np.testing.assert_allclose(tr.reaction, [2.0, 3.0])
+    np.testing.assert_allclose(tr.diffusion, [1.0, 2.0])
+
+
+def test_mismatched_columns_are_refused():
+    with pytest.raises(ValueError, match="rows"):
+        BalanceTrace.from_series([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="clashes"):
+        BalanceTrace.from_series([1.0], [1.0], extra={"tau": [0.0]})
+
+
+def test_save_load_roundtrip_is_exact(tmp_path):
+    rng = np.random.default_rng(0)
+    tr = BalanceTrace.from_samples(
+        rng.random((7, 3)), rng.random((7, 3)) + 0.1, counted=[True] * 6 + [False], extra={"score": rng.random(7)}
+    )
+    path = tr.save(tmp_path / "trace.csv")
+    header = path.read_text().splitlines()[0]
+    assert header == "step,tau,reaction,diffusion,score,counted"
+    back = BalanceTrace.load(path)
+    for name in ("step", "tau", "reaction", "diffusion", "counted"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(tr, name))
+    np.testing.assert_array_equal(back.extra["score"], tr.extra["score"])
+    np.testing.assert_array_equal(back.reaction_samples, tr.reaction_samples)
+    assert back.R == tr.R
+
+
+def test_plain_trace_has_exactly_the_four_base_columns(tmp_path):
+    path = BalanceTrace.from_series([1.0], [1.0]).save(tmp_path / "t.csv")
+    assert path.read_text().splitlines()[0] == "step,tau,reaction,diffusion"
+    assert not (tmp_path / "t_samples.npz").exists()
+
+
+def test_load_refuses_a_file_that_is_not_a_trace(tmp_path):
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="not a balance trace"):
+        BalanceTrace.load(tmp_path / "x.csv")
+
+
+def test_resample_interpolates_R_tau_onto_a_common_grid():
+    tr = BalanceTrace.from_series([0.0, 2.0], [1.0, 1.0])  # R(tau) = 2 tau
+    grid, r = tr.resample(5)
+    np.testing.assert_allclose(grid, [0, 0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(r, 2 * grid)
+
+
+def test_t_interval_matches_the_tabulated_student_quantile():
+    # t_{0.975, 2} = 4.302652729911275 (standard tables); values 1, 2, 3 have sd 1
+    est = t_interval([1.0, 2.0, 3.0])
+    half = 4.302652729911275 / math.sqrt(3)
+    assert est.mean == pytest.approx(2.0)
+    assert est.low == pytest.approx(2.0 - half)
+    assert est.high == pytest.approx(2.0 + half)
+    single = t_interval([5.0])
+    assert single.mean == 5.0 and math.isnan(single.low)
+    with pytest.raises(ValueError, match="non-finite"):
+        t_interval([1.0, float("nan")])
+
+
+def test_combine_gives_per_seed_means_and_pointwise_curves():
+    a = BalanceTrace.from_series([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    b = BalanceTrace.from_series([3.0, 3.0, 3.0], [1.0, 1.0, 1.0])
+    comb = combine([a, b], grid=11)
+    assert comb.R.mean == pytest.approx(2.0)
+    assert comb.M_react.n == 2
+    np.testing.assert_allclose(comb.R_tau_mean, 2.0)
+    half = 12.706204736174707 * math.sqrt(2.0) / math.sqrt(2)  # t_{0.975,1} * sd / sqrt(n)
+    np.testing.assert_allclose(comb.R_tau_high, 2.0 + half)
+    assert comb.R.high == pytest.approx(2.0 + half)
+
+
+def test_normalised_time_spans_zero_to_one():
+    np.testing.assert_allclose(normalised_time(3), [0, 0.5, 1])
+    assert normalised_time(1).tolist() == [0.0]
