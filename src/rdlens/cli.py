@@ -110,6 +110,75 @@ def _cmd_rd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _preset_help(key: str, text: str) -> str:
+    from rdlens.lstm import SETTINGS
+
+    values = ", ".join(f"{name} {preset[key]}" for name, preset in SETTINGS.items())
+    return f"{text} (default: from --setting: {values})"
+
+
+def _add_lstm(sub: argparse._SubParsersAction) -> None:
+    from rdlens.lstm import EVAL_MODES, INITS, SETTINGS, LSTMConfig
+    from rdlens.sequences import DATASETS, SequenceConfig
+    from rdlens.torchutil import DEVICES
+
+    c, d = _defaults(LSTMConfig), _defaults(SequenceConfig)
+    p = _subcommand(
+        sub,
+        "lstm",
+        help="train an LSTM on sequence data and measure the balance of its cell-state update",
+        description="Train one torch.nn.LSTM layer (1 input, 16 hidden units, linear read-out) for next-step\n"
+        "prediction, then measure reaction ||i*g|| and diffusion ||(1-f)*C_prev|| of its gates on\n"
+        "held-out sequences. Interrupt with Ctrl-C and continue with --resume RUN_DIR.",
+    )
+    p.add_argument("--dataset", choices=DATASETS, default=d["dataset"], help="sequence data set")
+    p.add_argument("--setting", choices=list(SETTINGS), default="default",
+                   help="preset: default (PyTorch init, mini-batches, teacher-forced metric) or paper "
+                        "(its public code: N(0,1) init, whole set as one batch, lr 1e-2, 200 steps, free-running metric)")
+    p.add_argument("--steps", type=int, default=None, help=_preset_help("steps", "optimiser steps"))
+    p.add_argument("--batch-size", type=int, default=None, help=_preset_help("batch_size", "sequences per step, 0 = all"))
+    p.add_argument("--lr", type=float, default=None, help=_preset_help("lr", "Adam learning rate"))
+    p.add_argument("--init", choices=INITS, default=None, help=_preset_help("init", "initial weights"))
+    p.add_argument("--eval-mode", choices=EVAL_MODES, default=None,
+                   help=_preset_help("eval_mode", "teacher-forced over held-out sequences, or free-running generation"))
+    p.add_argument("--hidden", type=int, default=c["hidden"], help="hidden units")
+    p.add_argument("--layers", type=int, default=c["layers"], help="stacked LSTM layers (metric on the last)")
+    p.add_argument("--sequences", type=int, default=d["n_sequences"], help="sequences in the data set (train + test)")
+    p.add_argument("--length", type=int, default=d["length"], help="samples per sequence")
+    p.add_argument("--test-fraction", type=float, default=d["test_fraction"], help="share held out for evaluation")
+    p.add_argument("--noise", type=float, default=None,
+                   help=_preset_help("sine_noise", "observation noise std (sine; 0 for the ODEs unless given)"))
+    p.add_argument("--mu", type=float, default=d["mu"], help="Van der Pol damping parameter")
+    p.add_argument("--eval-sequences", type=int, default=c["eval_sequences"], help="held-out sequences measured (0: all)")
+    p.add_argument("--checkpoint-every", type=int, default=c["checkpoint_every"], help="checkpoint interval in steps")
+    p.add_argument("--seed", type=int, default=c["seed"], help="seeds data, initial weights and batch order")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available, else cpu")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run from its last checkpoint, with its saved settings (default: new run)")
+    p.add_argument("--out", default=None, help="folder for run directories (default: ./runs, or $RDLENS_RUNS)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (default: off)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: shown on a terminal)")
+    p.set_defaults(func=_cmd_lstm)
+
+
+def _cmd_lstm(args: argparse.Namespace) -> int:
+    from rdlens import lstm
+    from rdlens.experiment import run_lstm
+
+    cfg = lstm.config_for(
+        args.setting, args.dataset,
+        data={"n_sequences": args.sequences, "length": args.length, "test_fraction": args.test_fraction,
+              "noise": args.noise, "mu": args.mu},
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, init=args.init, eval_mode=args.eval_mode,
+        hidden=args.hidden, layers=args.layers, eval_sequences=args.eval_sequences,
+        checkpoint_every=args.checkpoint_every, seed=args.seed,
+    )
+    with _progress(cfg.steps, f"LSTM {cfg.data.dataset}", args.quiet) as bar:
+        _, summary = run_lstm(cfg, args.out, resume_dir=args.resume, device=args.device, progress=bar.update)
+    _finish(summary, args.json)
+    return 0
+
+
 def _finish(summary: dict[str, Any], as_json: bool) -> None:
     """Print the summary (JSON on stdout, or a few readable lines) and the run directory."""
     from rdlens.rundir import dumps
@@ -120,6 +189,9 @@ def _finish(summary: dict[str, Any], as_json: bool) -> None:
     print(f"{summary['system']}  {summary['setting']}")
     print(f"  M_react = {summary['M_react']:.4f}   M_diff = {summary['M_diff']:.4f}   "
           f"R = {summary['R']:.4f}   final R = {summary['final_R']:.4f}")
+    if "test_mse" in summary:
+        print(f"  test MSE = {summary['test_mse']:.5f}   repeat-last-value MSE = {summary['naive_mse']:.5f}   "
+              f"({summary['eval_mode']} mode)")
     print(f"run directory: {summary['run_dir']}")
 
 
@@ -140,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rdlens {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_rd(sub)
+    _add_lstm(sub)
     return parser
 
 

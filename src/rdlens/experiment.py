@@ -8,16 +8,20 @@ so a run that failed or was interrupted never leaves something that looks finish
 from __future__ import annotations
 
 import io
+import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from rdlens import grayscott
 from rdlens.errors import ConfigError
 from rdlens.rundir import RunDir, atomic_write_bytes, timestamp
+
+if TYPE_CHECKING:
+    from rdlens import lstm
 
 
 def default_runs_root() -> Path:
@@ -121,3 +125,92 @@ def _numba_threads() -> int:
     import numba
 
     return int(numba.get_num_threads())
+
+
+# ---- LSTM ---------------------------------------------------------------------------------
+
+LSTM_SETTING_NAMES = {"sine": "sine waves", "lorenz": "Lorenz", "vanderpol": "Van der Pol"}
+
+
+def run_lstm(
+    cfg: "lstm.LSTMConfig",
+    out: str | os.PathLike | None = None,
+    *,
+    resume_dir: str | os.PathLike | None = None,
+    device: str = "cpu",
+    progress: Callable[[int], None] | None = None,
+) -> tuple[RunDir, dict[str, Any]]:
+    """Train, evaluate and write an LSTM run directory; with ``resume_dir``, continue the
+    unfinished run there from its last checkpoint (its own config.json is used).
+
+    Files: ``checkpoint.pt``, ``trace.csv`` (+ ``trace_samples.npz``, the norm of every
+    sequence), ``losses.csv``, ``predictions.png``, ``gates.png``, ``config.json``,
+    ``manifest.json`` and, last, ``summary.json``.
+    """
+    from rdlens import lstm, report, sequences
+    from rdlens.torchutil import resolve_device
+
+    dev = resolve_device(device)
+    if resume_dir is not None:
+        rd = RunDir(resume_dir)
+        if rd.is_finished():
+            raise ConfigError(f"{resume_dir} holds a finished run (summary.json exists); nothing to resume")
+        if not rd.file("config.json").exists():
+            raise ConfigError(f"{resume_dir} has no config.json; it is not an rdlens lstm run directory")
+        cfg = lstm_config_from_json(json.loads(rd.file("config.json").read_text()))
+    else:
+        rd = RunDir.create(out or default_runs_root(), f"lstm-{cfg.data.dataset}-{cfg.setting}-seed{cfg.seed}-{timestamp()}")
+        rd.write_config({"system": "lstm", **asdict(cfg)})
+    with rd.stage("data"):
+        data = sequences.make_sequences(cfg.data)
+    with rd.stage("train"):
+        trained = lstm.train(cfg, data, rd.path, device=dev, resume=resume_dir is not None, progress=progress)
+    with rd.stage("evaluate"):
+        ev = lstm.evaluate(cfg, trained.model, data, dev)
+    with rd.stage("write"):
+        ev.trace.save(rd.file("trace.csv"))
+        atomic_write_bytes(rd.file("losses.csv"), ("step,loss\n" + "".join(
+            f"{k + 1},{v!r}\n" for k, v in enumerate(trained.losses))).encode())
+        name = LSTM_SETTING_NAMES[cfg.data.dataset]
+        report.plot_predictions(ev.inputs, ev.outputs, ev.eval_mode, rd.file("predictions.png"),
+                                title=f"LSTM on {name}: held-out sequences ({ev.eval_mode} mode)")
+        rec = ev.record
+        report.plot_gates({k: getattr(rec, k)[:, 0].cpu().numpy() for k in ("i", "f", "g", "o")},
+                          ev.trace, rd.file("gates.png"), title=f"LSTM gates, {name}, held-out sequence 0")
+    summary = {
+        "system": "lstm",
+        "setting": name,
+        **ev.trace.summary(),
+        "eval_mode": ev.eval_mode,
+        "eval_protocol": ("teacher-forced over held-out sequences, state from zeros" if ev.eval_mode == "teacher"
+                          else f"free-running: warm-up on each held-out sequence, then {cfg.generate_steps} "
+                               "fed-back steps"),
+        "eval_sequences": ev.n_sequences,
+        "train_mse": ev.train_mse,
+        "test_mse": ev.test_mse,
+        "naive_mse": ev.naive_mse,
+        "steps": trained.steps_done,
+        "resumed_from_step": trained.resumed_from,
+        "seed": cfg.seed,
+        "wall_time_s": sum(rd.timings.values()),
+        "run_dir": str(rd.path),
+    }
+    rd.write_manifest(seed=cfg.seed, device=str(dev), torch_threads=_torch_threads())
+    rd.write_summary(summary)
+    return rd, summary
+
+
+def lstm_config_from_json(d: dict[str, Any]) -> "lstm.LSTMConfig":
+    """Rebuild an LSTMConfig from its config.json (the inverse of asdict)."""
+    from rdlens import lstm, sequences
+
+    d = {k: v for k, v in d.items() if k != "system"}
+    data = dict(d.pop("data"))
+    data["freq_range"] = tuple(data["freq_range"])
+    return lstm.LSTMConfig(data=sequences.SequenceConfig(**data), **d)
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return int(torch.get_num_threads())

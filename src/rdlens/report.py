@@ -61,3 +61,49 @@ def _robust_ylim(ax, values: Sequence[float] | np.ndarray) -> None:
     lo, hi = np.quantile(v, [0.01, 0.99])
     pad = 0.1 * (hi - lo) if hi > lo else 0.1 * max(abs(hi), 1.0)
     ax.set_ylim(lo - pad, hi + pad)
+
+
+def plot_predictions(inputs: np.ndarray, outputs: np.ndarray, eval_mode: str, path: str | os.PathLike,
+                     n: int = 3, title: str = "") -> Path:
+    """Held-out sequences against the model: one-step predictions (teacher) or the
+    continuation generated after warming up on the whole sequence (free)."""
+    plt = _plt()
+    n = min(n, len(inputs))
+    fig, axes = plt.subplots(n, 1, figsize=(8, 2.2 * n), dpi=120, squeeze=False)
+    for k, ax in enumerate(axes[:, 0]):
+        length = inputs.shape[1]
+        ax.plot(np.arange(length), inputs[k], color="k", lw=1.0, label="truth")
+        if eval_mode == "teacher":
+            ax.plot(np.arange(1, length + 1), outputs[k], color="C1", lw=1.0, ls="--", label="one-step prediction")
+        else:
+            ax.axvline(length - 1, color="grey", lw=0.8, ls=":")
+            ax.plot(np.arange(length, length + outputs.shape[1]), outputs[k], color="C3", lw=1.0,
+                    label="free-running generation")
+        ax.set_ylabel(f"seq {k}")
+    axes[0, 0].legend(loc="upper right", fontsize=8)
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_gates(gates: dict[str, np.ndarray], trace: BalanceTrace, path: str | os.PathLike, title: str = "") -> Path:
+    """Gate activations (hidden unit x time, one sequence) and the reaction/diffusion series."""
+    plt = _plt()
+    names = list(gates)
+    fig, axes = plt.subplots(len(names) + 1, 1, figsize=(8, 1.6 * len(names) + 2.6), dpi=120, sharex=True)
+    for ax, name in zip(axes, names):
+        vmin, vmax = (-1, 1) if name == "g" else (0, 1)
+        ax.imshow(gates[name].T, aspect="auto", origin="lower", vmin=vmin, vmax=vmax, interpolation="nearest",
+                  cmap="RdBu_r" if name == "g" else "viridis")
+        ax.set_ylabel(f"{name} [{vmin}, {vmax}]\nunit")
+    ax = axes[-1]
+    steps = np.arange(len(trace))
+    ax.plot(steps, trace.reaction, lw=1.0, label="reaction ||i*g||")
+    ax.plot(steps, trace.diffusion, lw=1.0, ls="--", label="diffusion ||(1-f)*C_prev||")
+    ax.set_xlabel("step")
+    ax.set_ylabel("L2 norm\n(mean)")
+    ax.legend(loc="lower right", fontsize=8)
+    axes[0].set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, path)

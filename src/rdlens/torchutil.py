@@ -1,0 +1,39 @@
+"""Small torch helpers shared by the learned systems: device choice and atomic checkpoints."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rdlens.errors import ConfigError
+from rdlens.rundir import atomic_write_bytes
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> cuda if available else cpu; ``cuda`` without a GPU is a clear error."""
+    if name not in DEVICES and not name.startswith("cuda:"):
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)} (or cuda:N), got {name!r}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was asked for, but torch sees no CUDA GPU here (use --device cpu)")
+    return torch.device(name)
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write a checkpoint atomically; it must hold only tensors and plain Python values, so
+    that :func:`load_checkpoint` can read it with ``weights_only=True`` (no code executed)."""
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> dict[str, Any]:
+    """Read a checkpoint safely (``weights_only=True``: tensors and plain values only)."""
+    return torch.load(Path(path), map_location=device, weights_only=True)
