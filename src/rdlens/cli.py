@@ -7,6 +7,7 @@ that diverges exits with 1; Ctrl-C exits with 130 and leaves no finished-looking
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from dataclasses import MISSING, fields
@@ -179,6 +180,166 @@ def _cmd_lstm(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ddpm_preset_help(key: str, text: str) -> str:
+    from rdlens.ddpm import SETTINGS
+
+    values = ", ".join(f"{name} {preset[key]}" for name, preset in SETTINGS.items())
+    return f"{text} (default: from --setting: {values})"
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip() != "")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _add_ddpm(sub: argparse._SubParsersAction) -> None:
+    from rdlens.ddpm import SCHEDULES, SETTINGS, SIGMAS, DDPMConfig, Schedule
+    from rdlens.images import DATASETS
+    from rdlens.torchutil import DEVICES
+
+    c, sch = _defaults(DDPMConfig), _defaults(Schedule)
+    p = _subcommand(
+        sub,
+        "ddpm",
+        help="train a DDPM on images and measure the balance of its reverse process",
+        description="Train an eps-prediction U-Net (Ho et al. 2020), sample a batch with the instrumented reverse\n"
+        "process and measure reaction ||mu_theta - x_t|| and diffusion ||sigma_t z|| at every step.\n"
+        "Offline data sets: digits (scikit-learn's handwritten digits) and turing (Gray-Scott patterns);\n"
+        "mnist, fashion-mnist and cifar10 are read from --data-dir (see: rdlens data download).",
+    )
+    p.add_argument("--dataset", choices=DATASETS, default=c["dataset"], help="image data set")
+    p.add_argument("--data-dir", default=None, help="folder with the real data sets in torchvision's layout "
+                   "(default: none; needed for mnist, fashion-mnist, cifar10)")
+    p.add_argument("--setting", choices=list(SETTINGS), default="default",
+                   help="preset: default (small U-Net for a CPU) or paper (its public code's sizes and training)")
+    p.add_argument("--steps", type=int, default=None, help=_ddpm_preset_help("steps", "training steps"))
+    p.add_argument("--batch-size", type=int, default=None, help=_ddpm_preset_help("batch_size", "images per step"))
+    p.add_argument("--lr", type=float, default=None, help=_ddpm_preset_help("lr", "AdamW learning rate"))
+    p.add_argument("--ema", type=float, default=None, help=_ddpm_preset_help("ema", "EMA decay of the weights"))
+    p.add_argument("--samples", type=int, default=None, help=_ddpm_preset_help("samples", "images sampled and measured"))
+    p.add_argument("--channels", type=_int_tuple, default=None, metavar="C1,C2,...",
+                   help="U-Net width per resolution level (default: from --setting: default 16,32,64, paper 32,64,128,256)")
+    p.add_argument("--T", type=int, default=sch["T"], help="diffusion steps")
+    p.add_argument("--schedule", choices=SCHEDULES, default=sch["kind"], help="beta schedule")
+    p.add_argument("--sigma", choices=SIGMAS, default=c["sigma"], help="reverse-step noise: sqrt(beta_t) or posterior")
+    p.add_argument("--grid-every", type=int, default=c["grid_every"], help="sample grid every N training steps (0: none)")
+    p.add_argument("--checkpoint-every", type=int, default=c["checkpoint_every"], help="checkpoint interval in steps")
+    p.add_argument("--max-images", type=int, default=c["max_images"], help="use at most N training images (0: all)")
+    p.add_argument("--seed", type=int, default=c["seed"], help="seeds data order, weights, noise and sampling")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available, else cpu")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run from its last checkpoint, with its saved settings (default: new run)")
+    p.add_argument("--out", default=None, help="folder for run directories (default: ./runs, or $RDLENS_RUNS)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (default: off)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default: shown on a terminal)")
+    p.set_defaults(func=_cmd_ddpm)
+
+
+def _cmd_ddpm(args: argparse.Namespace) -> int:
+    from rdlens import ddpm
+    from rdlens.experiment import run_ddpm
+
+    cfg = ddpm.config_for(
+        args.setting, args.dataset, unet={"channels": args.channels},
+        schedule={"T": args.T, "kind": args.schedule},
+        data_dir=args.data_dir, steps=args.steps, batch_size=args.batch_size, lr=args.lr, ema=args.ema,
+        samples=args.samples, sigma=args.sigma, grid_every=args.grid_every, checkpoint_every=args.checkpoint_every,
+        max_images=args.max_images, seed=args.seed,
+    )
+    _, summary = run_ddpm(cfg, args.out, resume_dir=args.resume, device=args.device,
+                          bars=lambda desc, total: _progress(total, desc, args.quiet))
+    _finish(summary, args.json)
+    return 0
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    from rdlens.images import SOURCES
+
+    p = _subcommand(sub, "data", help="manage image data sets (download)")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    d = _subcommand(dsub, "download", help="download a data set's official files and verify their checksums",
+                    description="Fetch the official files into --data-dir in torchvision's layout, verify MD5 checksums,\n"
+                    "write atomically and extract safely. Needs network access to the official hosts.")
+    d.add_argument("name", choices=list(SOURCES), help="data set")
+    d.add_argument("--data-dir", required=True, help="destination folder (torchvision's layout underneath)")
+    d.add_argument("--mirror", default=None, help="base URL to fetch the same file names from (default: official hosts)")
+    d.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server")
+    d.set_defaults(func=_cmd_download)
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from rdlens.images import DownloadError, download
+
+    try:
+        folder = download(args.name, args.data_dir, mirror=args.mirror, timeout=args.timeout)
+    except DownloadError as exc:
+        print(f"rdlens data download: {exc}; nothing was left behind", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"{args.name}: verified files in {folder}")
+    return 0
+
+
+EXIT_PARTIAL = 3
+
+
+def _add_reproduce(sub: argparse._SubParsersAction) -> None:
+    from rdlens.reproduce import PROFILES, ROW_IDS
+    from rdlens.torchutil import DEVICES
+
+    p = _subcommand(
+        sub,
+        "reproduce",
+        help="run the paper's Table 1 rows and write its tables and figures beside the paper's values",
+        description="Run the eight rows of the paper's Table 1 (RD spot/stripe; LSTM sine, Lorenz, Van der Pol;\n"
+        "DDPM MNIST, FashionMNIST, CIFAR10) under a profile and write table1.{md,csv,json,tex},\n"
+        "fig2.{png,svg}, fig3.png and patterns.png into one folder, each row's run directory under rows/.\n"
+        "Re-running reuses finished rows and resumes unfinished ones. Exit status: 0 if every requested\n"
+        "row ran, 3 if some were skipped for missing data (the table says how to get it).",
+    )
+    p.add_argument("--profile", default="quick", metavar="NAME|FILE.toml",
+                   help=f"settings of every row: {', '.join(PROFILES)}, or your own TOML file")
+    p.add_argument("--rows", default=",".join(ROW_IDS), metavar="ID,ID,...", help="rows to run")
+    p.add_argument("--seed", type=int, default=0, help="seed of every row (data, weights, noise, sampling)")
+    p.add_argument("--data-dir", default=os.environ.get("RDLENS_DATA"),
+                   help="folder with MNIST/FashionMNIST/CIFAR10 in torchvision's layout (default: $RDLENS_DATA, "
+                        "else none: the MNIST row uses the offline digits, the others are skipped)")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available, else cpu")
+    p.add_argument("--out", default=None,
+                   help="parent folder (default: ./runs); the run goes to OUT/reproduce-PROFILE-seedN")
+    p.add_argument("--force", action="store_true", help="recompute every row, even finished ones (default: reuse)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default: shown on a terminal)")
+    p.set_defaults(func=_cmd_reproduce)
+
+    r = _subcommand(sub, "report", help="rebuild the tables and figures of a reproduce folder from its saved rows",
+                    description="Rebuild table1.*, fig2.*, fig3.png and patterns.png from the saved traces and\n"
+                    "summaries of a `rdlens reproduce` folder, recomputing nothing.")
+    r.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by rdlens reproduce")
+    r.set_defaults(func=_cmd_report)
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from rdlens.reproduce import reproduce
+
+    rows = tuple(r.strip() for r in args.rows.split(",") if r.strip())
+    log = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    folder, table, complete = reproduce(
+        args.profile, out=args.out, rows=rows, seed=args.seed, data_dir=args.data_dir, device=args.device,
+        force=args.force, bars=lambda desc, total: _progress(total, desc, args.quiet), log=log,
+    )
+    print(table)
+    print(f"run directory: {folder}")
+    return 0 if complete else EXIT_PARTIAL
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from rdlens.report import build_report
+
+    print(build_report(args.run_dir))
+    return 0
+
+
 def _finish(summary: dict[str, Any], as_json: bool) -> None:
     """Print the summary (JSON on stdout, or a few readable lines) and the run directory."""
     from rdlens.rundir import dumps
@@ -192,6 +353,9 @@ def _finish(summary: dict[str, Any], as_json: bool) -> None:
     if "test_mse" in summary:
         print(f"  test MSE = {summary['test_mse']:.5f}   repeat-last-value MSE = {summary['naive_mse']:.5f}   "
               f"({summary['eval_mode']} mode)")
+    if "M_score" in summary:
+        print(f"  score-only M = {summary['M_score']:.4f} (R_score = {summary['R_score']:.4f})   "
+              f"final loss = {summary['final_loss']:.4f}   last step excluded (no noise)")
     print(f"run directory: {summary['run_dir']}")
 
 
@@ -213,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_rd(sub)
     _add_lstm(sub)
+    _add_ddpm(sub)
+    _add_data(sub)
+    _add_reproduce(sub)
     return parser
 
 

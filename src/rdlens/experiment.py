@@ -21,7 +21,7 @@ from rdlens.errors import ConfigError
 from rdlens.rundir import RunDir, atomic_write_bytes, timestamp
 
 if TYPE_CHECKING:
-    from rdlens import lstm
+    from rdlens import ddpm, lstm
 
 
 def default_runs_root() -> Path:
@@ -66,10 +66,12 @@ def run_rd(
     cfg: RDRun,
     out: str | os.PathLike | None = None,
     *,
+    run_dir: str | os.PathLike | None = None,
     setting: str | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[RunDir, dict[str, Any], grayscott.GrayScottResult]:
-    """Run Gray-Scott as configured and write its run directory; return (dir, summary, result).
+    """Run Gray-Scott as configured and write its run directory (a new one under ``out``, or
+    exactly ``run_dir``); return (dir, summary, result).
 
     Files: ``v.png`` (final v), ``balance.png``, ``trace.csv``, ``summary.json``,
     ``config.json``, ``manifest.json``, ``snapshots.npz`` (if any), ``state.npz`` (if asked).
@@ -84,7 +86,7 @@ def run_rd(
     )
     from rdlens import report
 
-    rd = RunDir.create(out or default_runs_root(), f"{cfg.name}-{timestamp()}")
+    rd = RunDir(run_dir) if run_dir is not None else RunDir.create(out or default_runs_root(), f"{cfg.name}-{timestamp()}")
     with rd.stage("write"):
         rd.write_config({"system": "rd", **asdict(cfg)})
         result.trace.save(rd.file("trace.csv"))
@@ -121,6 +123,11 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _save_losses(path: Path, losses: list[float]) -> None:
+    text = "step,loss\n" + "".join(f"{k + 1},{v!r}\n" for k, v in enumerate(losses))
+    atomic_write_bytes(path, text.encode())
+
+
 def _numba_threads() -> int:
     import numba
 
@@ -136,6 +143,7 @@ def run_lstm(
     cfg: "lstm.LSTMConfig",
     out: str | os.PathLike | None = None,
     *,
+    run_dir: str | os.PathLike | None = None,
     resume_dir: str | os.PathLike | None = None,
     device: str = "cpu",
     progress: Callable[[int], None] | None = None,
@@ -144,7 +152,8 @@ def run_lstm(
     unfinished run there from its last checkpoint (its own config.json is used).
 
     Files: ``checkpoint.pt``, ``trace.csv`` (+ ``trace_samples.npz``, the norm of every
-    sequence), ``losses.csv``, ``predictions.png``, ``gates.png``, ``config.json``,
+    sequence), ``losses.csv``, ``predictions.png`` (and its data, ``predictions.npz``),
+    ``gates.png``, ``config.json``,
     ``manifest.json`` and, last, ``summary.json``.
     """
     from rdlens import lstm, report, sequences
@@ -159,7 +168,8 @@ def run_lstm(
             raise ConfigError(f"{resume_dir} has no config.json; it is not an rdlens lstm run directory")
         cfg = lstm_config_from_json(json.loads(rd.file("config.json").read_text()))
     else:
-        rd = RunDir.create(out or default_runs_root(), f"lstm-{cfg.data.dataset}-{cfg.setting}-seed{cfg.seed}-{timestamp()}")
+        rd = RunDir(run_dir) if run_dir is not None else RunDir.create(
+            out or default_runs_root(), f"lstm-{cfg.data.dataset}-{cfg.setting}-seed{cfg.seed}-{timestamp()}")
         rd.write_config({"system": "lstm", **asdict(cfg)})
     with rd.stage("data"):
         data = sequences.make_sequences(cfg.data)
@@ -169,8 +179,8 @@ def run_lstm(
         ev = lstm.evaluate(cfg, trained.model, data, dev)
     with rd.stage("write"):
         ev.trace.save(rd.file("trace.csv"))
-        atomic_write_bytes(rd.file("losses.csv"), ("step,loss\n" + "".join(
-            f"{k + 1},{v!r}\n" for k, v in enumerate(trained.losses))).encode())
+        _save_losses(rd.file("losses.csv"), trained.losses)
+        _save_npz(rd.file("predictions.npz"), inputs=ev.inputs, outputs=ev.outputs, eval_mode=np.array(ev.eval_mode))
         name = LSTM_SETTING_NAMES[cfg.data.dataset]
         report.plot_predictions(ev.inputs, ev.outputs, ev.eval_mode, rd.file("predictions.png"),
                                 title=f"LSTM on {name}: held-out sequences ({ev.eval_mode} mode)")
@@ -214,3 +224,110 @@ def _torch_threads() -> int:
     import torch
 
     return int(torch.get_num_threads())
+
+
+# ---- DDPM ---------------------------------------------------------------------------------
+
+DDPM_SETTING_NAMES = {"digits": "digits (scikit-learn, offline)", "turing": "Turing patterns (Gray-Scott)",
+                      "mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+
+Bars = Callable[[str, int], Any]
+"""A factory of progress bars: (description, total) -> context manager with .update(n)."""
+
+
+def _no_bar(desc: str, total: int) -> Any:
+    import contextlib
+
+    class _Bar:
+        def update(self, n: int = 1) -> None:
+            pass
+
+    return contextlib.nullcontext(_Bar())
+
+
+def run_ddpm(
+    cfg: "ddpm.DDPMConfig",
+    out: str | os.PathLike | None = None,
+    *,
+    run_dir: str | os.PathLike | None = None,
+    resume_dir: str | os.PathLike | None = None,
+    device: str = "cpu",
+    bars: Bars | None = None,
+) -> tuple[RunDir, dict[str, Any]]:
+    """Train a DDPM, sample with the instrumented reverse process, write the run directory.
+
+    Files: ``checkpoint.pt`` (weights, EMA, optimiser; safe to load), ``samples.png``,
+    ``trace.csv`` (``step,tau,reaction,diffusion,t,score,eps_norm,counted``),
+    ``trace_samples.npz``, ``samples.npz`` (the images), ``balance.png``, ``losses.csv``,
+    ``grid-stepN.png`` (with
+    grid_every), ``config.json``, ``manifest.json`` and, last, ``summary.json``.
+    """
+    from rdlens import ddpm, images, report
+    from rdlens.torchutil import resolve_device
+
+    bars = bars or _no_bar
+    dev = resolve_device(device)
+    if resume_dir is not None:
+        rd = RunDir(resume_dir)
+        if rd.is_finished():
+            raise ConfigError(f"{resume_dir} holds a finished run (summary.json exists); nothing to resume")
+        if not rd.file("config.json").exists():
+            raise ConfigError(f"{resume_dir} has no config.json; it is not an rdlens ddpm run directory")
+        cfg = ddpm.config_from_json(json.loads(rd.file("config.json").read_text()))
+    data = images.load(cfg.dataset, cfg.data_dir, seed=cfg.seed, turing_images=cfg.turing_images)
+    if cfg.max_images:
+        data = data[: cfg.max_images]
+    if resume_dir is None:
+        rd = RunDir(run_dir) if run_dir is not None else RunDir.create(
+            out or default_runs_root(), f"ddpm-{cfg.dataset}-{cfg.setting}-seed{cfg.seed}-{timestamp()}")
+        rd.write_config({"system": "ddpm", **asdict(cfg)})
+    shape = (cfg.samples, cfg.unet.in_channels, cfg.unet.image_size, cfg.unet.image_size)
+
+    def grid_png(step: int, model: Any) -> None:
+        res = ddpm.sample(model, shape, cfg.schedule, seed=cfg.seed, sigma=cfg.sigma, device=dev)
+        report.plot_images(images.grid(res.samples), rd.file(f"grid-step{step}.png"), title=f"samples at step {step}")
+
+    with rd.stage("train"), bars(f"DDPM train {cfg.dataset}", cfg.steps) as bar:
+        trained = ddpm.train(cfg, data, str(rd.path), device=dev, resume=resume_dir is not None,
+                             progress=bar.update, on_grid=grid_png)
+    with rd.stage("sample"), bars("DDPM sample", cfg.schedule.T) as bar:
+        result = ddpm.sample(trained.ema_model, shape, cfg.schedule, seed=cfg.seed + 2, sigma=cfg.sigma,
+                             device=dev, progress=bar.update)
+    tr = result.trace
+    name = DDPM_SETTING_NAMES[cfg.dataset]
+    with rd.stage("write"):
+        tr.save(rd.file("trace.csv"))
+        _save_losses(rd.file("losses.csv"), trained.losses)
+        _save_npz(rd.file("samples.npz"), samples=result.samples.detach().float().cpu().numpy())
+        report.plot_images(images.grid(result.samples), rd.file("samples.png"),
+                           title=f"DDPM samples, {name}\n{trained.steps_done} training steps")
+        report.plot_balance(tr, rd.file("balance.png"))
+    counted = tr.counted
+    summary = {
+        "system": "ddpm",
+        "setting": name,
+        **tr.summary(),
+        "M_score": float(np.mean(tr.extra["score"][counted])),
+        "M_eps": float(np.mean(tr.extra["eps_norm"][counted])),
+        "R_score": float(np.mean(tr.extra["score"][counted]) / tr.M_diff),
+        "last_step": "t = 1 adds no noise (diffusion 0): kept in trace.csv with counted = 0, "
+                     "excluded from M_react, M_diff, R, R(tau) and final_R",
+        "T": cfg.schedule.T,
+        "schedule": cfg.schedule.kind,
+        "sigma": cfg.sigma,
+        "samples": cfg.samples,
+        "image_dim": int(np.prod(shape[1:])),
+        "train_images": int(data.shape[0]),
+        "steps": trained.steps_done,
+        "resumed_from_step": trained.resumed_from,
+        "final_loss": float(np.mean(trained.losses[-50:])) if trained.losses else None,
+        "seed": cfg.seed,
+        "wall_time_s": sum(rd.timings.values()),
+        "run_dir": str(rd.path),
+    }
+    from rdlens.unet import n_params
+
+    rd.write_manifest(seed=cfg.seed, device=str(dev), torch_threads=_torch_threads(),
+                      parameters=n_params(trained.model))
+    rd.write_summary(summary)
+    return rd, summary

@@ -107,3 +107,229 @@ def plot_gates(gates: dict[str, np.ndarray], trace: BalanceTrace, path: str | os
     axes[0].set_title(title)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_images(tiled: np.ndarray, path: str | os.PathLike, title: str = "") -> Path:
+    """A tiled image grid (H, W, C) in [0, 1] as a PNG."""
+    plt = _plt()
+    h, w = tiled.shape[:2]
+    fig, ax = plt.subplots(figsize=(max(3.0, w / 60), max(3.0, h / 60) + 0.4), dpi=120)
+    ax.imshow(tiled[..., 0] if tiled.shape[2] == 1 else tiled, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+# ---- Table 1, Fig. 2, Fig. 3 of a reproduce folder ------------------------------------------
+
+TABLE_COLUMNS = ("row", "system", "setting", "data", "status", "M_react", "M_diff", "R", "final_R",
+                 "paper_M_react", "paper_M_diff", "paper_R", "rel_diff_M_react", "rel_diff_M_diff", "rel_diff_R",
+                 "note")
+LINESTYLES = {"rd": "-", "lstm": "--", "ddpm": "-."}
+
+
+def _rel(ours: float | None, paper: float) -> float | None:
+    return None if ours is None else ours / paper - 1.0
+
+
+def table_rows(folder: str | os.PathLike) -> list[dict]:
+    """One record per row of a reproduce folder, read from rows.json and each row's summary."""
+    import json
+
+    from rdlens.paper import TABLE1
+
+    folder = Path(folder)
+    info = json.loads((folder / "rows.json").read_text())
+    records = []
+    for r in info["rows"]:
+        paper = TABLE1[r["id"]]
+        rec = {"row": r["id"], "system": paper.system, "setting": r["setting"], "data": r["data"],
+               "status": r["status"], "M_react": None, "M_diff": None, "R": None, "final_R": None,
+               "paper_M_react": paper.M_react, "paper_M_diff": paper.M_diff, "paper_R": paper.R,
+               "note": r["reason"] or ""}
+        summary_path = folder / r["dir"] / "summary.json"
+        if r["status"] != "skipped":
+            s = json.loads(summary_path.read_text())
+            rec.update({k: s[k] for k in ("M_react", "M_diff", "R", "final_R")})
+            if r["status"] == "stand-in data":
+                rec["note"] = f"{r['setting']} absent: measured on the offline {r['data']} data set instead"
+        rec["rel_diff_M_react"] = _rel(rec["M_react"], paper.M_react)
+        rec["rel_diff_M_diff"] = _rel(rec["M_diff"], paper.M_diff)
+        rec["rel_diff_R"] = _rel(rec["R"], paper.R)
+        records.append(rec)
+    return records
+
+
+def _num(x: float | None, digits: int = 4) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:+.1%}"
+
+
+def table_markdown(records: list[dict], title: str) -> str:
+    head = ("| row | system | setting | data | M_react | M_diff | R | final R | paper M_react | paper M_diff "
+            "| paper R | Δ M_react | Δ M_diff | Δ R | status |")
+    lines = [f"# {title}", "", head, "|" + "---|" * 15]
+    for r in records:
+        status = r["status"] + (f": {r['note']}" if r["note"] else "")
+        lines.append(
+            f"| {r['row']} | {r['system']} | {r['setting']} | {r['data']} | {_num(r['M_react'])} | "
+            f"{_num(r['M_diff'])} | {_num(r['R'])} | {_num(r['final_R'])} | {_num(r['paper_M_react'])} | "
+            f"{_num(r['paper_M_diff'])} | {_num(r['paper_R'])} | {_pct(r['rel_diff_M_react'])} | "
+            f"{_pct(r['rel_diff_M_diff'])} | {_pct(r['rel_diff_R'])} | {status} |")
+    lines += ["", "Δ = ours / paper − 1. Paper values: Lo, Nishimura & Ikeda, Table 1. "
+                  "DDPM rows exclude the last reverse step, which adds no noise."]
+    return "\n".join(lines) + "\n"
+
+
+def table_csv(records: list[dict]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in records:
+        w.writerow({k: ("" if r[k] is None else (repr(r[k]) if isinstance(r[k], float) else r[k])) for k in TABLE_COLUMNS})
+    return buf.getvalue()
+
+
+def _tex_escape(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("—", "--"), ("→", r"$\to$")):
+        s = s.replace(a, b)
+    return s
+
+
+def table_latex(records: list[dict]) -> str:
+    lines = [r"\begin{tabular}{llllrrrrrrr}", r"\hline",
+             r"System & Setting & Data & $\mathcal{M}_{\mathrm{react}}$ & $\mathcal{M}_{\mathrm{diff}}$ & $R$ & "
+             r"final $R$ & paper $\mathcal{M}_{\mathrm{react}}$ & paper $\mathcal{M}_{\mathrm{diff}}$ & paper $R$ & "
+             r"$\Delta R$ \\", r"\hline"]
+    for r in records:
+        cells = [r["system"], r["setting"], r["data"] + (" (skipped)" if r["status"] == "skipped" else ""),
+                 _num(r["M_react"]), _num(r["M_diff"]), _num(r["R"]), _num(r["final_R"]), _num(r["paper_M_react"]),
+                 _num(r["paper_M_diff"]), _num(r["paper_R"]), _pct(r["rel_diff_R"])]
+        lines.append(" & ".join(_tex_escape(c) for c in cells) + r" \\")
+    lines += [r"\hline", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def _traces(folder: Path, records: list[dict]) -> list[tuple[dict, BalanceTrace]]:
+    return [(r, BalanceTrace.load(folder / "rows" / r["row"] / "trace.csv")) for r in records
+            if r["status"] != "skipped"]
+
+
+def plot_fig2(pairs: list[tuple[dict, BalanceTrace]], stem: Path) -> None:
+    """R(tau) of every row in one plot: RD solid, LSTM dashed, DDPM dash-dot (as the paper)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
+    for r, tr in pairs:
+        ax.plot(tr.tau, tr.R_tau, ls=LINESTYLES[r["row"].split("-")[0]], lw=1.2,
+                label=f"{r['system']} {r['setting']}" + (f" ({r['data']})" if r["status"] == "stand-in data" else ""))
+    ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("normalised time tau")
+    ax.set_ylabel("R(tau) = reaction / diffusion")
+    ax.set_ylim(0, 2)
+    ax.set_title("Dynamic Balance Ratio over time (Fig. 2); y clipped to [0, 2]")
+    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    fig.tight_layout()
+    import io
+
+    from rdlens.rundir import atomic_write_bytes
+
+    for fmt, meta in (("png", {"Software": None}), ("svg", {"Date": None, "Creator": None})):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, metadata=meta)
+        atomic_write_bytes(stem.with_suffix("." + fmt), buf.getvalue())
+    plt.close(fig)
+
+
+def plot_fig3(pairs: list[tuple[dict, BalanceTrace]], path: Path) -> Path:
+    """Final R per row as labelled bars (Fig. 3)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=120)
+    names = [f"{r['system']}\n{r['setting']}" for r, _ in pairs]
+    values = [tr.final_R for _, tr in pairs]
+    colors = [{"rd": "C0", "lstm": "C1", "ddpm": "C2"}[r["row"].split("-")[0]] for r, _ in pairs]
+    bars = ax.bar(range(len(values)), values, color=colors)
+    for b, v in zip(bars, values):
+        ax.annotate(f"{v:.3f}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
+    ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+    ax.set_xticks(range(len(values)), names, fontsize=7)
+    ax.set_ylabel("final R")
+    ax.set_title("Final Dynamic Balance Ratio (Fig. 3)")
+    fig.tight_layout()
+    return save_figure(fig, path, metadata={"Software": None})
+
+
+def plot_patterns(folder: Path, records: list[dict], path: Path) -> Path:
+    """What each row produced: RD v fields, an LSTM prediction, DDPM sample grids."""
+    from rdlens.images import grid
+
+    plt = _plt()
+    done = [r for r in records if r["status"] != "skipped"]
+    cols = 4
+    rows = max(1, -(-len(done) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), dpi=110, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, r in zip(axes.flat, done):
+        d = folder / "rows" / r["row"]
+        kind = r["row"].split("-")[0]
+        title = f"{r['system']} {r['setting']}" + (f"\n({r['data']} stand-in)" if r["status"] == "stand-in data" else "")
+        if kind == "rd":
+            with np.load(d / "state.npz") as z:
+                ax.imshow(z["v"], cmap="viridis", origin="lower")
+        elif kind == "lstm":
+            ax.set_axis_on()
+            with np.load(d / "predictions.npz") as z:
+                x, y, mode = z["inputs"][0], z["outputs"][0], str(z["eval_mode"])
+            ax.plot(np.arange(len(x)), x, "k", lw=0.8)
+            start = 1 if mode == "teacher" else len(x)
+            ax.plot(np.arange(start, start + len(y)), y, ls="--", lw=0.8, color="C1" if mode == "teacher" else "C3")
+            ax.tick_params(labelsize=6)
+            title += f" ({mode})"
+        else:
+            with np.load(d / "samples.npz") as z:
+                tiled = grid(torch_tensor(z["samples"]))
+            ax.imshow(tiled[..., 0] if tiled.shape[2] == 1 else tiled, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path, metadata={"Software": None})
+
+
+def torch_tensor(a: np.ndarray):
+    import torch
+
+    return torch.from_numpy(a)
+
+
+def build_report(folder: str | os.PathLike) -> str:
+    """Write table1.{md,csv,json,tex}, fig2.{png,svg}, fig3.png and patterns.png from the
+    saved rows of a reproduce folder (recomputing nothing); return the Markdown table."""
+    import json
+
+    from rdlens.rundir import atomic_write_text, dumps
+
+    folder = Path(folder)
+    if not (folder / "rows.json").exists():
+        from rdlens.errors import ConfigError
+
+        raise ConfigError(f"{folder} has no rows.json: not a finished `rdlens reproduce` folder")
+    info = json.loads((folder / "rows.json").read_text())
+    records = table_rows(folder)
+    md = table_markdown(records, f"Table 1 reproduced (profile {info['profile']}, seed {info['seed']})")
+    atomic_write_text(folder / "table1.md", md)
+    atomic_write_text(folder / "table1.csv", table_csv(records))
+    atomic_write_text(folder / "table1.json", dumps({"profile": info["profile"], "seed": info["seed"], "rows": records}))
+    atomic_write_text(folder / "table1.tex", table_latex(records))
+    pairs = _traces(folder, records)
+    if pairs:
+        plot_fig2(pairs, folder / "fig2")
+        plot_fig3(pairs, folder / "fig3.png")
+        plot_patterns(folder, records, folder / "patterns.png")
+    return md

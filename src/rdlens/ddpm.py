@@ -1,0 +1,370 @@
+"""DDPM (Ho et al. 2020): noise schedule, training loss, and an instrumented reverse sampler.
+
+Reverse step t = T ... 1 (Algorithm 2), with schedule index s = t - 1 as diffusers counts:
+
+    mu_theta = (x_t - beta_t / sqrt(1 - abar_t) * eps_theta(x_t, s)) / sqrt(alpha_t)
+    x_{t-1}  = mu_theta + sigma_t z,        z ~ N(0, I), z = 0 at t = 1
+
+Per step and per image the sampler records (SPEC.md)
+
+    reaction  = || mu_theta - x_t ||        the whole drift of the update (the paper's Eq. 10)
+    diffusion = || sigma_t z ||             sigma_t = sqrt(beta_t), or the posterior sigma
+    score     = || beta_t / (sqrt(alpha_t) sqrt(1 - abar_t)) eps_theta ||   the learned part alone
+    eps_norm  = || eps_theta ||             the paper's Eq. 14 read literally
+
+and averages them over the batch. The last step (t = 1) adds no noise: its row is kept in the
+trace but excluded from M_react, M_diff, R and R(tau) (``counted`` = 0).
+
+Any callable ``eps_model(x_t, s) -> eps`` can be measured, with ``s`` a long tensor of
+0-based schedule indices, one per image.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+import torch
+
+from rdlens.balance import BalanceTrace
+from rdlens.errors import ConfigError
+
+SCHEDULES = ("linear", "cosine")
+SIGMAS = ("beta", "posterior")
+
+EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The forward-process noise schedule; tensors are float64 on the CPU (cast on use)."""
+
+    T: int = 1000
+    """number of diffusion steps"""
+    kind: str = "linear"
+    """linear (Ho et al.: beta from beta_start to beta_end) or cosine (Nichol & Dhariwal)"""
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.T, int) or self.T < 2:
+            raise ConfigError(f"T must be an integer >= 2, got {self.T!r}")
+        if self.kind not in SCHEDULES:
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.kind!r}")
+        if not (0 < self.beta_start <= self.beta_end < 1):
+            raise ConfigError(f"need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
+
+    @cached_property
+    def alphas(self) -> torch.Tensor:
+        return 1.0 - self.betas
+
+    @cached_property
+    def alpha_bars(self) -> torch.Tensor:
+        """abar_t = prod_{s <= t} alpha_s."""
+        return torch.cumprod(self.alphas, dim=0)
+
+    @cached_property
+    def posterior_variance(self) -> torch.Tensor:
+        """Variance of q(x_{t-1} | x_t, x_0): beta_t (1 - abar_{t-1}) / (1 - abar_t)."""
+        ab_prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bars[:-1]])
+        return self.betas * (1.0 - ab_prev) / (1.0 - self.alpha_bars)
+
+    @cached_property
+    def betas(self) -> torch.Tensor:
+        """beta_t for t = 1 ... T (index t - 1)."""
+        if self.kind == "linear":
+            return torch.linspace(self.beta_start, self.beta_end, self.T, dtype=torch.float64)
+        s = 0.008
+        steps = torch.arange(self.T + 1, dtype=torch.float64) / self.T
+        f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
+        return torch.clamp(1 - f[1:] / f[:-1], max=0.999)
+
+    def sigmas(self, kind: str = "beta") -> torch.Tensor:
+        """Noise scale of each reverse step: sqrt(beta_t) or the posterior standard deviation."""
+        if kind not in SIGMAS:
+            raise ConfigError(f"sigma must be one of {', '.join(SIGMAS)}, got {kind!r}")
+        return self.betas.sqrt() if kind == "beta" else self.posterior_variance.sqrt()
+
+    def q_sample(self, x0: torch.Tensor, s: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """Forward noising x_s = sqrt(abar_s) x0 + sqrt(1 - abar_s) eps, s 0-based per image."""
+        ab = self.alpha_bars.to(x0.device)[s].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
+        return ab.sqrt() * x0 + (1 - ab).sqrt() * eps
+
+
+def loss(eps_model: EpsModel, schedule: Schedule, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The simple loss E || eps - eps_theta(x_s, s) ||^2 (mean over pixels and images)."""
+    s = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator, device="cpu").to(x0.device)
+    eps = torch.randn(x0.shape, generator=generator, device="cpu", dtype=x0.dtype).to(x0.device)
+    return torch.mean((eps - eps_model(schedule.q_sample(x0, s, eps), s)) ** 2)
+
+
+@dataclass
+class SampleResult:
+    samples: torch.Tensor
+    trace: BalanceTrace
+
+
+def sample(
+    eps_model: EpsModel,
+    shape: tuple[int, ...],
+    schedule: Schedule | None = None,
+    seed: int = 0,
+    *,
+    sigma: str = "beta",
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    progress: Callable[[int], None] | None = None,
+) -> SampleResult:
+    """Run the reverse process from x_T ~ N(0, I) of ``shape`` (batch first) to x_0, and
+    record reaction, diffusion, score and eps_norm per step and image (see module doc).
+
+    Rows of the trace are in sampling order: step 1 is t = T (tau = 0, pure noise), step T
+    is t = 1 (tau = 1), whose diffusion is 0 and which is not counted.
+    """
+    schedule = schedule or Schedule()
+    if len(shape) < 2:
+        raise ConfigError(f"shape must be (batch, ...) with at least one data dimension, got {shape}")
+    device = torch.device(device)
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    n, T = shape[0], schedule.T
+    sig = schedule.sigmas(sigma)
+    x = torch.randn(shape, generator=gen, dtype=dtype).to(device)
+    cols = {k: torch.empty(T, n, dtype=torch.float64) for k in ("reaction", "diffusion", "score", "eps_norm")}
+    dims = tuple(range(1, len(shape)))
+    with torch.no_grad():
+        for row, s in enumerate(range(T - 1, -1, -1)):
+            beta, alpha, ab = (float(v[s]) for v in (schedule.betas, schedule.alphas, schedule.alpha_bars))
+            eps = eps_model(x, torch.full((n,), s, dtype=torch.long, device=device))
+            coef = beta / math.sqrt(1.0 - ab)
+            drift = (x - coef * eps) / math.sqrt(alpha) - x
+            if s > 0:
+                z = torch.randn(shape, generator=gen, dtype=dtype).to(device)
+                noise = float(sig[s]) * z
+            else:
+                noise = torch.zeros_like(x)
+            cols["reaction"][row] = torch.linalg.vector_norm(drift, dim=dims).double().cpu()
+            cols["diffusion"][row] = torch.linalg.vector_norm(noise, dim=dims).double().cpu()
+            eps_norm = torch.linalg.vector_norm(eps, dim=dims).double().cpu()
+            cols["eps_norm"][row] = eps_norm
+            cols["score"][row] = coef / math.sqrt(alpha) * eps_norm
+            x = x + drift + noise
+            if progress is not None:
+                progress(1)
+    counted = np.ones(T, dtype=bool)
+    counted[-1] = False
+    trace = BalanceTrace.from_samples(
+        cols["reaction"].numpy(), cols["diffusion"].numpy(), counted=counted,
+        extra={"t": np.arange(T, 0, -1), "score": cols["score"].mean(1).numpy(),
+               "eps_norm": cols["eps_norm"].mean(1).numpy()},
+    )
+    return SampleResult(x, trace)
+
+
+def one_point_oracle(point: torch.Tensor, schedule: Schedule) -> EpsModel:
+    """The exact eps-prediction for data that is a single point: eps = (x_s - sqrt(abar_s) a) /
+    sqrt(1 - abar_s). A closed-form denoiser to check the sampler against, and a control."""
+
+    def eps_model(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        ab = schedule.alpha_bars.to(x.device)[s].to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
+        return (x - ab.sqrt() * point.to(x)) / (1 - ab).sqrt()
+
+    return eps_model
+
+
+# ---- training -----------------------------------------------------------------------------
+
+from dataclasses import asdict, field  # noqa: E402
+
+from rdlens.torchutil import load_checkpoint, save_checkpoint  # noqa: E402
+from rdlens.unet import UNet, UNetConfig  # noqa: E402
+
+
+@dataclass(frozen=True)
+class DDPMConfig:
+    """Data, network, schedule, training and sampling of one DDPM run."""
+
+    dataset: str = "digits"
+    """digits | turing (offline) | mnist | fashion-mnist | cifar10 (need --data-dir)"""
+    data_dir: str | None = None
+    """folder holding the real data sets in torchvision's layout"""
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    schedule: Schedule = field(default_factory=Schedule)
+    steps: int = 1500
+    """optimiser steps"""
+    batch_size: int = 32
+    lr: float = 1e-3
+    """AdamW learning rate"""
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    """clip the gradient norm to this (0: none)"""
+    ema: float = 0.995
+    """decay of the exponential moving average of the weights that sampling uses (0: none)"""
+    samples: int = 16
+    """images sampled by the instrumented reverse process"""
+    sigma: str = "beta"
+    """noise of the reverse step: beta (sigma_t^2 = beta_t, the paper) or posterior"""
+    grid_every: int = 0
+    """write a sample grid every this many training steps (0: none; costs a full sampling run)"""
+    checkpoint_every: int = 200
+    max_images: int = 0
+    """use at most this many training images (0: all)"""
+    turing_images: int = 512
+    """size of the generated Turing-pattern data set"""
+    seed: int = 0
+    """seeds data order, initial weights, training noise and sampling"""
+    setting: str = "default"
+
+    def __post_init__(self) -> None:
+        from rdlens.images import DATASETS
+
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        for name, low in (("steps", 0), ("batch_size", 1), ("samples", 1), ("grid_every", 0),
+                          ("checkpoint_every", 1), ("max_images", 0), ("turing_images", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
+        if not 0 <= self.ema < 1:
+            raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
+        if self.sigma not in SIGMAS:
+            raise ConfigError(f"sigma must be one of {', '.join(SIGMAS)}, got {self.sigma!r}")
+        if self.grad_clip < 0 or self.weight_decay < 0:
+            raise ConfigError(f"grad_clip and weight_decay must be >= 0, got {self.grad_clip}, {self.weight_decay}")
+        channels = 3 if self.dataset == "cifar10" else 1
+        if self.unet.in_channels != channels:
+            raise ConfigError(f"{self.dataset} has {channels} channel(s) but the U-Net expects {self.unet.in_channels}")
+
+
+# Presets are data. "paper": the paper's public code (U-Net widths per level with attention
+# at the two lowest resolutions, GroupNorm 8, dropout 0.1; lr 2e-5, batch 128, 5 epochs of
+# 60,000 images, EMA 0.9999; 3 images). "default": a small network that trains on a CPU.
+SETTINGS: dict[str, dict] = {
+    "default": {"unet": {"channels": (16, 32, 64), "res_blocks": 1, "attention": (2,), "dropout": 0.0},
+                "steps": 1500, "batch_size": 32, "lr": 1e-3, "ema": 0.995, "samples": 16},
+    "paper": {"unet": {"channels": (32, 64, 128, 256), "res_blocks": 2, "attention": (2, 3), "dropout": 0.1},
+              "steps": 2345, "batch_size": 128, "lr": 2e-5, "ema": 0.9999, "samples": 3},
+}
+
+
+def config_for(setting: str, dataset: str = "digits", *, unet: dict | None = None, schedule: dict | None = None,
+               **overrides) -> DDPMConfig:
+    """A :class:`DDPMConfig` from a named preset, then explicit overrides (None = keep)."""
+    if setting not in SETTINGS:
+        raise ConfigError(f"setting must be one of {', '.join(SETTINGS)}, got {setting!r}")
+    values = {k: v for k, v in SETTINGS[setting].items() if k != "unet"}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    unet_values = dict(SETTINGS[setting]["unet"], in_channels=3 if dataset == "cifar10" else 1)
+    unet_values.update({k: v for k, v in (unet or {}).items() if v is not None})
+    if (unet or {}).get("attention") is None:
+        # fewer levels than the preset: keep its attention levels that exist, else the lowest
+        levels = len(unet_values["channels"])
+        unet_values["attention"] = tuple(a for a in unet_values["attention"] if a < levels) or (levels - 1,)
+    sched = Schedule(**{k: v for k, v in (schedule or {}).items() if v is not None})
+    return DDPMConfig(dataset=dataset, unet=UNetConfig(**unet_values), schedule=sched, setting=setting, **values)
+
+
+def config_from_json(d: dict) -> DDPMConfig:
+    """Rebuild a DDPMConfig from its config.json."""
+    d = {k: v for k, v in d.items() if k != "system"}
+    unet = {k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("unet").items()}
+    return DDPMConfig(unet=UNetConfig(**unet), schedule=Schedule(**d.pop("schedule")), **d)
+
+
+@dataclass
+class TrainResult:
+    model: UNet
+    ema_model: UNet
+    losses: list[float]
+    steps_done: int
+    resumed_from: int
+    wall_time_s: float
+
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def train(
+    cfg: DDPMConfig,
+    images: torch.Tensor,
+    checkpoint_dir: str | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    resume: bool = False,
+    progress: Callable[[int], None] | None = None,
+    on_grid: Callable[[int, UNet], None] | None = None,
+) -> TrainResult:
+    """Train eps-prediction with the simple loss: AdamW, gradient clipping, EMA of the weights,
+    a resumable checkpoint every ``cfg.checkpoint_every`` steps (and at the end)."""
+    import copy
+    import time
+    from pathlib import Path
+
+    torch.manual_seed(cfg.seed)
+    model = UNet(cfg.unet).to(device)
+    ema_model = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    losses: list[float] = []
+    step = 0
+    ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    if resume and ckpt is not None and ckpt.exists():
+        state = load_checkpoint(ckpt, device)
+        model.load_state_dict(state["model"])
+        ema_model.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        losses = state["losses"].tolist()
+        step = int(state["step"])
+    resumed_from = step
+    if progress is not None and step:
+        progress(step)
+    images = images.to(device)
+    t0 = time.perf_counter()
+    model.train()
+    while step < cfg.steps:
+        idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen).to(device)
+        batch_loss = loss(model, cfg.schedule, images[idx], gen)
+        opt.zero_grad(set_to_none=True)
+        batch_loss.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            decay = min(cfg.ema, (1 + step) / (10 + step))  # short warm-up of the average
+            for pe, p in zip(ema_model.parameters(), model.parameters()):
+                pe.lerp_(p, 1 - decay)
+        step += 1
+        losses.append(float(batch_loss.detach()))
+        if not math.isfinite(losses[-1]):
+            from rdlens.errors import SimulationDiverged
+
+            raise SimulationDiverged("DDPM training", step, f"loss = {losses[-1]}")
+        if ckpt is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+            save_checkpoint(ckpt, {
+                "model": model.state_dict(), "ema": ema_model.state_dict(), "optimizer": opt.state_dict(),
+                "generator": gen.get_state(), "step": step, "losses": torch.tensor(losses, dtype=torch.float64),
+                "config": _plain(asdict(cfg)),
+            })
+        if on_grid is not None and cfg.grid_every and step % cfg.grid_every == 0:
+            on_grid(step, ema_model.eval())
+            model.train()
+        if progress is not None:
+            progress(1)
+    model.eval()
+    ema_model.eval()
+    return TrainResult(model, ema_model if cfg.ema > 0 else model, losses, step, resumed_from,
+                       time.perf_counter() - t0)
+
+
+def _plain(d):
+    """Tuples to lists, so a config can be stored in a weights_only checkpoint."""
+    if isinstance(d, dict):
+        return {k: _plain(v) for k, v in d.items()}
+    if isinstance(d, (list, tuple)):
+        return [_plain(v) for v in d]
+    return d

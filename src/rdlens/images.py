@@ -1,0 +1,379 @@
+"""Image data for the DDPM: MNIST, FashionMNIST, CIFAR10, and two offline data sets.
+
+Real data sets are read from the folder layout torchvision uses under ``data_dir``, so
+existing copies just work:
+
+    data_dir/MNIST/raw/train-images-idx3-ubyte[.gz]          (and t10k-..., labels)
+    data_dir/FashionMNIST/raw/train-images-idx3-ubyte[.gz]
+    data_dir/cifar-10-batches-py/data_batch_1 ... data_batch_5, test_batch
+
+``download()`` fetches the official files, checks their MD5 against the published values,
+writes atomically (a partial or corrupt file is never left under its final name) and
+extracts CIFAR10's archive with every member checked. CIFAR10's pickles are read with an
+unpickler that refuses anything but the arrays they are meant to hold.
+
+Offline data sets that need no network:
+- ``digits``: the 1,797 real handwritten digits (8 x 8, 43 writers, UCI) that ship inside
+  scikit-learn's wheel; the only real handwriting on PyPI that needs no download, and the
+  closest offline stand-in for MNIST. Upsampled to 28 x 28 and padded to 32 x 32 like MNIST.
+- ``turing``: Gray-Scott pattern images generated with rdlens.grayscott (spots to stripes),
+  the one data set that all three systems of the paper can share.
+
+Every loader returns a float32 tensor (N, C, 32, 32) scaled to [-1, 1].
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pickle
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rdlens.errors import ConfigError
+
+OFFLINE = ("digits", "turing")
+DOWNLOADABLE = ("mnist", "fashion-mnist", "cifar10")
+DATASETS = OFFLINE + DOWNLOADABLE
+
+
+class DownloadError(RuntimeError):
+    """A download failed (network, size or checksum); nothing was left behind."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a data set's official files come from and what they must hash to."""
+
+    folder: str
+    """folder under data_dir, as torchvision lays it out"""
+    mirrors: tuple[str, ...]
+    files: tuple[tuple[str, str], ...]
+    """(file name, MD5) of each official file"""
+    archive: bool = False
+    """the single file is a .tar.gz to extract into data_dir"""
+
+
+SOURCES: dict[str, Source] = {
+    "mnist": Source(
+        "MNIST/raw",
+        ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+        (("train-images-idx3-ubyte.gz", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+         ("train-labels-idx1-ubyte.gz", "d53e105ee54ea40749a09fcbcd1e9432"),
+         ("t10k-images-idx3-ubyte.gz", "9fb629c4189551a2d022fa330f9573f3"),
+         ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c")),
+    ),
+    "fashion-mnist": Source(
+        "FashionMNIST/raw",
+        ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+        (("train-images-idx3-ubyte.gz", "8d4fb7e6c68d591d4c3dfef9ec88bf0d"),
+         ("train-labels-idx1-ubyte.gz", "25c81989df183df01b3e8a0aad5dffbe"),
+         ("t10k-images-idx3-ubyte.gz", "bef4ecab320f06d8554ea6380940ec79"),
+         ("t10k-labels-idx1-ubyte.gz", "bb300cfdad3c16e7a12a480ee83cd310")),
+    ),
+    "cifar10": Source(
+        "",
+        ("https://www.cs.toronto.edu/~kriz/",),
+        (("cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a"),),
+        archive=True,
+    ),
+}
+CIFAR_FOLDER = "cifar-10-batches-py"
+CIFAR_TRAIN = tuple(f"data_batch_{k}" for k in range(1, 6))
+CIFAR_TEST = "test_batch"
+
+
+# ---- reading ------------------------------------------------------------------------------
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (the MNIST format), gzipped or not, checking its header and size."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ConfigError(f"{path}: not an IDX file (bad magic number)")
+    types = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+    if raw[2] not in types:
+        raise ConfigError(f"{path}: unknown IDX element type 0x{raw[2]:02x}")
+    ndim = raw[3]
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dtype = np.dtype(types[raw[2]])
+    expected = 4 + 4 * ndim + int(np.prod(dims)) * dtype.itemsize
+    if len(raw) != expected:
+        raise ConfigError(f"{path}: IDX header says {dims} ({expected} bytes) but the file has {len(raw)} bytes")
+    return np.frombuffer(raw, dtype=dtype, offset=4 + 4 * ndim).reshape(dims)
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles CIFAR10 batches: dicts, lists, bytes, numbers and numpy arrays, nothing else.
+    Any other global (a function, a class, os.system ...) is refused before it is looked up."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("_codecs", "encode"),  # how Python 3 writes an array's bytes in a protocol-2 pickle
+    }
+
+    def find_class(self, module: str, name: str):  # noqa: D102
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: only numpy arrays are allowed")
+        import importlib
+
+        try:
+            return getattr(importlib.import_module(module), name)
+        except ImportError:  # numpy 1 vs 2 moved numpy.core to numpy._core
+            alt = module.replace("numpy.core", "numpy._core") if "._core" not in module else module.replace("_core", "core")
+            return getattr(importlib.import_module(alt), name)
+
+
+def read_cifar_batch(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read one CIFAR10 python batch safely: images (N, 3, 32, 32) uint8 and labels (N,)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            batch = _ArraysOnly(fh, encoding="bytes").load()
+    except pickle.UnpicklingError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(batch, dict):
+        raise ConfigError(f"{path}: a CIFAR10 batch must be a dict, got {type(batch).__name__}")
+    data = batch.get(b"data", batch.get("data"))
+    labels = batch.get(b"labels", batch.get("labels"))
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise ConfigError(f"{path}: 'data' must be a uint8 array of shape (N, 3072)")
+    if labels is None or len(labels) != data.shape[0]:
+        raise ConfigError(f"{path}: 'labels' must have one entry per image")
+    return data.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
+
+
+def _find(data_dir: Path, folder: str, name: str) -> Path | None:
+    for base in (data_dir / folder, data_dir):
+        for candidate in (base / name, base / (name + ".gz"), base / name.removesuffix(".gz")):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _missing(name: str, data_dir: Path, where: Path) -> ConfigError:
+    return ConfigError(
+        f"{name} not found under {where} (searched torchvision's layout); get it with: "
+        f"rdlens data download {name} --data-dir {data_dir}"
+    )
+
+
+def to_unit_range(images: np.ndarray, max_value: float = 255.0) -> torch.Tensor:
+    """uint8-like images -> float32 tensor in [-1, 1]."""
+    return torch.from_numpy(images.astype(np.float32) / max_value * 2.0 - 1.0)
+
+
+def pad_to_32(x: torch.Tensor) -> torch.Tensor:
+    """Pad 28 x 28 images with 2 background pixels on each side (value -1), like the paper."""
+    return F.pad(x, (2, 2, 2, 2), value=-1.0)
+
+
+def load_mnist_like(name: str, data_dir: str | os.PathLike, split: str = "train") -> torch.Tensor:
+    """MNIST or FashionMNIST from its IDX files: (N, 1, 32, 32) in [-1, 1]."""
+    data_dir = Path(data_dir).expanduser()
+    src = SOURCES[name]
+    prefix = "train" if split == "train" else "t10k"
+    path = _find(data_dir, src.folder, f"{prefix}-images-idx3-ubyte.gz")
+    if path is None:
+        raise _missing(name, data_dir, data_dir / src.folder)
+    images = read_idx(path)
+    if images.ndim != 3 or images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+        raise ConfigError(f"{path}: expected uint8 images of 28 x 28, got {images.dtype} {images.shape}")
+    return pad_to_32(to_unit_range(images)[:, None])
+
+
+def load_cifar10(data_dir: str | os.PathLike, split: str = "train") -> torch.Tensor:
+    """CIFAR10 from its python batches: (N, 3, 32, 32) in [-1, 1]."""
+    data_dir = Path(data_dir).expanduser()
+    folder = data_dir / CIFAR_FOLDER
+    names = CIFAR_TRAIN if split == "train" else (CIFAR_TEST,)
+    if not all((folder / n).is_file() for n in names):
+        raise _missing("cifar10", data_dir, folder)
+    return to_unit_range(np.concatenate([read_cifar_batch(folder / n)[0] for n in names]))
+
+
+def load_digits() -> torch.Tensor:
+    """scikit-learn's handwritten digits, upsampled to 28 x 28 and padded to 32 x 32."""
+    from sklearn.datasets import load_digits as sk_digits
+
+    images = torch.from_numpy(sk_digits().images.astype(np.float32) / 16.0)[:, None]
+    images = F.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False).clamp(0, 1)
+    return pad_to_32(images * 2 - 1)
+
+
+def make_turing(n: int = 512, seed: int = 0, steps: int = 4000, size: int = 64) -> torch.Tensor:
+    """Gray-Scott v fields from spots (F = 0.029) to stripes (F = 0.055), k = 0.062, each from
+    a few randomly placed seed squares, average-pooled to 32 x 32 and scaled to [-1, 1]."""
+    from rdlens import grayscott
+
+    if n < 1 or size % 32:
+        raise ConfigError(f"turing: need n >= 1 and size a multiple of 32, got n={n}, size={size}")
+    rng = np.random.default_rng(seed)
+    feeds = np.linspace(0.029, 0.055, 5)
+    fields = []
+    for j in range(n):
+        params = grayscott.GrayScott(F=float(feeds[j % len(feeds)]), size=size, length=size * 0.01)
+        u = np.ones((size, size))
+        v = np.zeros((size, size))
+        for _ in range(rng.integers(2, 6)):
+            r, c = rng.integers(0, size - 6, 2)
+            u[r : r + 6, c : c + 6] = 0.5
+            v[r : r + 6, c : c + 6] = 0.25
+        u += 0.01 * rng.standard_normal(u.shape)
+        v += 0.01 * rng.standard_normal(v.shape)
+        fields.append(grayscott.run(params, steps, init=(u, v)).v)
+    x = torch.from_numpy(np.stack(fields).astype(np.float32))[:, None]
+    x = F.avg_pool2d(x, size // 32)
+    lo, hi = float(x.min()), float(x.max())
+    return (x - lo) / max(hi - lo, 1e-12) * 2 - 1
+
+
+def load(name: str, data_dir: str | os.PathLike | None = None, split: str = "train", *, seed: int = 0,
+         turing_images: int = 512) -> torch.Tensor:
+    """Any data set by name: (N, C, 32, 32) float32 in [-1, 1]."""
+    if name not in DATASETS:
+        raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
+    if name == "digits":
+        return load_digits()
+    if name == "turing":
+        return make_turing(turing_images, seed)
+    if data_dir is None:
+        raise ConfigError(f"{name} needs --data-dir (the folder holding it, in torchvision's layout)")
+    if name == "cifar10":
+        return load_cifar10(data_dir, split)
+    return load_mnist_like(name, data_dir, split)
+
+
+def is_present(name: str, data_dir: str | os.PathLike | None) -> bool:
+    """Whether ``load(name, data_dir)`` would find its files (offline sets always are)."""
+    if name in OFFLINE:
+        return True
+    if data_dir is None:
+        return False
+    try:
+        if name == "cifar10":
+            folder = Path(data_dir).expanduser() / CIFAR_FOLDER
+            return all((folder / n).is_file() for n in CIFAR_TRAIN)
+        return _find(Path(data_dir).expanduser(), SOURCES[name].folder, "train-images-idx3-ubyte.gz") is not None
+    except OSError:
+        return False
+
+
+# ---- downloading --------------------------------------------------------------------------
+
+
+def _fetch(url: str, dest: Path, md5: str, timeout: float, progress: Callable[[int], None] | None) -> None:
+    """Stream ``url`` into a temporary file beside ``dest``, check size and MD5, then rename."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        digest = hashlib.md5(usedforsecurity=False)
+        received = 0
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+            expected = resp.headers.get("Content-Length")
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        if expected is not None and received != int(expected):
+            raise DownloadError(f"{url}: transfer interrupted ({received} of {expected} bytes)")
+        if digest.hexdigest() != md5:
+            raise DownloadError(f"{url}: checksum mismatch (MD5 {digest.hexdigest()}, expected {md5})")
+        os.replace(tmp, dest)
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        raise DownloadError(f"{url}: {exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def safe_extract(archive: Path, dest: Path, only_under: str) -> None:
+    """Extract a tar.gz whose members must all be regular files or folders under
+    ``only_under``/ (no absolute paths, no '..', no links); into a temporary folder first,
+    then renamed into place."""
+    with tarfile.open(archive, "r:gz") as tar:
+        members = tar.getmembers()
+        for m in members:
+            parts = Path(m.name).parts
+            if (m.name.startswith("/") or ".." in parts or not parts or parts[0] != only_under
+                    or not (m.isfile() or m.isdir())):
+                raise DownloadError(f"{archive}: refused to extract unsafe member {m.name!r}")
+        tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest))
+        try:
+            tar.extractall(tmp, members=members, filter="data")
+            target = dest / only_under
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(tmp / only_under, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def download(name: str, data_dir: str | os.PathLike, *, mirror: str | None = None, timeout: float = 60.0,
+             progress: Callable[[int], None] | None = None) -> Path:
+    """Fetch ``name``'s official files into ``data_dir`` (torchvision's layout), verifying
+    MD5 checksums; files already present with the right checksum are kept. ``mirror`` replaces
+    the official base URLs (a folder URL ending in /). Returns the data set's folder."""
+    if name not in SOURCES:
+        raise ConfigError(f"downloadable data sets are {', '.join(SOURCES)}; got {name!r}"
+                          + (" (it ships with rdlens: nothing to download)" if name in OFFLINE else ""))
+    src = SOURCES[name]
+    root = Path(data_dir).expanduser()
+    folder = root / src.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    for fname, md5 in src.files:
+        dest = folder / fname
+        if dest.exists() and _md5(dest) == md5:
+            continue
+        errors = []
+        for base in ((mirror,) if mirror else src.mirrors):
+            try:
+                _fetch(base.rstrip("/") + "/" + fname, dest, md5, timeout, progress)
+                break
+            except DownloadError as exc:
+                errors.append(str(exc))
+        else:
+            raise DownloadError("; ".join(errors))
+        if src.archive:
+            safe_extract(dest, root, CIFAR_FOLDER)
+    if src.archive and not (root / CIFAR_FOLDER).is_dir():
+        safe_extract(folder / src.files[0][0], root, CIFAR_FOLDER)
+    return root / CIFAR_FOLDER if src.archive else folder
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def grid(images: torch.Tensor, nrow: int | None = None) -> np.ndarray:
+    """Tile (N, C, H, W) images in [-1, 1] into one (H', W', C) array in [0, 1] for a PNG."""
+    n, c, h, w = images.shape
+    nrow = nrow or int(np.ceil(np.sqrt(n)))
+    ncol = int(np.ceil(n / nrow))
+    out = np.ones((ncol * (h + 2) + 2, nrow * (w + 2) + 2, c), dtype=np.float32)
+    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
+    for k in range(n):
+        r, q = divmod(k, nrow)
+        out[2 + r * (h + 2): 2 + r * (h + 2) + h, 2 + q * (w + 2): 2 + q * (w + 2) + w] = x[k]
+    return out

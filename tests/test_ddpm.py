@@ -1,0 +1,165 @@
+"""DDPM: schedule closed forms, forward noising, the reverse step, and the sampler with an
+exact (oracle) denoiser, whose trace has closed-form values."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rdlens import ddpm
+from rdlens.cli import main
+from rdlens.errors import ConfigError
+
+
+def test_linear_schedule_closed_forms():
+    s = ddpm.Schedule()
+    assert s.betas[0].item() == pytest.approx(1e-4) and s.betas[-1].item() == pytest.approx(0.02)
+    assert torch.all(s.betas[1:] > s.betas[:-1])  # increases with t (the paper's §2.3 erratum)
+    np.testing.assert_allclose(s.alphas.numpy(), 1 - np.linspace(1e-4, 0.02, 1000))
+    np.testing.assert_allclose(s.alpha_bars.numpy(), np.cumprod(1 - np.linspace(1e-4, 0.02, 1000)), rtol=1e-12)
+    ab = s.alpha_bars.numpy()
+    post = s.betas.numpy()[1:] * (1 - ab[:-1]) / (1 - ab[1:])
+    np.testing.assert_allclose(s.posterior_variance.numpy()[1:], post, rtol=1e-12)
+    assert s.posterior_variance[0].item() == 0.0
+    assert s.alpha_bars[-1].item() < 1e-4  # x_T is close to pure noise
+
+
+def test_cosine_schedule_follows_its_definition():
+    s = ddpm.Schedule(T=100, kind="cosine")
+    f = lambda t: math.cos((t / 100 + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+    for t in (1, 50, 99):
+        assert s.alpha_bars[t - 1].item() == pytest.approx(f(t) / f(0), rel=1e-9)
+
+
+def test_forward_noising_has_the_closed_form_mean_and_variance():
+    s = ddpm.Schedule()
+    x0 = torch.full((20000, 4), 0.7, dtype=torch.float64)
+    idx = torch.full((20000,), 300)
+    gen = torch.Generator().manual_seed(0)
+    xt = s.q_sample(x0, idx, torch.randn(x0.shape, generator=gen, dtype=torch.float64))
+    ab = s.alpha_bars[300].item()
+    assert xt.mean().item() == pytest.approx(math.sqrt(ab) * 0.7, abs=0.01)
+    assert xt.var().item() == pytest.approx(1 - ab, rel=0.02)
+
+
+def test_one_reverse_step_matches_the_formula():
+    s = ddpm.Schedule(T=5)
+    eps_const = torch.full((2, 1, 2, 2), 0.3)
+    model = lambda x, t: eps_const  # noqa: E731
+    res = ddpm.sample(model, (2, 1, 2, 2), s, seed=3, dtype=torch.float64)
+    # redo the first step (t = T) by hand with the same random stream
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn((2, 1, 2, 2), generator=gen, dtype=torch.float64)
+    z = torch.randn((2, 1, 2, 2), generator=gen, dtype=torch.float64)
+    b, a, ab = s.betas[4].item(), s.alphas[4].item(), s.alpha_bars[4].item()
+    mu = (x - b / math.sqrt(1 - ab) * 0.3) / math.sqrt(a)
+    tr = res.trace
+    np.testing.assert_allclose(tr.reaction_samples[0], torch.linalg.vector_norm(mu - x, dim=(1, 2, 3)).numpy())
+    np.testing.assert_allclose(tr.diffusion_samples[0], math.sqrt(b) * torch.linalg.vector_norm(z, dim=(1, 2, 3)).numpy())
+    assert tr.extra["score"][0] == pytest.approx(b / (math.sqrt(a) * math.sqrt(1 - ab)) * 0.3 * 2)
+    assert tr.extra["eps_norm"][0] == pytest.approx(0.6)
+    assert list(tr.extra["t"]) == [5, 4, 3, 2, 1]
+
+
+def test_sampler_passes_zero_based_indices_from_T_minus_1_to_0():
+    seen = []
+
+    def model(x, t):
+        seen.append(t.clone())
+        return torch.zeros_like(x)
+
+    ddpm.sample(model, (3, 2), ddpm.Schedule(T=4), seed=0)
+    assert [t.tolist() for t in seen] == [[3] * 3, [2] * 3, [1] * 3, [0] * 3]
+
+
+def test_oracle_for_one_point_data_returns_the_point_and_the_closed_form_diffusion():
+    s = ddpm.Schedule()
+    point = torch.linspace(-1, 1, 1024).reshape(1, 1, 32, 32)
+    res = ddpm.sample(ddpm.one_point_oracle(point, s), (8, 1, 32, 32), s, seed=0, dtype=torch.float64)
+    assert (res.samples - point).abs().max().item() < 1e-9
+    tr = res.trace
+    assert not tr.counted[-1] and tr.diffusion[-1] == 0.0
+    # M_diff = mean_{t=T..2} sqrt(beta_t) * E||z||, E||z|| ~ sqrt(D): 0.0947 sqrt(D) within 1 %
+    expected = np.sqrt(np.linspace(1e-4, 0.02, 1000)[1:]).mean() * math.sqrt(1024)
+    assert expected / math.sqrt(1024) == pytest.approx(0.0947, abs=1e-4)
+    assert tr.M_diff == pytest.approx(expected, rel=0.01)
+    assert tr.R < 0.1
+
+
+def test_trace_saves_with_the_ddpm_columns(tmp_path):
+    res = ddpm.sample(lambda x, t: torch.zeros_like(x), (2, 3), ddpm.Schedule(T=3), seed=0)
+    header = res.trace.save(tmp_path / "trace.csv").read_text().splitlines()[0]
+    assert header == "step,tau,reaction,diffusion,t,score,eps_norm,counted"
+
+
+def test_loss_is_zero_for_a_perfect_predictor_and_positive_otherwise():
+    s = ddpm.Schedule()
+    x0 = torch.zeros(16, 1, 4, 4)
+    # with x0 = 0, x_s = sqrt(1 - abar_s) eps, so eps = x_s / sqrt(1 - abar_s) exactly
+    oracle = ddpm.one_point_oracle(x0[:1], s)
+    assert ddpm.loss(oracle, s, x0, torch.Generator().manual_seed(0)).item() < 1e-10
+    assert ddpm.loss(lambda x, t: torch.zeros_like(x), s, x0, torch.Generator().manual_seed(0)).item() > 0.5
+
+
+@pytest.mark.parametrize("kwargs, fragment", [({"T": 1}, "T must be"), ({"kind": "quad"}, "schedule must be"),
+                                              ({"beta_start": 0.1, "beta_end": 0.01}, "beta_start <= beta_end")])
+def test_bad_schedules_are_refused(kwargs, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        ddpm.Schedule(**kwargs)
+
+
+TINY = ["--steps", "6", "--T", "20", "--samples", "3", "--channels", "8,16", "--batch-size", "4",
+        "--checkpoint-every", "3", "--quiet", "--device", "cpu"]
+
+
+def test_tiny_end_to_end_ddpm_run_on_the_offline_default(tmp_path, capsys):
+    assert main(["ddpm", *TINY, "--grid-every", "3", "--out", str(tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    run = tmp_path / summary["run_dir"].split("/")[-1]
+    for name in ("checkpoint.pt", "samples.png", "trace.csv", "trace_samples.npz", "balance.png", "summary.json",
+                 "config.json", "manifest.json", "losses.csv", "grid-step3.png", "grid-step6.png"):
+        assert (run / name).exists(), name
+    assert summary["steps_in_trace"] == 20 and summary["steps_counted"] == 19 and summary["T"] == 20
+    assert "no noise" in summary["last_step"] and summary["image_dim"] == 1024
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 6 and "ema" in state
+    # resume an interrupted run (no summary.json): training is already complete, sampling redone
+    (run / "summary.json").unlink()
+    assert main(["ddpm", "--resume", str(run), "--quiet", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["resumed_from_step"] == 6 and again["R"] == pytest.approx(summary["R"])
+
+
+def test_ddpm_resume_matches_an_uninterrupted_run(tmp_path):
+    from rdlens import images
+
+    cfg = ddpm.config_for("default", unet={"channels": (8, 16)}, schedule={"T": 20}, steps=6, batch_size=4,
+                          checkpoint_every=2)
+    data = images.load("digits")[:32]
+    straight = ddpm.train(cfg, data, str(tmp_path / "a"))
+    count = []
+
+    def stop_at_5(n):
+        count.append(n)
+        if sum(count) == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ddpm.train(cfg, data, str(tmp_path / "b"), progress=stop_at_5)
+    resumed = ddpm.train(cfg, data, str(tmp_path / "b"), resume=True)
+    assert resumed.resumed_from == 4 and resumed.losses == straight.losses
+    for p, q in zip(straight.ema_model.parameters(), resumed.ema_model.parameters()):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("args, fragment", [(["--steps", "-1"], "steps must be"), (["--T", "1"], "T must be"),
+                                            (["--channels", "12,16"], "not divisible by groups"),
+                                            (["--ema", "1.5"], "ema must be"),
+                                            (["--dataset", "cifar10", "--data-dir", "/nonexistent"], "data download cifar10")])
+def test_ddpm_bad_input_exits_2_before_work(tmp_path, capsys, args, fragment):
+    assert main(["ddpm", "--quiet", "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())

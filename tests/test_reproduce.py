@@ -1,0 +1,112 @@
+"""`rdlens reproduce` and `rdlens report` end to end on the tiny smoke profile."""
+
+import csv
+import json
+import shutil
+
+import pytest
+
+from rdlens import reproduce as R
+from rdlens.cli import main
+from rdlens.errors import ConfigError
+
+PNG = b"\x89PNG\r\n\x1a\n"
+TABLES = ("table1.md", "table1.csv", "table1.json", "table1.tex")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("repro")
+    code = main(["reproduce", "--profile", "smoke", "--out", str(out), "--quiet", "--device", "cpu"])
+    return out / "reproduce-smoke-seed0", code
+
+
+def test_smoke_run_writes_every_output_and_all_rows(smoke):
+    folder, code = smoke
+    assert code == 3  # no --data-dir: FashionMNIST and CIFAR10 are skipped, so not every row ran
+    for name in TABLES + ("fig2.svg", "manifest.json", "rows.json"):
+        assert (folder / name).stat().st_size > 0, name
+    for name in ("fig2.png", "fig3.png", "patterns.png"):
+        assert (folder / name).read_bytes()[:8] == PNG, name
+    table = json.loads((folder / "table1.json").read_text())
+    assert [r["row"] for r in table["rows"]] == list(R.ROW_IDS)
+    by_id = {r["row"]: r for r in table["rows"]}
+    for row_id in ("ddpm-fashion-mnist", "ddpm-cifar10"):
+        assert by_id[row_id]["status"] == "skipped"
+        assert f"rdlens data download {row_id.removeprefix('ddpm-')}" in by_id[row_id]["note"]
+    mnist = by_id["ddpm-mnist"]
+    assert mnist["status"] == "stand-in data" and mnist["data"] == "digits" and "offline" in mnist["note"]
+    for row_id in R.ROW_IDS[:6]:
+        row = by_id[row_id]
+        assert row["R"] == pytest.approx(row["M_react"] / row["M_diff"])
+        assert row["rel_diff_R"] == pytest.approx(row["R"] / row["paper_R"] - 1)
+    with open(folder / "table1.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 8
+    md = (folder / "table1.md").read_text()
+    assert "digits" in md and md.count("\n| ") == 9  # header + 8 rows
+    assert "\\begin{tabular}" in (folder / "table1.tex").read_text()
+
+
+def _row_mtimes(folder):
+    return {p.parent.name: p.stat().st_mtime_ns for p in (folder / "rows").glob("*/summary.json")}
+
+
+def test_rerun_recomputes_nothing_and_a_deleted_summary_recomputes_that_row_alone(smoke, capsys):
+    folder, _ = smoke
+    before = _row_mtimes(folder)
+    args = ["reproduce", "--profile", "smoke", "--out", str(folder.parent), "--quiet", "--device", "cpu"]
+    assert main(args) == 3
+    assert _row_mtimes(folder) == before
+    assert capsys.readouterr().err.count("reused") == 6
+    (folder / "rows" / "lstm-lorenz" / "summary.json").unlink()
+    assert main(args) == 3
+    after = _row_mtimes(folder)
+    assert {k for k in after if after[k] != before[k]} == {"lstm-lorenz"}
+    err = capsys.readouterr().err
+    assert "lstm-lorenz          resuming" in err and err.count("reused") == 5
+
+
+def test_report_rebuilds_byte_identical_tables(smoke, capsys):
+    folder, _ = smoke
+    saved = {n: (folder / n).read_bytes() for n in TABLES}
+    for n in TABLES:
+        (folder / n).unlink()
+    (folder / "fig3.png").unlink()
+    assert main(["report", str(folder)]) == 0
+    assert {n: (folder / n).read_bytes() for n in TABLES} == saved
+    assert (folder / "fig3.png").exists()
+    assert "| rd-spot |" in capsys.readouterr().out
+
+
+def test_changed_settings_are_recomputed_not_reused(smoke, tmp_path, capsys):
+    folder, _ = smoke
+    copy = tmp_path / "reproduce-smoke-seed0"
+    shutil.copytree(folder, copy)
+    profile = tmp_path / "smoke2.toml"
+    profile.write_text((R.resources.files("rdlens") / "profiles/smoke.toml").read_text().replace("steps = 200", "steps = 150"))
+    assert main(["reproduce", "--profile", str(profile), "--rows", "rd-spot", "--quiet", "--device", "cpu",
+                 "--out", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "reproduce-smoke2-seed0" / "rows" / "rd-spot" / "summary.json").read_text())
+    assert summary["steps"] == 150
+
+
+def test_bad_profile_and_rows_are_refused_before_any_work(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[lstm]\nsteps = 10\nwarp = 9\n")
+    assert main(["reproduce", "--profile", str(bad), "--out", str(tmp_path / "o")]) == 2
+    assert "unknown key(s) ['warp']" in capsys.readouterr().err
+    assert main(["reproduce", "--rows", "rd-spot,rd-hexagon", "--out", str(tmp_path / "o")]) == 2
+    assert "rd-hexagon" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(ConfigError, match="not a finished"):
+        from rdlens.report import build_report
+
+        build_report(tmp_path)
+
+
+@pytest.mark.parametrize("name", R.PROFILES)
+def test_shipped_profiles_resolve_every_row(name):
+    profile = R.load_profile(name)
+    plans = [R.plan_row(row, profile, 0, None) for row in R.ROWS]
+    assert [p.status for p in plans[-2:]] == ["skipped", "skipped"]
+    assert plans[5].data == "digits"
