@@ -132,33 +132,33 @@ def sample(
     n, T = shape[0], schedule.T
     sig = schedule.sigmas(sigma)
     x = torch.randn(shape, generator=gen, dtype=dtype).to(device)
-    cols = {k: torch.empty(T, n, dtype=torch.float64) for k in ("reaction", "diffusion", "score", "eps_norm")}
+    # per step and image: reaction, diffusion, eps_norm; kept on the device, copied once at the end
+    norms = torch.zeros(T, 3, n, dtype=dtype, device=device)
     dims = tuple(range(1, len(shape)))
     with torch.no_grad():
         for row, s in enumerate(range(T - 1, -1, -1)):
             beta, alpha, ab = (float(v[s]) for v in (schedule.betas, schedule.alphas, schedule.alpha_bars))
-            eps = eps_model(x, torch.full((n,), s, dtype=torch.long, device=device))
+            eps = eps_model(x, torch.full((n,), s, dtype=torch.long, device=device)).to(dtype)
             coef = beta / math.sqrt(1.0 - ab)
             drift = (x - coef * eps) / math.sqrt(alpha) - x
+            torch.linalg.vector_norm(drift, dim=dims, out=norms[row, 0])
+            torch.linalg.vector_norm(eps, dim=dims, out=norms[row, 2])
+            x += drift
             if s > 0:
-                z = torch.randn(shape, generator=gen, dtype=dtype).to(device)
-                noise = float(sig[s]) * z
-            else:
-                noise = torch.zeros_like(x)
-            cols["reaction"][row] = torch.linalg.vector_norm(drift, dim=dims).double().cpu()
-            cols["diffusion"][row] = torch.linalg.vector_norm(noise, dim=dims).double().cpu()
-            eps_norm = torch.linalg.vector_norm(eps, dim=dims).double().cpu()
-            cols["eps_norm"][row] = eps_norm
-            cols["score"][row] = coef / math.sqrt(alpha) * eps_norm
-            x = x + drift + noise
+                noise = float(sig[s]) * torch.randn(shape, generator=gen, dtype=dtype).to(device)
+                torch.linalg.vector_norm(noise, dim=dims, out=norms[row, 1])
+                x += noise
             if progress is not None:
                 progress(1)
+    norms = norms.double().cpu().numpy()
+    coefs = (schedule.betas / (schedule.alphas.sqrt() * (1 - schedule.alpha_bars).sqrt())).flip(0).numpy()
+    cols = {"reaction": norms[:, 0], "diffusion": norms[:, 1], "eps_norm": norms[:, 2],
+            "score": coefs[:, None] * norms[:, 2]}
     counted = np.ones(T, dtype=bool)
     counted[-1] = False
     trace = BalanceTrace.from_samples(
-        cols["reaction"].numpy(), cols["diffusion"].numpy(), counted=counted,
-        extra={"t": np.arange(T, 0, -1), "score": cols["score"].mean(1).numpy(),
-               "eps_norm": cols["eps_norm"].mean(1).numpy()},
+        cols["reaction"], cols["diffusion"], counted=counted,
+        extra={"t": np.arange(T, 0, -1), "score": cols["score"].mean(1), "eps_norm": cols["eps_norm"].mean(1)},
     )
     return SampleResult(x, trace)
 
