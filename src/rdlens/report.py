@@ -252,7 +252,8 @@ def plot_fig3(pairs: list[tuple[dict, BalanceTrace]], path: Path) -> Path:
     """Final R per row as labelled bars (Fig. 3)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=120)
-    names = [f"{r['system']}\n{r['setting']}" for r, _ in pairs]
+    names = [f"{r['system']}\n{r['setting']}" + (f"\n({r['data']} stand-in)" if r["status"] == "stand-in data" else "")
+             for r, _ in pairs]
     values = [tr.final_R for _, tr in pairs]
     colors = [{"rd": "C0", "lstm": "C1", "ddpm": "C2"}[r["row"].split("-")[0]] for r, _ in pairs]
     bars = ax.bar(range(len(values)), values, color=colors)
