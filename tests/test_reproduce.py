@@ -18,7 +18,7 @@ TABLES = ("table1.md", "table1.csv", "table1.json", "table1.tex")
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("repro")
     code = main(["reproduce", "--profile", "smoke", "--out", str(out), "--quiet", "--device", "cpu"])
-    return out / "reproduce-smoke-seed0", code
+    return out / "reproduce-smoke", code
 
 
 def test_smoke_run_writes_every_output_and_all_rows(smoke):
@@ -48,7 +48,7 @@ def test_smoke_run_writes_every_output_and_all_rows(smoke):
 
 
 def _row_mtimes(folder):
-    return {p.parent.name: p.stat().st_mtime_ns for p in (folder / "rows").glob("*/summary.json")}
+    return {p.parent.parent.name: p.stat().st_mtime_ns for p in (folder / "rows").glob("*/seed0/summary.json")}
 
 
 def test_rerun_recomputes_nothing_and_a_deleted_summary_recomputes_that_row_alone(smoke, capsys):
@@ -58,12 +58,12 @@ def test_rerun_recomputes_nothing_and_a_deleted_summary_recomputes_that_row_alon
     assert main(args) == 3
     assert _row_mtimes(folder) == before
     assert capsys.readouterr().err.count("reused") == 6
-    (folder / "rows" / "lstm-lorenz" / "summary.json").unlink()
+    (folder / "rows" / "lstm-lorenz" / "seed0" / "summary.json").unlink()
     assert main(args) == 3
     after = _row_mtimes(folder)
     assert {k for k in after if after[k] != before[k]} == {"lstm-lorenz"}
     err = capsys.readouterr().err
-    assert "lstm-lorenz          resuming" in err and err.count("reused") == 5
+    assert "lstm-lorenz seed 0           resuming" in err and err.count("reused") == 5
 
 
 def test_report_rebuilds_byte_identical_tables(smoke, capsys):
@@ -80,13 +80,13 @@ def test_report_rebuilds_byte_identical_tables(smoke, capsys):
 
 def test_changed_settings_are_recomputed_not_reused(smoke, tmp_path, capsys):
     folder, _ = smoke
-    copy = tmp_path / "reproduce-smoke-seed0"
+    copy = tmp_path / "reproduce-smoke2"
     shutil.copytree(folder, copy)
     profile = tmp_path / "smoke2.toml"
     profile.write_text((R.resources.files("rdlens") / "profiles/smoke.toml").read_text().replace("steps = 200", "steps = 150"))
     assert main(["reproduce", "--profile", str(profile), "--rows", "rd-spot", "--quiet", "--device", "cpu",
                  "--out", str(tmp_path)]) == 0
-    summary = json.loads((tmp_path / "reproduce-smoke2-seed0" / "rows" / "rd-spot" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "reproduce-smoke2" / "rows" / "rd-spot" / "seed0" / "summary.json").read_text())
     assert summary["steps"] == 150
 
 

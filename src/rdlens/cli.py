@@ -111,6 +111,19 @@ def _cmd_rd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_options(p: argparse.ArgumentParser, seed: int, seed_help: str) -> None:
+    """Options every training command shares: seed, device, resume, output and reporting."""
+    from rdlens.torchutil import DEVICES
+
+    p.add_argument("--seed", type=int, default=seed, help=seed_help)
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available, else cpu")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted run from its last checkpoint, with its saved settings (default: new run)")
+    p.add_argument("--out", default=None, help="folder for run directories (default: ./runs, or $RDLENS_RUNS)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (default: off)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default: shown on a terminal)")
+
+
 def _preset_help(key: str, text: str) -> str:
     from rdlens.lstm import SETTINGS
 
@@ -121,7 +134,6 @@ def _preset_help(key: str, text: str) -> str:
 def _add_lstm(sub: argparse._SubParsersAction) -> None:
     from rdlens.lstm import EVAL_MODES, INITS, SETTINGS, LSTMConfig
     from rdlens.sequences import DATASETS, SequenceConfig
-    from rdlens.torchutil import DEVICES
 
     c, d = _defaults(LSTMConfig), _defaults(SequenceConfig)
     p = _subcommand(
@@ -152,13 +164,7 @@ def _add_lstm(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mu", type=float, default=d["mu"], help="Van der Pol damping parameter")
     p.add_argument("--eval-sequences", type=int, default=c["eval_sequences"], help="held-out sequences measured (0: all)")
     p.add_argument("--checkpoint-every", type=int, default=c["checkpoint_every"], help="checkpoint interval in steps")
-    p.add_argument("--seed", type=int, default=c["seed"], help="seeds data, initial weights and batch order")
-    p.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available, else cpu")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue an interrupted run from its last checkpoint, with its saved settings (default: new run)")
-    p.add_argument("--out", default=None, help="folder for run directories (default: ./runs, or $RDLENS_RUNS)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (default: off)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (default: shown on a terminal)")
+    _add_run_options(p, c["seed"], "seeds data, initial weights and batch order")
     p.set_defaults(func=_cmd_lstm)
 
 
@@ -197,7 +203,6 @@ def _int_tuple(text: str) -> tuple[int, ...]:
 def _add_ddpm(sub: argparse._SubParsersAction) -> None:
     from rdlens.ddpm import SCHEDULES, SETTINGS, SIGMAS, DDPMConfig, Schedule
     from rdlens.images import DATASETS
-    from rdlens.torchutil import DEVICES
 
     c, sch = _defaults(DDPMConfig), _defaults(Schedule)
     p = _subcommand(
@@ -227,13 +232,7 @@ def _add_ddpm(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grid-every", type=int, default=c["grid_every"], help="sample grid every N training steps (0: none)")
     p.add_argument("--checkpoint-every", type=int, default=c["checkpoint_every"], help="checkpoint interval in steps")
     p.add_argument("--max-images", type=int, default=c["max_images"], help="use at most N training images (0: all)")
-    p.add_argument("--seed", type=int, default=c["seed"], help="seeds data order, weights, noise and sampling")
-    p.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available, else cpu")
-    p.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue an interrupted run from its last checkpoint, with its saved settings (default: new run)")
-    p.add_argument("--out", default=None, help="folder for run directories (default: ./runs, or $RDLENS_RUNS)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (default: off)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (default: shown on a terminal)")
+    _add_run_options(p, c["seed"], "seeds data order, weights, noise and sampling")
     p.set_defaults(func=_cmd_ddpm)
 
 
@@ -301,13 +300,18 @@ def _add_reproduce(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default="quick", metavar="NAME|FILE.toml",
                    help=f"settings of every row: {', '.join(PROFILES)}, or your own TOML file")
     p.add_argument("--rows", default=",".join(ROW_IDS), metavar="ID,ID,...", help="rows to run")
-    p.add_argument("--seed", type=int, default=0, help="seed of every row (data, weights, noise, sampling)")
+    p.add_argument("--seed", type=int, default=0, help="first seed of every row (data, weights, noise, sampling)")
+    p.add_argument("--seeds", type=int, default=1,
+                   help="independent seeds per row (seed, seed+1, ...); tables give means and 95 %% intervals")
+    p.add_argument("--controls", action="store_true",
+                   help="also measure each row's controls (untrained models, oracles, identities, homogeneous "
+                        "start) and write controls.md/.json/.png (default: off)")
     p.add_argument("--data-dir", default=os.environ.get("RDLENS_DATA"),
                    help="folder with MNIST/FashionMNIST/CIFAR10 in torchvision's layout (default: $RDLENS_DATA, "
                         "else none: the MNIST row uses the offline digits, the others are skipped)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available, else cpu")
     p.add_argument("--out", default=None,
-                   help="parent folder (default: ./runs); the run goes to OUT/reproduce-PROFILE-seedN")
+                   help="parent folder (default: ./runs); the run goes to OUT/reproduce-PROFILE")
     p.add_argument("--force", action="store_true", help="recompute every row, even finished ones (default: reuse)")
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: shown on a terminal)")
     p.set_defaults(func=_cmd_reproduce)
@@ -325,7 +329,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     rows = tuple(r.strip() for r in args.rows.split(",") if r.strip())
     log = lambda line: print(line, file=sys.stderr)  # noqa: E731
     folder, table, complete = reproduce(
-        args.profile, out=args.out, rows=rows, seed=args.seed, data_dir=args.data_dir, device=args.device,
+        args.profile, out=args.out, rows=rows, seed=args.seed, seeds=args.seeds, controls=args.controls,
+        data_dir=args.data_dir, device=args.device,
         force=args.force, bars=lambda desc, total: _progress(total, desc, args.quiet), log=log,
     )
     print(table)

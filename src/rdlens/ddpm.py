@@ -178,7 +178,7 @@ def one_point_oracle(point: torch.Tensor, schedule: Schedule) -> EpsModel:
 
 from dataclasses import asdict, field  # noqa: E402
 
-from rdlens.torchutil import load_checkpoint, save_checkpoint  # noqa: E402
+from rdlens.torchutil import restore_training, save_training  # noqa: E402
 from rdlens.unet import UNet, UNetConfig  # noqa: E402
 
 
@@ -313,13 +313,7 @@ def train(
     step = 0
     ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     if resume and ckpt is not None and ckpt.exists():
-        state = load_checkpoint(ckpt, device)
-        model.load_state_dict(state["model"])
-        ema_model.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        losses = state["losses"].tolist()
-        step = int(state["step"])
+        step, losses = restore_training(ckpt, device, gen, model=model, ema=ema_model, optimizer=opt)
     resumed_from = step
     if progress is not None and step:
         progress(step)
@@ -345,11 +339,7 @@ def train(
 
             raise SimulationDiverged("DDPM training", step, f"loss = {losses[-1]}")
         if ckpt is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            save_checkpoint(ckpt, {
-                "model": model.state_dict(), "ema": ema_model.state_dict(), "optimizer": opt.state_dict(),
-                "generator": gen.get_state(), "step": step, "losses": torch.tensor(losses, dtype=torch.float64),
-                "config": _plain(asdict(cfg)),
-            })
+            save_training(ckpt, gen, step, losses, _plain(asdict(cfg)), model=model, ema=ema_model, optimizer=opt)
         if on_grid is not None and cfg.grid_every and step % cfg.grid_every == 0:
             on_grid(step, ema_model.eval())
             model.train()

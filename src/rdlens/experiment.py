@@ -123,6 +123,18 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def open_unfinished(resume_dir: str | os.PathLike, system: str) -> tuple[RunDir, dict[str, Any]]:
+    """An interrupted run directory of ``system`` and its saved configuration, or a clear error."""
+    rd = RunDir(resume_dir)
+    if rd.is_finished():
+        raise ConfigError(f"{resume_dir} holds a finished run (summary.json exists); nothing to resume")
+    cfg_file = rd.file("config.json")
+    saved = json.loads(cfg_file.read_text()) if cfg_file.exists() else {}
+    if saved.get("system") != system:
+        raise ConfigError(f"{resume_dir} is not an unfinished rdlens {system} run directory (no matching config.json)")
+    return rd, saved
+
+
 def _save_losses(path: Path, losses: list[float]) -> None:
     text = "step,loss\n" + "".join(f"{k + 1},{v!r}\n" for k, v in enumerate(losses))
     atomic_write_bytes(path, text.encode())
@@ -161,12 +173,8 @@ def run_lstm(
 
     dev = resolve_device(device)
     if resume_dir is not None:
-        rd = RunDir(resume_dir)
-        if rd.is_finished():
-            raise ConfigError(f"{resume_dir} holds a finished run (summary.json exists); nothing to resume")
-        if not rd.file("config.json").exists():
-            raise ConfigError(f"{resume_dir} has no config.json; it is not an rdlens lstm run directory")
-        cfg = lstm_config_from_json(json.loads(rd.file("config.json").read_text()))
+        rd, saved = open_unfinished(resume_dir, "lstm")
+        cfg = lstm_config_from_json(saved)
     else:
         rd = RunDir(run_dir) if run_dir is not None else RunDir.create(
             out or default_runs_root(), f"lstm-{cfg.data.dataset}-{cfg.setting}-seed{cfg.seed}-{timestamp()}")
@@ -268,12 +276,8 @@ def run_ddpm(
     bars = bars or _no_bar
     dev = resolve_device(device)
     if resume_dir is not None:
-        rd = RunDir(resume_dir)
-        if rd.is_finished():
-            raise ConfigError(f"{resume_dir} holds a finished run (summary.json exists); nothing to resume")
-        if not rd.file("config.json").exists():
-            raise ConfigError(f"{resume_dir} has no config.json; it is not an rdlens ddpm run directory")
-        cfg = ddpm.config_from_json(json.loads(rd.file("config.json").read_text()))
+        rd, saved = open_unfinished(resume_dir, "ddpm")
+        cfg = ddpm.config_from_json(saved)
     data = images.load(cfg.dataset, cfg.data_dir, seed=cfg.seed, turing_images=cfg.turing_images)
     if cfg.max_images:
         data = data[: cfg.max_images]

@@ -27,7 +27,7 @@ from torch import nn
 from rdlens.balance import BalanceTrace
 from rdlens.errors import ConfigError
 from rdlens.sequences import SequenceConfig, Sequences
-from rdlens.torchutil import load_checkpoint, save_checkpoint
+from rdlens.torchutil import restore_training, save_training
 
 # ---- the probe ----------------------------------------------------------------------------
 
@@ -348,12 +348,7 @@ def train(
     step = 0
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
     if resume and ckpt_path is not None and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, device)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        losses = state["losses"].tolist()
-        step = int(state["step"])
+        step, losses = restore_training(ckpt_path, device, gen, model=model, optimizer=opt)
     resumed_from = step
     if progress is not None and step:
         progress(step)
@@ -381,10 +376,7 @@ def train(
 
             raise SimulationDiverged("LSTM training", step, f"loss = {losses[-1]}")
         if ckpt_path is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            save_checkpoint(ckpt_path, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                "step": step, "losses": torch.tensor(losses, dtype=torch.float64), "config": asdict(cfg),
-            })
+            save_training(ckpt_path, gen, step, losses, asdict(cfg), model=model, optimizer=opt)
         if progress is not None:
             progress(1)
     model.eval()

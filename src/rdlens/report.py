@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -123,7 +123,9 @@ def plot_images(tiled: np.ndarray, path: str | os.PathLike, title: str = "") -> 
 
 # ---- Table 1, Fig. 2, Fig. 3 of a reproduce folder ------------------------------------------
 
-TABLE_COLUMNS = ("row", "system", "setting", "data", "status", "M_react", "M_diff", "R", "final_R",
+ESTIMATES = ("M_react", "M_diff", "R", "final_R")
+TABLE_COLUMNS = ("row", "system", "setting", "data", "status", "n_seeds",
+                 *[c for q in ESTIMATES for c in (q, f"{q}_low", f"{q}_high")],
                  "paper_M_react", "paper_M_diff", "paper_R", "rel_diff_M_react", "rel_diff_M_diff", "rel_diff_R",
                  "note")
 LINESTYLES = {"rd": "-", "lstm": "--", "ddpm": "-."}
@@ -133,10 +135,16 @@ def _rel(ours: float | None, paper: float) -> float | None:
     return None if ours is None else ours / paper - 1.0
 
 
+def _seed_dirs(folder: Path, row: dict, seeds: list[int]) -> list[Path]:
+    return [folder / row["dir"] / f"seed{s}" for s in seeds]
+
+
 def table_rows(folder: str | os.PathLike) -> list[dict]:
-    """One record per row of a reproduce folder, read from rows.json and each row's summary."""
+    """One record per row of a reproduce folder: each quantity's mean over the seeds and its
+    95 % Student-t interval (None with one seed), from rows.json and each seed's trace."""
     import json
 
+    from rdlens.balance import combine
     from rdlens.paper import TABLE1
 
     folder = Path(folder)
@@ -145,13 +153,18 @@ def table_rows(folder: str | os.PathLike) -> list[dict]:
     for r in info["rows"]:
         paper = TABLE1[r["id"]]
         rec = {"row": r["id"], "system": paper.system, "setting": r["setting"], "data": r["data"],
-               "status": r["status"], "M_react": None, "M_diff": None, "R": None, "final_R": None,
+               "status": r["status"], "n_seeds": 0,
                "paper_M_react": paper.M_react, "paper_M_diff": paper.M_diff, "paper_R": paper.R,
                "note": r["reason"] or ""}
-        summary_path = folder / r["dir"] / "summary.json"
+        for q in ESTIMATES:
+            rec[q] = rec[f"{q}_low"] = rec[f"{q}_high"] = None
         if r["status"] != "skipped":
-            s = json.loads(summary_path.read_text())
-            rec.update({k: s[k] for k in ("M_react", "M_diff", "R", "final_R")})
+            comb = combine([BalanceTrace.load(d / "trace.csv") for d in _seed_dirs(folder, r, info["seeds"])])
+            rec["n_seeds"] = len(comb.traces)
+            for q in ESTIMATES:
+                est = getattr(comb, q)
+                rec[q] = est.mean
+                rec[f"{q}_low"], rec[f"{q}_high"] = (est.low, est.high) if est.n >= 2 else (None, None)
             if r["status"] == "stand-in data":
                 rec["note"] = f"{r['setting']} absent: measured on the offline {r['data']} data set instead"
         rec["rel_diff_M_react"] = _rel(rec["M_react"], paper.M_react)
@@ -165,6 +178,13 @@ def _num(x: float | None, digits: int = 4) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
 
+def _est(r: dict, q: str) -> str:
+    """A mean with its interval when there is one: 1.0104 [1.0101, 1.0107]."""
+    if r[q] is None or r[f"{q}_low"] is None:
+        return _num(r[q])
+    return f"{r[q]:.4f} [{r[q + '_low']:.4f}, {r[q + '_high']:.4f}]"
+
+
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{x:+.1%}"
 
@@ -176,12 +196,16 @@ def table_markdown(records: list[dict], title: str) -> str:
     for r in records:
         status = r["status"] + (f": {r['note']}" if r["note"] else "")
         lines.append(
-            f"| {r['row']} | {r['system']} | {r['setting']} | {r['data']} | {_num(r['M_react'])} | "
-            f"{_num(r['M_diff'])} | {_num(r['R'])} | {_num(r['final_R'])} | {_num(r['paper_M_react'])} | "
+            f"| {r['row']} | {r['system']} | {r['setting']} | {r['data']} | {_est(r, 'M_react')} | "
+            f"{_est(r, 'M_diff')} | {_est(r, 'R')} | {_est(r, 'final_R')} | {_num(r['paper_M_react'])} | "
             f"{_num(r['paper_M_diff'])} | {_num(r['paper_R'])} | {_pct(r['rel_diff_M_react'])} | "
             f"{_pct(r['rel_diff_M_diff'])} | {_pct(r['rel_diff_R'])} | {status} |")
-    lines += ["", "Δ = ours / paper − 1. Paper values: Lo, Nishimura & Ikeda, Table 1. "
+    n = max((r["n_seeds"] for r in records), default=0)
+    lines += ["", "Δ = ours / paper − 1 (of the means). Paper values: Lo, Nishimura & Ikeda, Table 1. "
                   "DDPM rows exclude the last reverse step, which adds no noise."]
+    if n >= 2:
+        lines.append(f"Values are means over {n} independent seeds (data, initial weights, noise and sampling all "
+                     "seeded anew) with 95 % Student-t intervals [low, high]; R is the mean of per-seed ratios.")
     return "\n".join(lines) + "\n"
 
 
@@ -218,23 +242,35 @@ def table_latex(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _traces(folder: Path, records: list[dict]) -> list[tuple[dict, BalanceTrace]]:
-    return [(r, BalanceTrace.load(folder / "rows" / r["row"] / "trace.csv")) for r in records
-            if r["status"] != "skipped"]
+def _traces(folder: Path, records: list[dict]) -> list[tuple[dict, Any]]:
+    """(record, CombinedBalance over its seeds) for every row that ran."""
+    import json
+
+    from rdlens.balance import combine
+
+    seeds = json.loads((folder / "rows.json").read_text())["seeds"]
+    return [(r, combine([BalanceTrace.load(folder / "rows" / r["row"] / f"seed{s}" / "trace.csv") for s in seeds],
+                        grid=1001))
+            for r in records if r["status"] != "skipped"]
 
 
-def plot_fig2(pairs: list[tuple[dict, BalanceTrace]], stem: Path) -> None:
-    """R(tau) of every row in one plot: RD solid, LSTM dashed, DDPM dash-dot (as the paper)."""
+def plot_fig2(pairs: list[tuple[dict, Any]], stem: Path) -> None:
+    """R(tau) of every row in one plot: RD solid, LSTM dashed, DDPM dash-dot (as the paper);
+    the mean over seeds, with the pointwise 95 % interval shaded when there are several."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
-    for r, tr in pairs:
-        ax.plot(tr.tau, tr.R_tau, ls=LINESTYLES[r["row"].split("-")[0]], lw=1.2,
-                label=f"{r['system']} {r['setting']}" + (f" ({r['data']})" if r["status"] == "stand-in data" else ""))
+    for r, comb in pairs:
+        line, = ax.plot(comb.tau, comb.R_tau_mean, ls=LINESTYLES[r["row"].split("-")[0]], lw=1.2,
+                        label=f"{r['system']} {r['setting']}" + (f" ({r['data']})" if r["status"] == "stand-in data" else ""))
+        if np.isfinite(comb.R_tau_low).any():
+            ax.fill_between(comb.tau, comb.R_tau_low, comb.R_tau_high, color=line.get_color(), alpha=0.2, lw=0)
     ax.axhline(1.0, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("normalised time tau")
     ax.set_ylabel("R(tau) = reaction / diffusion")
     ax.set_ylim(0, 2)
-    ax.set_title("Dynamic Balance Ratio over time (Fig. 2); y clipped to [0, 2]")
+    n = len(pairs[0][1].traces) if pairs else 0
+    ax.set_title("Dynamic Balance Ratio over time (Fig. 2); y clipped to [0, 2]"
+                 + (f"\nmean of {n} seeds, 95 % interval shaded" if n >= 2 else ""))
     ax.legend(fontsize=7, ncol=2, loc="upper left")
     fig.tight_layout()
     import io
@@ -248,13 +284,13 @@ def plot_fig2(pairs: list[tuple[dict, BalanceTrace]], stem: Path) -> None:
     plt.close(fig)
 
 
-def plot_fig3(pairs: list[tuple[dict, BalanceTrace]], path: Path) -> Path:
+def plot_fig3(pairs: list[tuple[dict, Any]], path: Path) -> Path:
     """Final R per row as labelled bars (Fig. 3)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=120)
     names = [f"{r['system']}\n{r['setting']}" + (f"\n({r['data']} stand-in)" if r["status"] == "stand-in data" else "")
              for r, _ in pairs]
-    values = [tr.final_R for _, tr in pairs]
+    values = [comb.final_R.mean for _, comb in pairs]
     colors = [{"rd": "C0", "lstm": "C1", "ddpm": "C2"}[r["row"].split("-")[0]] for r, _ in pairs]
     bars = ax.bar(range(len(values)), values, color=colors)
     for b, v in zip(bars, values):
@@ -268,9 +304,12 @@ def plot_fig3(pairs: list[tuple[dict, BalanceTrace]], path: Path) -> Path:
 
 
 def plot_patterns(folder: Path, records: list[dict], path: Path) -> Path:
-    """What each row produced: RD v fields, an LSTM prediction, DDPM sample grids."""
+    """What each row produced (first seed): RD v fields, an LSTM prediction, DDPM sample grids."""
+    import json
+
     from rdlens.images import grid
 
+    seed = json.loads((folder / "rows.json").read_text())["seeds"][0]
     plt = _plt()
     done = [r for r in records if r["status"] != "skipped"]
     cols = 4
@@ -279,7 +318,7 @@ def plot_patterns(folder: Path, records: list[dict], path: Path) -> Path:
     for ax in axes.flat:
         ax.set_axis_off()
     for ax, r in zip(axes.flat, done):
-        d = folder / "rows" / r["row"]
+        d = folder / "rows" / r["row"] / f"seed{seed}"
         kind = r["row"].split("-")[0]
         title = f"{r['system']} {r['setting']}" + (f"\n({r['data']} stand-in)" if r["status"] == "stand-in data" else "")
         if kind == "rd":
@@ -323,14 +362,20 @@ def build_report(folder: str | os.PathLike) -> str:
         raise ConfigError(f"{folder} has no rows.json: not a finished `rdlens reproduce` folder")
     info = json.loads((folder / "rows.json").read_text())
     records = table_rows(folder)
-    md = table_markdown(records, f"Table 1 reproduced (profile {info['profile']}, seed {info['seed']})")
+    seeds = info["seeds"]
+    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
+    md = table_markdown(records, f"Table 1 reproduced (profile {info['profile']}, {seed_text})")
     atomic_write_text(folder / "table1.md", md)
     atomic_write_text(folder / "table1.csv", table_csv(records))
-    atomic_write_text(folder / "table1.json", dumps({"profile": info["profile"], "seed": info["seed"], "rows": records}))
+    atomic_write_text(folder / "table1.json", dumps({"profile": info["profile"], "seeds": seeds, "rows": records}))
     atomic_write_text(folder / "table1.tex", table_latex(records))
     pairs = _traces(folder, records)
     if pairs:
         plot_fig2(pairs, folder / "fig2")
         plot_fig3(pairs, folder / "fig3.png")
         plot_patterns(folder, records, folder / "patterns.png")
+    if info.get("controls"):
+        from rdlens import report_controls
+
+        md += "\n" + report_controls.build(folder, records, seeds)
     return md

@@ -127,6 +127,7 @@ def plan_row(row: Row, profile: dict[str, Any], seed: int, data_dir: str | None)
         model_keys = {"size", "length", "dt", "k", "Du", "Dv", "dtype"}
         model = GrayScott(F=row.F, **{k: v for k, v in values.items() if k in model_keys})
         run_keys = {k: v for k, v in values.items() if k not in model_keys}
+        run_keys.setdefault("residual", True)  # the steady-state residual is one of the RD controls
         cfg = experiment.RDRun(model=model, seed=seed, snapshot_every=0, save_state=True, **run_keys)
         return Plan(row, cfg, f"F = {row.F}, k = {model.k}")
     if row.system == "lstm":
@@ -175,9 +176,14 @@ def row_state(row_dir: Path, plan: Plan) -> str:
     return "resume" if plan.row.system != "rd" and (row_dir / "checkpoint.pt").exists() else "fresh"
 
 
-def default_dir(profile: dict[str, Any], seed: int, out: str | os.PathLike | None) -> Path:
+def default_dir(profile: dict[str, Any], out: str | os.PathLike | None) -> Path:
+    """``OUT/reproduce-PROFILE``: the same command finds its own earlier rows (and seeds) again."""
     name = Path(profile["name"]).stem
-    return Path(out or experiment.default_runs_root()) / f"reproduce-{name}-seed{seed}"
+    return Path(out or experiment.default_runs_root()) / f"reproduce-{name}"
+
+
+def seed_dir(folder: Path, row_id: str, seed: int) -> Path:
+    return folder / "rows" / row_id / f"seed{seed}"
 
 
 def reproduce(
@@ -187,55 +193,99 @@ def reproduce(
     run_dir: str | os.PathLike | None = None,
     rows: tuple[str, ...] = ROW_IDS,
     seed: int = 0,
+    seeds: int = 1,
+    controls: bool = False,
     data_dir: str | None = None,
     device: str = "auto",
     force: bool = False,
     bars: experiment.Bars | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[Path, str, bool]:
-    """Run (or reuse) the requested rows, then write the tables and figures.
+    """Run (or reuse) the requested rows for seeds ``seed ... seed + seeds - 1`` (and their
+    controls), then write the tables and figures.
 
     Returns (folder, Markdown table, whether every requested row ran).
     """
     bad = [r for r in rows if r not in ROW_IDS]
     if bad:
         raise ConfigError(f"unknown row(s) {bad}; rows are {', '.join(ROW_IDS)}")
+    if not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"seeds must be an integer >= 1, got {seeds!r}")
     profile = load_profile(profile_name)
-    plans = [plan_row(r, profile, seed, data_dir) for r in ROWS if r.id in rows]
+    seed_list = list(range(seed, seed + seeds))
+    plans = {s: [plan_row(r, profile, s, data_dir) for r in ROWS if r.id in rows] for s in seed_list}
     from rdlens.torchutil import resolve_device
 
     resolve_device(device)  # refuse a missing GPU before any work
-    folder = Path(run_dir) if run_dir is not None else default_dir(profile, seed, out)
+    folder = Path(run_dir) if run_dir is not None else default_dir(profile, out)
     top = RunDir(folder)
-    write_json(folder / "plan.json", {"profile": profile["name"], "seed": seed, "data_dir": data_dir,
-                                      "rows": [p.row.id for p in plans]})
-    for plan in plans:
-        if plan.skip_reason:
-            log(f"{plan.row.id:<20} skipped: {plan.skip_reason}")
-            continue
-        row_dir = folder / "rows" / plan.row.id
-        state = "fresh" if force else row_state(row_dir, plan)
-        if state == "done":
-            log(f"{plan.row.id:<20} reused (finished, same configuration)")
-            continue
-        if state == "fresh" and row_dir.exists():
-            shutil.rmtree(row_dir)
-        row_dir.mkdir(parents=True, exist_ok=True)
-        note = " (offline stand-in: " + plan.data + ")" if plan.status == "stand-in data" else ""
-        log(f"{plan.row.id:<20} {'resuming' if state == 'resume' else 'running'}{note}")
-        t0 = time.perf_counter()
-        with top.stage(plan.row.id):
-            _run_row(plan, row_dir, state == "resume", device, bars)
-        log(f"{plan.row.id:<20} done in {time.perf_counter() - t0:.1f} s")
+    write_json(folder / "plan.json", {"profile": profile["name"], "seeds": seed_list, "data_dir": data_dir,
+                                      "controls": controls, "rows": list(rows)})
+    for s in seed_list:
+        for plan in plans[s]:
+            tag = f"{plan.row.id} seed {s}"
+            if plan.skip_reason:
+                log(f"{tag:<28} skipped: {plan.skip_reason}")
+                continue
+            row_dir = seed_dir(folder, plan.row.id, s)
+            state = "fresh" if force else row_state(row_dir, plan)
+            if state == "done":
+                log(f"{tag:<28} reused (finished, same configuration)")
+            else:
+                if state == "fresh" and row_dir.exists():
+                    shutil.rmtree(row_dir)
+                row_dir.mkdir(parents=True, exist_ok=True)
+                note = " (offline stand-in: " + plan.data + ")" if plan.status == "stand-in data" else ""
+                log(f"{tag:<28} {'resuming' if state == 'resume' else 'running'}{note}")
+                t0 = time.perf_counter()
+                with top.stage(tag):
+                    _run_row(plan, row_dir, state == "resume", device, bars)
+                log(f"{tag:<28} done in {time.perf_counter() - t0:.1f} s")
+            if controls and not (row_dir / "controls.json").exists():
+                t0 = time.perf_counter()
+                with top.stage(f"{tag} controls"):
+                    _run_controls(plan, row_dir, device)
+                log(f"{tag:<28} controls done in {time.perf_counter() - t0:.1f} s")
+    first = plans[seed_list[0]]
     rows_info = [{"id": p.row.id, "system": p.row.system, "setting": p.row.label, "data": p.data,
-                  "status": p.status, "reason": p.skip_reason, "dir": f"rows/{p.row.id}"} for p in plans]
+                  "status": p.status, "reason": p.skip_reason, "dir": f"rows/{p.row.id}"} for p in first]
     write_json(folder / "rows.json", {"profile": profile["name"], "description": profile.get("description", ""),
-                                      "seed": seed, "rows": rows_info})
+                                      "seeds": seed_list, "controls": controls, "rows": rows_info})
     from rdlens import report
 
     table = report.build_report(folder)
-    top.write_manifest(seed=seed, device=device, profile=profile["name"], rows=[p.row.id for p in plans])
-    return folder, table, all(p.skip_reason is None for p in plans)
+    top.write_manifest(seed=seed, device=device, profile=profile["name"], seeds=seed_list,
+                       rows=[p.row.id for p in first], controls=controls)
+    return folder, table, all(p.skip_reason is None for p in first)
+
+
+def _run_controls(plan: Plan, row_dir: Path, device: str) -> None:
+    """Compute the row's controls from its saved results; write their traces, then controls.json."""
+    from rdlens import controls
+    from rdlens.balance import BalanceTrace
+    from rdlens.torchutil import load_checkpoint, resolve_device
+
+    cfg, dev = plan.config, resolve_device(device)
+    if plan.row.system == "rd":
+        results, traces = controls.rd_controls(cfg, BalanceTrace.load(row_dir / "trace.csv"))
+    elif plan.row.system == "lstm":
+        from rdlens import lstm, sequences
+
+        data = sequences.make_sequences(cfg.data)
+        model = lstm.build_model(cfg, dev)
+        model.load_state_dict(load_checkpoint(row_dir / lstm.CHECKPOINT, dev)["model"])
+        model.eval()
+        results, traces = controls.lstm_controls(cfg, model, data, lstm.evaluate(cfg, model, data, dev), dev)
+    else:
+        from rdlens import images
+
+        data = images.load(cfg.dataset, cfg.data_dir, seed=cfg.seed, turing_images=cfg.turing_images)
+        if cfg.max_images:
+            data = data[: cfg.max_images]
+        results, traces = controls.ddpm_controls(cfg, data, dev)
+    for name, tr in traces.items():
+        tr.save(row_dir / f"control-{name}.csv")
+    write_json(row_dir / "controls.json", results)
 
 
 def _run_row(plan: Plan, row_dir: Path, resume: bool, device: str, bars: experiment.Bars | None) -> None:

@@ -37,3 +37,24 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Read a checkpoint safely (``weights_only=True``: tensors and plain values only)."""
     return torch.load(Path(path), map_location=device, weights_only=True)
+
+
+def save_training(path: str | os.PathLike, generator: torch.Generator, step: int, losses: list[float],
+                  config: dict[str, Any], **stateful: Any) -> Path:
+    """Checkpoint a training loop: each named object's ``state_dict()`` (model, EMA, optimiser),
+    the data-order generator, the step, the loss history and the configuration."""
+    return save_checkpoint(path, {
+        **{name: obj.state_dict() for name, obj in stateful.items()}, "generator": generator.get_state(),
+        "step": step, "losses": torch.tensor(losses, dtype=torch.float64), "config": config,
+    })
+
+
+def restore_training(path: str | os.PathLike, device: torch.device | str, generator: torch.Generator,
+                     **stateful: Any) -> tuple[int, list[float]]:
+    """Load a :func:`save_training` checkpoint into the named objects and the generator;
+    return (step, losses) to continue from."""
+    state = load_checkpoint(path, device)
+    for name, obj in stateful.items():
+        obj.load_state_dict(state[name])
+    generator.set_state(state["generator"])
+    return int(state["step"]), state["losses"].tolist()

@@ -1,0 +1,175 @@
+"""controls.md, controls.json and controls.png of a reproduce folder run with --controls.
+
+Every sentence is generated from the numbers: for each row, whether the trained (measured)
+R lies outside the 95 % interval of each control, over the seeds. With one seed there is no
+interval, and the text says so instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rdlens.balance import t_interval
+from rdlens.report import _plt
+from rdlens.rundir import atomic_write_text, dumps, save_figure
+
+STEADY = 0.05
+"""relative residual below which an RD run is called near its steady state"""
+
+LABELS = {
+    "homogeneous": "homogeneous start (no pattern)",
+    "untrained_pytorch": "untrained, PyTorch init",
+    "untrained_normal": "untrained, N(0, 1) init",
+    "white_noise": "trained, white-noise input",
+    "untrained": "untrained network",
+    "oracle_one_point": "oracle, one-point data",
+    "oracle_gaussian": "oracle, Gaussian fit",
+}
+
+
+def _estimate(values: list[float]) -> dict[str, float | int | None]:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return {"mean": None, "low": None, "high": None, "n": 0}
+    est = t_interval(finite)
+    ok = est.n >= 2
+    return {"mean": est.mean, "low": est.low if ok else None, "high": est.high if ok else None, "n": est.n}
+
+
+def _fmt(e: dict, digits: int = 4) -> str:
+    if e["mean"] is None:
+        return "—"
+    if e["low"] is None:
+        return f"{e['mean']:.{digits}f}"
+    return f"{e['mean']:.{digits}f} [{e['low']:.{digits}f}, {e['high']:.{digits}f}]"
+
+
+def aggregate(folder: Path, record: dict, seeds: list[int]) -> dict[str, Any]:
+    """Each control's M_react, M_diff, R (and extras) over the seeds of one row."""
+    per_seed = [json.loads((folder / "rows" / record["row"] / f"seed{s}" / "controls.json").read_text())
+                for s in seeds]
+    out: dict[str, Any] = {}
+    for name in per_seed[0]:
+        first = per_seed[0][name]
+        if isinstance(first, dict):
+            out[name] = {k: _estimate([p[name][k] for p in per_seed]) for k, v in first.items()
+                         if isinstance(v, (int, float)) and not isinstance(v, bool)}
+            bools = [k for k, v in first.items() if isinstance(v, bool)]
+            for k in bools:
+                out[name][k] = all(p[name][k] for p in per_seed)
+        else:
+            out[name] = _estimate([p[name] for p in per_seed])
+    return out
+
+
+def _outside(trained: dict, control: dict) -> bool | None:
+    """Whether the trained mean lies outside the control's interval (None: no interval)."""
+    if control.get("R") is None or control["R"]["low"] is None or trained["R"] is None:
+        return None
+    return not (control["R"]["low"] <= trained["R"] <= control["R"]["high"])
+
+
+def sentence(record: dict, ctrl: dict[str, Any]) -> str:
+    """One sentence (or two) per row, made from the numbers."""
+    trained = {"R": record["R"]}
+    r_text = _fmt({"mean": record["R"], "low": record["R_low"], "high": record["R_high"]})
+    comparable = [n for n in LABELS if n in ctrl]
+    verdicts = {n: _outside(trained, ctrl[n]) for n in comparable}
+    parts = [f"**{record['row']}** ({record['setting']}): measured R = {r_text}"]
+    if record["system"] == "RD":
+        final = ctrl["relative_residual_final"]["mean"]
+        where = ("near a steady state, where reaction = -diffusion forces R(tau) = 1 whatever the pattern"
+                 if final < STEADY else "still far from a steady state, so R is not pinned to 1 by stationarity")
+        parts.append(f"; the relative residual ||dv/dt|| / ||reaction|| ends at {final:.2g} (mean over the run "
+                     f"{ctrl['relative_residual_mean']['mean']:.2g}): the run ends {where}")
+    elif record["system"] == "LSTM":
+        ident = ctrl["identities"]
+        hi = ident["R_range_high"]["mean"]
+        parts.append(f"; the update identity bounds R to [{ident['R_range_low']['mean']:.3f}, "
+                     f"{'inf' if hi is None or not math.isfinite(hi) else f'{hi:.3f}'}] for any weights "
+                     f"(B = {ident['bound_B']['mean']:.3f}; telescoping residual "
+                     f"{ident['telescoping_residual']['mean']:.3f})")
+    else:
+        sched = ctrl["schedule_only"]
+        parts.append(f"; the schedule alone predicts a score ratio R_score = {sched['R_score']['mean']:.4f}, "
+                     f"and M_diff = {sched['M_diff_per_sqrtD']['mean']:.4f} sqrt(D)")
+    listed = ", ".join(f"{LABELS[n]} {_fmt(ctrl[n]['R'])}" for n in comparable)
+    parts.append(f". Controls: {listed}.")
+    if any(v is None for v in verdicts.values()):
+        parts.append(" With one seed there are no intervals, so no control can be ruled in or out "
+                     "(run with --seeds 2 or more).")
+    else:
+        out = [LABELS[n] for n, v in verdicts.items() if v]
+        inside = [LABELS[n] for n, v in verdicts.items() if not v]
+        parts.append(f" The measured R lies outside the 95 % interval of {len(out)} of {len(verdicts)} controls"
+                     + (f" ({', '.join(out)})" if out else "")
+                     + (f"; inside that of {', '.join(inside)}" if inside else "") + ".")
+    return "".join(parts)
+
+
+def build(folder: Path, records: list[dict], seeds: list[int]) -> str:
+    """Write controls.md, controls.json and controls.png; return the Markdown."""
+    done = [r for r in records if r["status"] != "skipped"]
+    agg = {r["row"]: aggregate(folder, r, seeds) for r in done}
+    lines = ["# Controls: is R learned, or fixed by the structure of each update?", "",
+             f"Seeds: {len(seeds)}; intervals are 95 % Student-t intervals over seeds "
+             "(each seed draws data, initial weights, noise and sampling anew). "
+             "Controls use the rows' own code paths and protocol.", "",
+             "| row | measured or control | M_react | M_diff | R | measured R outside? |", "|---|---|---|---|---|---|"]
+    for r in done:
+        lines.append(f"| {r['row']} | measured | "
+                     f"{_fmt({'mean': r['M_react'], 'low': r['M_react_low'], 'high': r['M_react_high']})} | "
+                     f"{_fmt({'mean': r['M_diff'], 'low': r['M_diff_low'], 'high': r['M_diff_high']})} | "
+                     f"{_fmt({'mean': r['R'], 'low': r['R_low'], 'high': r['R_high']})} | |")
+        for name in LABELS:
+            if name in agg[r["row"]]:
+                c = agg[r["row"]][name]
+                v = _outside({"R": r["R"]}, c)
+                lines.append(f"| {r['row']} | {LABELS[name]} | {_fmt(c['M_react'])} | {_fmt(c['M_diff'])} | "
+                             f"{_fmt(c['R'])} | {'—' if v is None else ('yes' if v else 'no')} |")
+    lines += ["", *[f"- {sentence(r, agg[r['row']])}" for r in done], ""]
+    md = "\n".join(lines)
+    atomic_write_text(folder / "controls.md", md)
+    atomic_write_text(folder / "controls.json", dumps(agg))
+    if done:
+        plot_controls(done, agg, folder / "controls.png")
+    return md
+
+
+def plot_controls(records: list[dict], agg: dict[str, Any], path: Path) -> Path:
+    """Each row's measured R beside its controls' R (log scale, 95 % intervals as bars)."""
+    plt = _plt()
+    cols = 3
+    rows = -(-len(records) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), dpi=110, squeeze=False)
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for ax, r in zip(axes.flat, records):
+        ax.set_visible(True)
+        names = ["measured"] + [n for n in LABELS if n in agg[r["row"]]]
+        ests = [{"mean": r["R"], "low": r["R_low"], "high": r["R_high"]}] + [agg[r["row"]][n]["R"] for n in names[1:]]
+        for k, e in enumerate(ests):
+            if e["mean"] is None or e["mean"] <= 0:
+                continue
+            err = None
+            if e["low"] is not None:
+                err = [[max(e["mean"] - e["low"], 0)], [max(e["high"] - e["mean"], 0)]]
+            ax.errorbar([k], [e["mean"]], yerr=err, fmt="o", color="C3" if k == 0 else "C0", capsize=3)
+        ident = agg[r["row"]].get("identities")
+        if ident:
+            lo, hi = ident["R_range_low"]["mean"], ident["R_range_high"]["mean"]
+            ax.axhspan(lo, hi if hi is not None and math.isfinite(hi) else lo * 10, color="grey", alpha=0.15,
+                       label="identity bound")
+            ax.legend(fontsize=6, loc="best")
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(names)), [LABELS.get(n, n).replace(", ", ",\n") for n in names], fontsize=6,
+                      rotation=30, ha="right")
+        ax.set_title(f"{r['system']} {r['setting']}", fontsize=9)
+        ax.set_ylabel("R", fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path, metadata={"Software": None})
+
