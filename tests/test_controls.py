@@ -46,6 +46,24 @@ def test_identity_bound_contains_R_whatever_the_weights(seed, init_normal):
     assert ident["bound_B"] == pytest.approx(delta / lstm.balance_trace(rec).M_react, rel=1e-12)
 
 
+def test_rd_residual_bound_contains_R_and_is_the_mean_residual_over_M_react():
+    from rdlens import experiment, grayscott
+
+    cfg = experiment.RDRun(model=grayscott.GrayScott(F=0.055, size=48, length=0.48), steps=500, seed=3,
+                           residual=True)
+    res = grayscott.run(cfg.model, cfg.steps, cfg.seed, residual=True)
+    out, traces = controls.rd_controls(cfg, res.trace)
+    ident = out["identities"]
+    assert ident["R_range_low"] <= res.trace.R <= ident["R_range_high"] and ident["R_within_range"]
+    # the residual recomputed from the fields of the first step: ||reaction + diffusion||
+    p = cfg.model
+    u, v = grayscott.pearson_init(p, seed=3)
+    first = np.linalg.norm(u * v * v - (p.F + p.k) * v + p.Dv * grayscott.laplacian(v, p.h))
+    assert res.trace.extra["residual"][0] == pytest.approx(first, rel=1e-12)
+    assert ident["bound_B"] == pytest.approx(res.trace.extra["residual"].mean() / res.trace.M_react, rel=1e-12)
+    assert traces["homogeneous"].M_react < 0.1 * res.trace.M_react  # no pattern, little reaction
+
+
 def test_one_point_oracle_at_the_origin_matches_the_schedule_recursion():
     s = ddpm.Schedule()
     d = 1024
@@ -102,7 +120,8 @@ def test_reproduce_with_seeds_and_controls_writes_intervals_and_sentences(tmp_pa
     md = (folder / "controls.md").read_text()
     assert md.count("\n- **") == 3
     for phrase in ("homogeneous start", "untrained, PyTorch init", "white-noise input", "oracle, Gaussian fit",
-                   "bounds R to", "schedule alone predicts", "outside the 95 % interval of"):
+                   "bounds R to", "the residual alone bounds R", "schedule alone predicts",
+                   "outside the 95 % interval of", "(measured "):
         assert phrase in md, phrase
     assert (folder / "controls.png").read_bytes()[:4] == b"\x89PNG"
     agg = json.loads((folder / "controls.json").read_text())

@@ -4,8 +4,9 @@ Each control is measured with the row's own code path (the same probe, sampler o
 the same inputs and protocol); only the thing under test changes:
 
 - RD: the relative residual ||dv/dt|| / ||reaction|| over time (R = 1 holds exactly at a
-  steady state, where this is 0), and a run from the homogeneous state plus the same noise,
-  with no seed square (no pattern forms).
+  steady state, where this is 0) and the bound it implies: dv/dt = reaction + diffusion, so
+  with B = mean_t ||dv/dt|| / M_react, R lies in [1 / (1 + B), 1 / (1 - B)]; and a run from the
+  homogeneous state plus the same noise, with no seed square (no pattern forms).
 - LSTM: the same architecture untrained (PyTorch's init; the paper's N(0, 1) init); the
   trained model fed white noise; and two identities of the cell update
   C_t - C_{t-1} = r_t - d_t (r = i*g, d = (1-f)*C_{t-1}):
@@ -48,9 +49,11 @@ def rd_controls(cfg: Any, trace: BalanceTrace) -> tuple[ControlResult, dict[str,
     u = 1.0 + 0.01 * rng.standard_normal((n, n))
     v = 0.01 * rng.standard_normal((n, n))
     homog = grayscott.run(cfg.model, cfg.steps, cfg.seed, init=(u, v), residual=True).trace
+    bound = float(np.mean(trace.extra["residual"])) / trace.M_react
     results = {
         "relative_residual_final": float(rel[-1]),
         "relative_residual_mean": float(np.nanmean(rel)),
+        "identities": _range(bound, trace.R),
         "homogeneous": trace_numbers(homog),
     }
     return results, {"homogeneous": homog}
@@ -70,11 +73,14 @@ def lstm_identities(record: Any) -> dict[str, float]:
     telescoping = float((net / r_norm.sum(0)).mean())
     m_react = float(r_norm.mean())
     bound = float(delta.mean()) / m_react
+    return {"telescoping_residual": telescoping, **_range(bound, m_react / float(d_norm.mean()))}
+
+
+def _range(bound: float, r_ratio: float) -> dict[str, float | bool]:
+    """R's range [1/(1+B), 1/(1-B)] implied by |M_react - M_diff| <= B M_react."""
     low = 1.0 / (1.0 + bound)
     high = 1.0 / (1.0 - bound) if bound < 1 else math.inf
-    r_ratio = m_react / float(d_norm.mean())
-    return {"telescoping_residual": telescoping, "bound_B": bound, "R_range_low": low, "R_range_high": high,
-            "R_within_range": bool(low <= r_ratio <= high)}
+    return {"bound_B": bound, "R_range_low": low, "R_range_high": high, "R_within_range": bool(low <= r_ratio <= high)}
 
 
 def lstm_controls(cfg: Any, model: Any, data: Any, evaluation: Any, device: Any = "cpu"

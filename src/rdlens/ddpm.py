@@ -22,7 +22,7 @@ Any callable ``eps_model(x_t, s) -> eps`` can be measured, with ``s`` a long ten
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Callable
 
@@ -31,6 +31,8 @@ import torch
 
 from rdlens.balance import BalanceTrace
 from rdlens.errors import ConfigError
+from rdlens.torchutil import restore_training, save_training
+from rdlens.unet import UNet, UNetConfig
 
 SCHEDULES = ("linear", "cosine")
 SIGMAS = ("beta", "posterior")
@@ -175,11 +177,6 @@ def one_point_oracle(point: torch.Tensor, schedule: Schedule) -> EpsModel:
 
 
 # ---- training -----------------------------------------------------------------------------
-
-from dataclasses import asdict, field  # noqa: E402
-
-from rdlens.torchutil import restore_training, save_training  # noqa: E402
-from rdlens.unet import UNet, UNetConfig  # noqa: E402
 
 
 @dataclass(frozen=True)

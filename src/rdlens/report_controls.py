@@ -16,9 +16,6 @@ from rdlens.balance import t_interval
 from rdlens.report import _plt
 from rdlens.rundir import atomic_write_text, dumps, save_figure
 
-STEADY = 0.05
-"""relative residual below which an RD run is called near its steady state"""
-
 LABELS = {
     "homogeneous": "homogeneous start (no pattern)",
     "untrained_pytorch": "untrained, PyTorch init",
@@ -65,6 +62,13 @@ def aggregate(folder: Path, record: dict, seeds: list[int]) -> dict[str, Any]:
     return out
 
 
+def _rel(measured: float | None, control_R: dict) -> str:
+    """The measured R relative to a control's R estimate, as a signed percentage."""
+    if measured is None or not control_R["mean"]:
+        return "n/a"
+    return f"{measured / control_R['mean'] - 1:+.1%}"
+
+
 def _outside(trained: dict, control: dict) -> bool | None:
     """Whether the trained mean lies outside the control's interval (None: no interval)."""
     if control.get("R") is None or control["R"]["low"] is None or trained["R"] is None:
@@ -79,24 +83,26 @@ def sentence(record: dict, ctrl: dict[str, Any]) -> str:
     comparable = [n for n in LABELS if n in ctrl]
     verdicts = {n: _outside(trained, ctrl[n]) for n in comparable}
     parts = [f"**{record['row']}** ({record['setting']}): measured R = {r_text}"]
-    if record["system"] == "RD":
-        final = ctrl["relative_residual_final"]["mean"]
-        where = ("near a steady state, where reaction = -diffusion forces R(tau) = 1 whatever the pattern"
-                 if final < STEADY else "still far from a steady state, so R is not pinned to 1 by stationarity")
-        parts.append(f"; the relative residual ||dv/dt|| / ||reaction|| ends at {final:.2g} (mean over the run "
-                     f"{ctrl['relative_residual_mean']['mean']:.2g}): the run ends {where}")
-    elif record["system"] == "LSTM":
-        ident = ctrl["identities"]
+    ident = ctrl.get("identities")
+    bound_text = ""
+    if ident:
         hi = ident["R_range_high"]["mean"]
-        parts.append(f"; the update identity bounds R to [{ident['R_range_low']['mean']:.3f}, "
-                     f"{'inf' if hi is None or not math.isfinite(hi) else f'{hi:.3f}'}] for any weights "
-                     f"(B = {ident['bound_B']['mean']:.3f}; telescoping residual "
+        hi_text = "inf" if hi is None or not math.isfinite(hi) else f"{hi:.3f}"
+        bound_text = f"[{ident['R_range_low']['mean']:.3f}, {hi_text}] (B = {ident['bound_B']['mean']:.3f})"
+    if record["system"] == "RD":
+        parts.append(f"; since dv/dt = reaction + diffusion, the residual alone bounds R to {bound_text} whatever the "
+                     f"pattern; the relative residual ||dv/dt|| / ||reaction|| ends at "
+                     f"{ctrl['relative_residual_final']['mean']:.2g}, so final R lies within "
+                     f"{ctrl['relative_residual_final']['mean']:.1%} of 1")
+    elif record["system"] == "LSTM":
+        parts.append(f"; the update identity bounds R to {bound_text} for any weights (telescoping residual "
                      f"{ident['telescoping_residual']['mean']:.3f})")
     else:
         sched = ctrl["schedule_only"]
         parts.append(f"; the schedule alone predicts a score ratio R_score = {sched['R_score']['mean']:.4f}, "
                      f"and M_diff = {sched['M_diff_per_sqrtD']['mean']:.4f} sqrt(D)")
-    listed = ", ".join(f"{LABELS[n]} {_fmt(ctrl[n]['R'])}" for n in comparable)
+    listed = ", ".join(f"{LABELS[n]} {_fmt(ctrl[n]['R'])} (measured {_rel(record['R'], ctrl[n]['R'])})"
+                       for n in comparable)
     parts.append(f". Controls: {listed}.")
     if any(v is None for v in verdicts.values()):
         parts.append(" With one seed there are no intervals, so no control can be ruled in or out "
@@ -118,18 +124,19 @@ def build(folder: Path, records: list[dict], seeds: list[int]) -> str:
              f"Seeds: {len(seeds)}; intervals are 95 % Student-t intervals over seeds "
              "(each seed draws data, initial weights, noise and sampling anew). "
              "Controls use the rows' own code paths and protocol.", "",
-             "| row | measured or control | M_react | M_diff | R | measured R outside? |", "|---|---|---|---|---|---|"]
+             "| row | measured or control | M_react | M_diff | R | measured R vs control | measured R outside? |",
+             "|---|---|---|---|---|---|---|"]
     for r in done:
         lines.append(f"| {r['row']} | measured | "
                      f"{_fmt({'mean': r['M_react'], 'low': r['M_react_low'], 'high': r['M_react_high']})} | "
                      f"{_fmt({'mean': r['M_diff'], 'low': r['M_diff_low'], 'high': r['M_diff_high']})} | "
-                     f"{_fmt({'mean': r['R'], 'low': r['R_low'], 'high': r['R_high']})} | |")
+                     f"{_fmt({'mean': r['R'], 'low': r['R_low'], 'high': r['R_high']})} | | |")
         for name in LABELS:
             if name in agg[r["row"]]:
                 c = agg[r["row"]][name]
                 v = _outside({"R": r["R"]}, c)
                 lines.append(f"| {r['row']} | {LABELS[name]} | {_fmt(c['M_react'])} | {_fmt(c['M_diff'])} | "
-                             f"{_fmt(c['R'])} | {'—' if v is None else ('yes' if v else 'no')} |")
+                             f"{_fmt(c['R'])} | {_rel(r['R'], c['R'])} | {'—' if v is None else ('yes' if v else 'no')} |")
     lines += ["", *[f"- {sentence(r, agg[r['row']])}" for r in done], ""]
     md = "\n".join(lines)
     atomic_write_text(folder / "controls.md", md)
