@@ -90,10 +90,11 @@ def sentence(record: dict, ctrl: dict[str, Any]) -> str:
         hi_text = "inf" if hi is None or not math.isfinite(hi) else f"{hi:.3f}"
         bound_text = f"[{ident['R_range_low']['mean']:.3f}, {hi_text}] (B = {ident['bound_B']['mean']:.3f})"
     if record["system"] == "RD":
+        end = ctrl["relative_residual_final"]["mean"]
+        end_high = f"{1 / (1 - end):.3f}" if end < 1 else "inf"
         parts.append(f"; since dv/dt = reaction + diffusion, the residual alone bounds R to {bound_text} whatever the "
-                     f"pattern; the relative residual ||dv/dt|| / ||reaction|| ends at "
-                     f"{ctrl['relative_residual_final']['mean']:.2g}, so final R lies within "
-                     f"{ctrl['relative_residual_final']['mean']:.1%} of 1")
+                     f"pattern; the relative residual ||dv/dt|| / ||reaction|| ends at {end:.2g}, which confines "
+                     f"final R to [{1 / (1 + end):.3f}, {end_high}]")
     elif record["system"] == "LSTM":
         parts.append(f"; the update identity bounds R to {bound_text} for any weights (telescoping residual "
                      f"{ident['telescoping_residual']['mean']:.3f})")
