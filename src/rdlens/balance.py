@@ -25,6 +25,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from rdlens.errors import ConfigError
+from rdlens.rundir import atomic_write_bytes
 
 BASE_COLUMNS = ("step", "tau", "reaction", "diffusion")
 
@@ -191,8 +192,6 @@ class BalanceTrace:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the trace as CSV (atomically); per-sample norms go to ``<stem>_samples.npz``."""
-        from rdlens.rundir import atomic_write_bytes
-
         path = Path(path)
         atomic_write_bytes(path, self.to_csv().encode())
         if self.reaction_samples is not None and self.diffusion_samples is not None:

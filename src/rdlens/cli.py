@@ -124,10 +124,9 @@ def _add_run_options(p: argparse.ArgumentParser, seed: int, seed_help: str) -> N
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: shown on a terminal)")
 
 
-def _preset_help(key: str, text: str) -> str:
-    from rdlens.lstm import SETTINGS
-
-    values = ", ".join(f"{name} {preset[key]}" for name, preset in SETTINGS.items())
+def _preset_help(settings: dict[str, dict[str, Any]], key: str, text: str) -> str:
+    """Help text naming each preset's value of ``key`` (the default comes from --setting)."""
+    values = ", ".join(f"{name} {preset[key]}" for name, preset in settings.items())
     return f"{text} (default: from --setting: {values})"
 
 
@@ -148,19 +147,19 @@ def _add_lstm(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--setting", choices=list(SETTINGS), default="default",
                    help="preset: default (PyTorch init, mini-batches, teacher-forced metric) or paper "
                         "(its public code: N(0,1) init, whole set as one batch, lr 1e-2, 200 steps, free-running metric)")
-    p.add_argument("--steps", type=int, default=None, help=_preset_help("steps", "optimiser steps"))
-    p.add_argument("--batch-size", type=int, default=None, help=_preset_help("batch_size", "sequences per step, 0 = all"))
-    p.add_argument("--lr", type=float, default=None, help=_preset_help("lr", "Adam learning rate"))
-    p.add_argument("--init", choices=INITS, default=None, help=_preset_help("init", "initial weights"))
+    p.add_argument("--steps", type=int, default=None, help=_preset_help(SETTINGS, "steps", "optimiser steps"))
+    p.add_argument("--batch-size", type=int, default=None, help=_preset_help(SETTINGS, "batch_size", "sequences per step, 0 = all"))
+    p.add_argument("--lr", type=float, default=None, help=_preset_help(SETTINGS, "lr", "Adam learning rate"))
+    p.add_argument("--init", choices=INITS, default=None, help=_preset_help(SETTINGS, "init", "initial weights"))
     p.add_argument("--eval-mode", choices=EVAL_MODES, default=None,
-                   help=_preset_help("eval_mode", "teacher-forced over held-out sequences, or free-running generation"))
+                   help=_preset_help(SETTINGS, "eval_mode", "teacher-forced over held-out sequences, or free-running generation"))
     p.add_argument("--hidden", type=int, default=c["hidden"], help="hidden units")
     p.add_argument("--layers", type=int, default=c["layers"], help="stacked LSTM layers (metric on the last)")
     p.add_argument("--sequences", type=int, default=d["n_sequences"], help="sequences in the data set (train + test)")
     p.add_argument("--length", type=int, default=d["length"], help="samples per sequence")
     p.add_argument("--test-fraction", type=float, default=d["test_fraction"], help="share held out for evaluation")
     p.add_argument("--noise", type=float, default=None,
-                   help=_preset_help("sine_noise", "observation noise std (sine; 0 for the ODEs unless given)"))
+                   help=_preset_help(SETTINGS, "sine_noise", "observation noise std (sine; 0 for the ODEs unless given)"))
     p.add_argument("--mu", type=float, default=d["mu"], help="Van der Pol damping parameter")
     p.add_argument("--eval-sequences", type=int, default=c["eval_sequences"], help="held-out sequences measured (0: all)")
     p.add_argument("--checkpoint-every", type=int, default=c["checkpoint_every"], help="checkpoint interval in steps")
@@ -184,13 +183,6 @@ def _cmd_lstm(args: argparse.Namespace) -> int:
         _, summary = run_lstm(cfg, args.out, resume_dir=args.resume, device=args.device, progress=bar.update)
     _finish(summary, args.json)
     return 0
-
-
-def _ddpm_preset_help(key: str, text: str) -> str:
-    from rdlens.ddpm import SETTINGS
-
-    values = ", ".join(f"{name} {preset[key]}" for name, preset in SETTINGS.items())
-    return f"{text} (default: from --setting: {values})"
 
 
 def _int_tuple(text: str) -> tuple[int, ...]:
@@ -219,11 +211,11 @@ def _add_ddpm(sub: argparse._SubParsersAction) -> None:
                    "(default: none; needed for mnist, fashion-mnist, cifar10)")
     p.add_argument("--setting", choices=list(SETTINGS), default="default",
                    help="preset: default (small U-Net for a CPU) or paper (its public code's sizes and training)")
-    p.add_argument("--steps", type=int, default=None, help=_ddpm_preset_help("steps", "training steps"))
-    p.add_argument("--batch-size", type=int, default=None, help=_ddpm_preset_help("batch_size", "images per step"))
-    p.add_argument("--lr", type=float, default=None, help=_ddpm_preset_help("lr", "AdamW learning rate"))
-    p.add_argument("--ema", type=float, default=None, help=_ddpm_preset_help("ema", "EMA decay of the weights"))
-    p.add_argument("--samples", type=int, default=None, help=_ddpm_preset_help("samples", "images sampled and measured"))
+    p.add_argument("--steps", type=int, default=None, help=_preset_help(SETTINGS, "steps", "training steps"))
+    p.add_argument("--batch-size", type=int, default=None, help=_preset_help(SETTINGS, "batch_size", "images per step"))
+    p.add_argument("--lr", type=float, default=None, help=_preset_help(SETTINGS, "lr", "AdamW learning rate"))
+    p.add_argument("--ema", type=float, default=None, help=_preset_help(SETTINGS, "ema", "EMA decay of the weights"))
+    p.add_argument("--samples", type=int, default=None, help=_preset_help(SETTINGS, "samples", "images sampled and measured"))
     p.add_argument("--channels", type=_int_tuple, default=None, metavar="C1,C2,...",
                    help="U-Net width per resolution level (default: from --setting: default 16,32,64, paper 32,64,128,256)")
     p.add_argument("--T", type=int, default=sch["T"], help="diffusion steps")

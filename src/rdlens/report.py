@@ -307,6 +307,8 @@ def plot_patterns(folder: Path, records: list[dict], path: Path) -> Path:
     """What each row produced (first seed): RD v fields, an LSTM prediction, DDPM sample grids."""
     import json
 
+    import torch
+
     from rdlens.images import grid
 
     seed = json.loads((folder / "rows.json").read_text())["seeds"][0]
@@ -335,17 +337,11 @@ def plot_patterns(folder: Path, records: list[dict], path: Path) -> Path:
             title += f" ({mode})"
         else:
             with np.load(d / "samples.npz") as z:
-                tiled = grid(torch_tensor(z["samples"]))
+                tiled = grid(torch.from_numpy(z["samples"]))
             ax.imshow(tiled[..., 0] if tiled.shape[2] == 1 else tiled, cmap="gray", vmin=0, vmax=1)
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path, metadata={"Software": None})
-
-
-def torch_tensor(a: np.ndarray):
-    import torch
-
-    return torch.from_numpy(a)
 
 
 def build_report(folder: str | os.PathLike) -> str:
