@@ -16,7 +16,6 @@ import argparse
 import time
 
 import numba
-import numpy as np
 
 from rdlens import grayscott as gs
 

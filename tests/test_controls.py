@@ -47,9 +47,9 @@ def test_identity_bound_contains_R_whatever_the_weights(seed, init_normal):
 
 
 def test_rd_residual_bound_contains_R_and_is_the_mean_residual_over_M_react():
-    from rdlens import experiment, grayscott
+    from rdlens import grayscott
 
-    cfg = experiment.RDRun(model=grayscott.GrayScott(F=0.055, size=48, length=0.48), steps=500, seed=3,
+    cfg = grayscott.RDRun(model=grayscott.GrayScott(F=0.055, size=48, length=0.48), steps=500, seed=3,
                            residual=True)
     res = grayscott.run(cfg.model, cfg.steps, cfg.seed, residual=True)
     out, traces = controls.rd_controls(cfg, res.trace)

@@ -136,7 +136,7 @@ def test_paper_setting_uses_its_public_code_values():
 
 
 def test_cli_lstm_run_then_resume_of_an_interrupted_run(tmp_path, capsys):
-    args = ["lstm", "--dataset", "vanderpol", "--sequences", "40", "--length", "40", "--steps", "30",
+    args = ["lstm", "--dataset", "vanderpol", "--n-sequences", "40", "--length", "40", "--steps", "30",
             "--batch-size", "8", "--checkpoint-every", "10", "--quiet", "--device", "cpu", "--out", str(tmp_path)]
     assert main(args + ["--json"]) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -13,7 +13,10 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = {"balance", "grayscott", "lstm", "sequences", "ddpm", "unet", "images", "experiment", "report", "paper", "rundir", "cli", "errors"}
+_SUBMODULES = {
+    "balance", "grayscott", "lstm", "sequences", "ddpm", "unet", "images", "controls", "torchutil", "training",
+    "rundir", "errors", "options", "systems", "run", "layout", "reproduce", "report", "paper", "cli",
+}
 
 
 def __getattr__(name: str) -> Any:

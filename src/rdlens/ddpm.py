@@ -31,7 +31,6 @@ import torch
 
 from rdlens.balance import BalanceTrace
 from rdlens.errors import ConfigError
-from rdlens.torchutil import restore_training, save_training
 from rdlens.unet import UNet, UNetConfig
 
 SCHEDULES = ("linear", "cosine")
@@ -265,13 +264,6 @@ def config_for(setting: str, dataset: str = "digits", *, unet: dict | None = Non
     return DDPMConfig(dataset=dataset, unet=UNetConfig(**unet_values), schedule=sched, setting=setting, **values)
 
 
-def config_from_json(d: dict) -> DDPMConfig:
-    """Rebuild a DDPMConfig from its config.json."""
-    d = {k: v for k, v in d.items() if k != "system"}
-    unet = {k: tuple(v) if isinstance(v, list) else v for k, v in d.pop("unet").items()}
-    return DDPMConfig(unet=UNetConfig(**unet), schedule=Schedule(**d.pop("schedule")), **d)
-
-
 @dataclass
 class TrainResult:
     model: UNet
@@ -295,63 +287,33 @@ def train(
     progress: Callable[[int], None] | None = None,
     on_grid: Callable[[int, UNet], None] | None = None,
 ) -> TrainResult:
-    """Train eps-prediction with the simple loss: AdamW, gradient clipping, EMA of the weights,
-    a resumable checkpoint every ``cfg.checkpoint_every`` steps (and at the end)."""
+    """Train eps-prediction with the simple loss through the shared loop
+    (:func:`rdlens.training.fit`): AdamW, gradient clipping, EMA of the weights, a resumable
+    checkpoint every ``cfg.checkpoint_every`` steps (and at the end)."""
     import copy
-    import time
     from pathlib import Path
+
+    from rdlens.training import fit, plain
 
     torch.manual_seed(cfg.seed)
     model = UNet(cfg.unet).to(device)
     ema_model = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    losses: list[float] = []
-    step = 0
-    ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
-    if resume and ckpt is not None and ckpt.exists():
-        step, losses = restore_training(ckpt, device, gen, model=model, ema=ema_model, optimizer=opt)
-    resumed_from = step
-    if progress is not None and step:
-        progress(step)
     images = images.to(device)
-    t0 = time.perf_counter()
-    model.train()
-    while step < cfg.steps:
-        idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen).to(device)
-        batch_loss = loss(model, cfg.schedule, images[idx], gen)
-        opt.zero_grad(set_to_none=True)
-        batch_loss.backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        with torch.no_grad():
-            decay = min(cfg.ema, (1 + step) / (10 + step))  # short warm-up of the average
-            for pe, p in zip(ema_model.parameters(), model.parameters()):
-                pe.lerp_(p, 1 - decay)
-        step += 1
-        losses.append(float(batch_loss.detach()))
-        if not math.isfinite(losses[-1]):
-            from rdlens.errors import SimulationDiverged
 
-            raise SimulationDiverged("DDPM training", step, f"loss = {losses[-1]}")
-        if ckpt is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            save_training(ckpt, gen, step, losses, _plain(asdict(cfg)), model=model, ema=ema_model, optimizer=opt)
+    def batch_loss() -> torch.Tensor:
+        idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen).to(device)
+        return loss(model, cfg.schedule, images[idx], gen)
+
+    def grid(step: int) -> None:
         if on_grid is not None and cfg.grid_every and step % cfg.grid_every == 0:
             on_grid(step, ema_model.eval())
-            model.train()
-        if progress is not None:
-            progress(1)
-    model.eval()
-    ema_model.eval()
-    return TrainResult(model, ema_model if cfg.ema > 0 else model, losses, step, resumed_from,
-                       time.perf_counter() - t0)
 
-
-def _plain(d):
-    """Tuples to lists, so a config can be stored in a weights_only checkpoint."""
-    if isinstance(d, dict):
-        return {k: _plain(v) for k, v in d.items()}
-    if isinstance(d, (list, tuple)):
-        return [_plain(v) for v in d]
-    return d
+    done = fit(model, opt, batch_loss, steps=cfg.steps, generator=gen, name="DDPM training", grad_clip=cfg.grad_clip,
+               ema=ema_model, ema_decay=cfg.ema,
+               checkpoint=Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None,
+               checkpoint_every=cfg.checkpoint_every, config=plain(asdict(cfg)), resume=resume,
+               after_step=grid, progress=progress)
+    return TrainResult(model, ema_model if cfg.ema > 0 else model, done.losses, done.steps_done, done.resumed_from,
+                       done.wall_time_s)

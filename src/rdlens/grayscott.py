@@ -338,6 +338,37 @@ class Stepper:
 # ---- a full run ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RDRun:
+    """One Gray-Scott run: the model, how long to run it and what to keep."""
+
+    model: GrayScott = field(default_factory=GrayScott)
+    steps: int = 5000
+    """number of explicit Euler steps (the paper's public code: 5000)"""
+    seed: int = 0
+    """seed of the initial noise"""
+    init: str | None = None
+    """path of an .npz with arrays u and v to start from (default: Pearson's start)"""
+    snapshot_every: int = 1000
+    """keep v every this many steps in snapshots.npz (0: none)"""
+    stop_tol: float = 0.0
+    """stop early once the RMS change of v in one step < stop_tol (0: never)"""
+    stop_after: int = 100
+    """never stop early before this step"""
+    save_state: bool = False
+    """write the final u, v to state.npz (usable as --init)"""
+    residual: bool = False
+    """also record ||dv/dt|| per step (column residual: the distance from a steady state)"""
+
+    def __post_init__(self) -> None:
+        for name, low in (("steps", 1), ("seed", 0), ("snapshot_every", 0), ("stop_after", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+        if not (math.isfinite(self.stop_tol) and self.stop_tol >= 0):
+            raise ConfigError(f"stop_tol must be a finite number >= 0, got {self.stop_tol}")
+
+
 @dataclass
 class GrayScottResult:
     """What :func:`run` returns: the balance trace, the final fields and the snapshots."""

@@ -364,16 +364,3 @@ def _md5(path: Path) -> str:
         while chunk := fh.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def grid(images: torch.Tensor, nrow: int | None = None) -> np.ndarray:
-    """Tile (N, C, H, W) images in [-1, 1] into one (H', W', C) array in [0, 1] for a PNG."""
-    n, c, h, w = images.shape
-    nrow = nrow or int(np.ceil(np.sqrt(n)))
-    ncol = int(np.ceil(n / nrow))
-    out = np.ones((ncol * (h + 2) + 2, nrow * (w + 2) + 2, c), dtype=np.float32)
-    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
-    for k in range(n):
-        r, q = divmod(k, nrow)
-        out[2 + r * (h + 2): 2 + r * (h + 2) + h, 2 + q * (w + 2): 2 + q * (w + 2) + w] = x[k]
-    return out

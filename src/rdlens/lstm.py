@@ -15,7 +15,6 @@ trained model, not of a look-alike. :func:`balance_trace` turns one layer's reco
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -27,7 +26,6 @@ from torch import nn
 from rdlens.balance import BalanceTrace
 from rdlens.errors import ConfigError
 from rdlens.sequences import SequenceConfig, Sequences
-from rdlens.torchutil import restore_training, save_training
 
 # ---- the probe ----------------------------------------------------------------------------
 
@@ -336,51 +334,28 @@ def train(
     resume: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> TrainResult:
-    """Train next-step prediction (per-step MSE) with Adam; checkpoint every
-    ``cfg.checkpoint_every`` steps into ``checkpoint_dir`` and, with ``resume``, continue
-    from the checkpoint found there. The same seed gives the same weights, interrupted and
-    resumed or not.
+    """Train next-step prediction (per-step MSE) with Adam through the shared loop
+    (:func:`rdlens.training.fit`); checkpoint every ``cfg.checkpoint_every`` steps into
+    ``checkpoint_dir`` and, with ``resume``, continue from the checkpoint found there. The
+    same seed gives the same weights, interrupted and resumed or not.
     """
+    from rdlens.training import fit
+
     model = build_model(cfg, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    losses: list[float] = []
-    step = 0
-    ckpt_path = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
-    if resume and ckpt_path is not None and ckpt_path.exists():
-        step, losses = restore_training(ckpt_path, device, gen, model=model, optimizer=opt)
-    resumed_from = step
-    if progress is not None and step:
-        progress(step)
     x_train = torch.tensor(data.train, dtype=torch.float32, device=device)
     n = x_train.shape[0]
-    t0 = time.perf_counter()
-    model.train()
-    while step < cfg.steps:
-        if cfg.batch_size:
-            idx = torch.randint(0, n, (cfg.batch_size,), generator=gen).to(device)
-            xb = x_train[idx]
-        else:
-            xb = x_train
-        pred, _ = model(xb[:, :-1])
-        loss = torch.mean((pred - xb[:, 1:]) ** 2)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        step += 1
-        losses.append(float(loss.detach()))
-        if not math.isfinite(losses[-1]):
-            from rdlens.errors import SimulationDiverged
 
-            raise SimulationDiverged("LSTM training", step, f"loss = {losses[-1]}")
-        if ckpt_path is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
-            save_training(ckpt_path, gen, step, losses, asdict(cfg), model=model, optimizer=opt)
-        if progress is not None:
-            progress(1)
-    model.eval()
-    return TrainResult(model, losses, step, resumed_from, time.perf_counter() - t0)
+    def batch_loss() -> torch.Tensor:
+        xb = x_train[torch.randint(0, n, (cfg.batch_size,), generator=gen).to(device)] if cfg.batch_size else x_train
+        pred, _ = model(xb[:, :-1])
+        return torch.mean((pred - xb[:, 1:]) ** 2)
+
+    done = fit(model, opt, batch_loss, steps=cfg.steps, generator=gen, name="LSTM training", grad_clip=cfg.grad_clip,
+               checkpoint=Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None,
+               checkpoint_every=cfg.checkpoint_every, config=asdict(cfg), resume=resume, progress=progress)
+    return TrainResult(model, done.losses, done.steps_done, done.resumed_from, done.wall_time_s)
 
 
 # ---- evaluation ---------------------------------------------------------------------------

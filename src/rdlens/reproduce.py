@@ -1,15 +1,28 @@
-"""``rdlens reproduce``: the paper's eight Table 1 rows, run under a profile, into one folder.
+"""``rdlens reproduce``: the paper's Table 1 rows, run under a profile, into one folder.
 
-The rows are fixed (they are the paper's); how each is run comes from a profile, a TOML file
-of settings (``profiles/quick.toml``, ``paper.toml``, ``smoke.toml`` or the user's own).
-Each row writes its own run directory under ``rows/<row-id>/`` with the system's usual
-files. A row is reused when its ``summary.json`` exists and its saved configuration equals
-the one asked for; an unfinished LSTM or DDPM row resumes from its checkpoint; anything else
-is recomputed from scratch. A DDPM row whose data set is absent is not silently replaced:
-the MNIST row falls back to the offline digits and is labelled so, the other rows are
-skipped with the command that makes them runnable.
+A *row* is data: a system, the values that make it that row (``F = 0.029``,
+``dataset = "mnist"``), an offline fallback for absent data, and the paper's values if it has
+them. How rows are run comes from a *profile*, a TOML file (``profiles/quick.toml``,
+``paper.toml``, ``smoke.toml`` or the user's own) whose keys are the systems' option names:
 
-Kept apart from experiment.py, which runs one system; this module composes those runs.
+    [rd]                      # every row of a system
+    steps = 5000
+    [rows.rd-stripe]          # one row
+    F = 0.0545
+    [rows.my-row]             # a new row: any registered system, paper values optional
+    system = "rd"
+    F = 0.040
+    paper = { M_react = 0.36, M_diff = 0.35, R = 1.01 }
+
+Values apply in this order, later winning: the system's ``reproduce_defaults``, the profile's
+``[system]`` table, the row's own values, the profile's ``[rows.ID]`` table, the seed. The
+whole plan (every row and seed) is resolved and checked before the first row runs.
+
+Each row and seed writes a run directory (see :mod:`rdlens.layout`). A row is reused when its
+``summary.json`` exists and its saved configuration equals the one asked for; an unfinished
+row of a resumable system continues from its checkpoint; anything else is recomputed. A row
+whose data is absent is not silently replaced: it runs on its declared offline fallback and
+is labelled so, or is skipped with the command that makes it runnable.
 """
 
 from __future__ import annotations
@@ -19,56 +32,62 @@ import os
 import shutil
 import time
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from rdlens import experiment
+from rdlens import layout, systems
 from rdlens.errors import ConfigError
-from rdlens.rundir import RunDir, to_jsonable, write_json
+from rdlens.options import check_values
+from rdlens.paper import TABLE1
+from rdlens.run import Bars, config_json, default_runs_root, resolve, run
+from rdlens.rundir import RunDir, write_json
 
 PROFILES = ("quick", "paper", "smoke")
 
 
 @dataclass(frozen=True)
 class Row:
-    """One row of the paper's Table 1."""
+    """One row of the table: which system, with which values."""
 
     id: str
     system: str
     label: str
-    F: float | None = None
-    dataset: str | None = None
-    fallback: str | None = None
-    """offline data set used, and said, when the row's own is absent"""
+    """what the row measures, in words (the table's ``setting`` column)"""
+    values: dict[str, Any] = field(default_factory=dict)
+    """option values that make this row (e.g. ``{"F": 0.029}``)"""
+    fallback: dict[str, Any] | None = None
+    """values used instead, and said, when the row's data is absent (e.g. offline digits)"""
+    paper: dict[str, float] | None = None
+    """the paper's M_react, M_diff and R for this row, if it has them"""
+
+
+def _table1(row_id: str, system: str, values: dict[str, Any], fallback: dict[str, Any] | None = None) -> Row:
+    paper = TABLE1[row_id]
+    return Row(row_id, system, paper.setting, values, fallback,
+               {"M_react": paper.M_react, "M_diff": paper.M_diff, "R": paper.R})
 
 
 ROWS: tuple[Row, ...] = (
-    Row("rd-spot", "rd", "spot regime", F=0.029),
-    Row("rd-stripe", "rd", "stripe regime", F=0.055),
-    Row("lstm-sine", "lstm", "sine waves", dataset="sine"),
-    Row("lstm-lorenz", "lstm", "Lorenz", dataset="lorenz"),
-    Row("lstm-vanderpol", "lstm", "Van der Pol", dataset="vanderpol"),
-    Row("ddpm-mnist", "ddpm", "MNIST", dataset="mnist", fallback="digits"),
-    Row("ddpm-fashion-mnist", "ddpm", "FashionMNIST", dataset="fashion-mnist"),
-    Row("ddpm-cifar10", "ddpm", "CIFAR10", dataset="cifar10"),
+    _table1("rd-spot", "rd", {"F": 0.029}),
+    _table1("rd-stripe", "rd", {"F": 0.055}),
+    _table1("lstm-sine", "lstm", {"dataset": "sine"}),
+    _table1("lstm-lorenz", "lstm", {"dataset": "lorenz"}),
+    _table1("lstm-vanderpol", "lstm", {"dataset": "vanderpol"}),
+    _table1("ddpm-mnist", "ddpm", {"dataset": "mnist"}, fallback={"dataset": "digits"}),
+    _table1("ddpm-fashion-mnist", "ddpm", {"dataset": "fashion-mnist"}),
+    _table1("ddpm-cifar10", "ddpm", {"dataset": "cifar10"}),
 )
+"""The paper's Table 1 (the RD stripe row uses the paper's F = 0.055; its public code used 0.0545)."""
 ROW_IDS = tuple(r.id for r in ROWS)
-
-RD_KEYS = {"steps", "size", "length", "dt", "k", "Du", "Dv", "dtype", "stop_tol", "stop_after", "residual"}
-LSTM_DATA_KEYS = {"n_sequences", "length", "test_fraction", "noise", "mu", "substeps", "transient", "dt"}
-LSTM_KEYS = {"setting", "steps", "batch_size", "lr", "init", "eval_mode", "hidden", "layers", "grad_clip",
-             "generate_steps", "eval_sequences", "checkpoint_every"} | LSTM_DATA_KEYS
-DDPM_UNET_KEYS = {"channels", "res_blocks", "attention", "dropout", "groups"}
-DDPM_SCHEDULE_KEYS = {"T", "schedule", "beta_start", "beta_end"}
-DDPM_KEYS = {"setting", "steps", "batch_size", "lr", "ema", "samples", "sigma", "grid_every", "checkpoint_every",
-             "max_images", "turing_images", "weight_decay", "grad_clip"} | DDPM_UNET_KEYS | DDPM_SCHEDULE_KEYS
-SECTION_KEYS = {"rd": RD_KEYS, "lstm": LSTM_KEYS, "ddpm": DDPM_KEYS}
 
 
 def load_profile(name_or_path: str) -> dict[str, Any]:
-    """A profile by name (shipped with rdlens) or from a .toml file, with its keys checked."""
+    """A profile by name (shipped with rdlens) or from a .toml file, every key and value checked.
+
+    Returns ``{"name", "description", SYSTEM: {values}, "rows": {ID: {values}}, "extra_rows": [Row]}``.
+    """
     if name_or_path in PROFILES:
         text = resources.files("rdlens").joinpath(f"profiles/{name_or_path}.toml").read_text()
         source = name_or_path
@@ -77,87 +96,104 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
         if not path.is_file():
             raise ConfigError(f"profile must be one of {', '.join(PROFILES)} or a .toml file; "
                               f"{name_or_path!r} is neither")
-        text, source = path.read_text(), str(path)
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"profile {path}: cannot be read ({exc})") from None
+        source = str(path)
     try:
-        profile = tomllib.loads(text)
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"profile {source}: not valid TOML ({exc})") from None
-    unknown = set(profile) - {"description", "rd", "lstm", "ddpm", "rows"}
+    names = systems.names()
+    unknown = set(raw) - {"description", "rows", *names}
     if unknown:
-        raise ConfigError(f"profile {source}: unknown section(s) {sorted(unknown)}; allowed: rd, lstm, ddpm, rows")
-    for section, allowed in SECTION_KEYS.items():
-        _check_keys(source, section, profile.get(section, {}), allowed)
-    for row_id, values in profile.get("rows", {}).items():
-        if row_id not in ROW_IDS:
-            raise ConfigError(f"profile {source}: [rows.{row_id}] is not a row; rows are {', '.join(ROW_IDS)}")
-        _check_keys(source, f"rows.{row_id}", values, SECTION_KEYS[row_id.split("-")[0]])
-    profile["name"] = source
+        raise ConfigError(f"profile {source}: unknown section(s) {sorted(unknown)}; allowed: "
+                          f"{', '.join(names)}, rows, description")
+    profile: dict[str, Any] = {"name": source, "description": str(raw.get("description", "")), "rows": {},
+                               "extra_rows": []}
+    for name in names:
+        section = _table(raw, name, source)
+        profile[name] = check_values(systems.get(name).options, section, f"profile {source} [{name}]")
+    for row_id, values in _table(raw, "rows", source).items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"profile {source}: rows.{row_id} must be a table, got {values!r}")
+        where = f"profile {source} [rows.{row_id}]"
+        values = dict(values)
+        if row_id in ROW_IDS:
+            system = next(r.system for r in ROWS if r.id == row_id)
+            if values.pop("system", system) != system:
+                raise ConfigError(f"{where}: row {row_id} is a {system} row; its system cannot change")
+            profile["rows"][row_id] = check_values(systems.get(system).options, values, where)
+            continue
+        if "system" not in values:
+            raise ConfigError(f"{where}: a new row needs system = one of {', '.join(names)}")
+        system = systems.get(values.pop("system")).name
+        label = values.pop("label", row_id)
+        paper = values.pop("paper", None)
+        if paper is not None and (not isinstance(paper, dict) or set(paper) != {"M_react", "M_diff", "R"}
+                                  or not all(isinstance(v, (int, float)) for v in paper.values())):
+            raise ConfigError(f"{where}: paper must be {{ M_react = number, M_diff = number, R = number }}, got {paper!r}")
+        checked = check_values(systems.get(system).options, values, where)
+        profile["extra_rows"].append(Row(row_id, system, str(label), checked, None, paper))
     return profile
 
 
-def _check_keys(source: str, section: str, values: dict, allowed: set[str]) -> None:
-    bad = set(values) - allowed
-    if bad:
-        raise ConfigError(f"profile {source}: [{section}] has unknown key(s) {sorted(bad)}; allowed: {sorted(allowed)}")
+def _table(raw: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    section = raw.get(key, {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"profile {source}: [{key}] must be a table, got {section!r}")
+    return section
+
+
+def profile_rows(profile: dict[str, Any]) -> tuple[Row, ...]:
+    """The rows a profile runs: Table 1's, then those the profile adds."""
+    return ROWS + tuple(profile["extra_rows"])
 
 
 @dataclass
 class Plan:
-    """What will happen to one row: its configuration, the data it uses, or why it is skipped."""
+    """What will happen to one row and seed: its configuration, its data, or why it is skipped."""
 
     row: Row
     config: Any | None
     data: str
     skip_reason: str | None = None
+    stand_in: bool = False
+
+    @property
+    def system(self) -> systems.System:
+        return systems.get(self.row.system)
 
     @property
     def status(self) -> str:
         if self.skip_reason:
             return "skipped"
-        return "stand-in data" if self.row.fallback and self.data == self.row.fallback else "ran"
+        return "stand-in data" if self.stand_in else "ran"
+
+    @property
+    def label(self) -> str:
+        """The row's setting, with the stand-in data named when it ran on that."""
+        return f"{self.row.label} ({self.data}, offline stand-in)" if self.stand_in else self.row.label
 
 
 def plan_row(row: Row, profile: dict[str, Any], seed: int, data_dir: str | None) -> Plan:
     """Resolve a row's configuration under ``profile``; decide its data (or skipping)."""
-    values = dict(profile.get(row.system, {}))
-    values.update(profile.get("rows", {}).get(row.id, {}))
-    if row.system == "rd":
-        from rdlens.grayscott import GrayScott
-
-        model_keys = {"size", "length", "dt", "k", "Du", "Dv", "dtype"}
-        model = GrayScott(F=row.F, **{k: v for k, v in values.items() if k in model_keys})
-        run_keys = {k: v for k, v in values.items() if k not in model_keys}
-        run_keys.setdefault("residual", True)  # the steady-state residual is one of the RD controls
-        cfg = experiment.RDRun(model=model, seed=seed, snapshot_every=0, save_state=True, **run_keys)
-        return Plan(row, cfg, f"F = {row.F}, k = {model.k}")
-    if row.system == "lstm":
-        from rdlens import lstm
-
-        setting = values.pop("setting", "default")
-        data = {k: values.pop(k) for k in list(values) if k in LSTM_DATA_KEYS}
-        cfg = lstm.config_for(setting, row.dataset, data=data, seed=seed, **values)
-        return Plan(row, cfg, row.dataset)
-    from rdlens import ddpm, images
-
-    dataset = row.dataset
-    if not images.is_present(dataset, data_dir):
-        where = f"under {data_dir}" if data_dir else "(no --data-dir given)"
-        command = f"rdlens data download {dataset} --data-dir {data_dir or '~/data'}"
-        if row.fallback is None:
-            reason = f"{row.label} not found {where}; to run this row: {command}, then rerun with --data-dir"
-            return Plan(row, None, dataset, reason)
-        dataset = row.fallback
-    setting = values.pop("setting", "default")
-    unet = {k: (tuple(values.pop(k)) if isinstance(values[k], list) else values.pop(k))
-            for k in list(values) if k in DDPM_UNET_KEYS}
-    sched = {("kind" if k == "schedule" else k): values.pop(k) for k in list(values) if k in DDPM_SCHEDULE_KEYS}
-    cfg = ddpm.config_for(setting, dataset, unet=unet, schedule=sched, seed=seed,
-                          data_dir=data_dir if dataset not in images.OFFLINE else None, **values)
-    return Plan(row, cfg, dataset)
-
-
-def _config_json(plan: Plan) -> dict[str, Any]:
-    return to_jsonable({"system": plan.row.system, **asdict(plan.config)})
+    system = systems.get(row.system)
+    values = {**system.reproduce_defaults, **profile.get(row.system, {}), **row.values,
+              **profile["rows"].get(row.id, {}), "seed": seed}
+    if data_dir is not None and any(o.name == "data_dir" for o in system.options):
+        values["data_dir"] = data_dir
+    config = system.build(values)
+    missing = system.missing_data(config)
+    if missing is None:
+        return Plan(row, config, system.data_label(config))
+    if row.fallback is not None:
+        config = system.build({**values, **row.fallback})
+        return Plan(row, config, system.data_label(config), stand_in=True)
+    what, how = missing
+    reason = f"{row.label} {what}; to run this row: {how}, then rerun with --data-dir"
+    return Plan(row, None, system.data_label(config), reason)
 
 
 def row_state(row_dir: Path, plan: Plan) -> str:
@@ -166,24 +202,19 @@ def row_state(row_dir: Path, plan: Plan) -> str:
     if not cfg_file.exists():
         return "fresh"
     try:
-        same = json.loads(cfg_file.read_text()) == _config_json(plan)
+        same = json.loads(cfg_file.read_text()) == config_json(plan.system, plan.config)
     except (OSError, ValueError):
         same = False
     if not same:
         return "fresh"
     if (row_dir / "summary.json").exists():
         return "done"
-    return "resume" if plan.row.system != "rd" and (row_dir / "checkpoint.pt").exists() else "fresh"
+    return "resume" if plan.system.resumable and (row_dir / "checkpoint.pt").exists() else "fresh"
 
 
 def default_dir(profile: dict[str, Any], out: str | os.PathLike | None) -> Path:
     """``OUT/reproduce-PROFILE``: the same command finds its own earlier rows (and seeds) again."""
-    name = Path(profile["name"]).stem
-    return Path(out or experiment.default_runs_root()) / f"reproduce-{name}"
-
-
-def seed_dir(folder: Path, row_id: str, seed: int) -> Path:
-    return folder / "rows" / row_id / f"seed{seed}"
+    return Path(out or default_runs_root()) / f"reproduce-{Path(profile['name']).stem}"
 
 
 def reproduce(
@@ -191,113 +222,89 @@ def reproduce(
     *,
     out: str | os.PathLike | None = None,
     run_dir: str | os.PathLike | None = None,
-    rows: tuple[str, ...] = ROW_IDS,
+    rows: tuple[str, ...] | None = None,
     seed: int = 0,
     seeds: int = 1,
     controls: bool = False,
     data_dir: str | None = None,
     device: str = "auto",
     force: bool = False,
-    bars: experiment.Bars | None = None,
+    bars: Bars | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[Path, str, bool]:
-    """Run (or reuse) the requested rows for seeds ``seed ... seed + seeds - 1`` (and their
-    controls), then write the tables and figures.
+    """Run (or reuse) the requested rows (default: all of the profile's) for seeds
+    ``seed ... seed + seeds - 1`` (and their controls), then write the tables and figures.
 
     Returns (folder, Markdown table, whether every requested row ran).
     """
-    bad = [r for r in rows if r not in ROW_IDS]
-    if bad:
-        raise ConfigError(f"unknown row(s) {bad}; rows are {', '.join(ROW_IDS)}")
-    if not isinstance(seeds, int) or seeds < 1:
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise ConfigError(f"seeds must be an integer >= 1, got {seeds!r}")
     profile = load_profile(profile_name)
+    known = profile_rows(profile)
+    ids = tuple(r.id for r in known)
+    rows = ids if rows is None else rows
+    if not rows:
+        raise ConfigError(f"no rows asked for; rows are {', '.join(ids)}")
+    bad = [r for r in rows if r not in ids]
+    if bad:
+        raise ConfigError(f"unknown row(s) {bad}; rows are {', '.join(ids)}")
     seed_list = list(range(seed, seed + seeds))
-    plans = {s: [plan_row(r, profile, s, data_dir) for r in ROWS if r.id in rows] for s in seed_list}
-    from rdlens.torchutil import resolve_device
-
-    resolve_device(device)  # refuse a missing GPU before any work
+    chosen = [r for r in known if r.id in rows]
+    plans = {s: [plan_row(r, profile, s, data_dir) for r in chosen] for s in seed_list}
+    for r in {p.row.system for p in plans[seed_list[0]]}:
+        resolve(systems.get(r), device)  # refuse a missing GPU before any work
     folder = Path(run_dir) if run_dir is not None else default_dir(profile, out)
     top = RunDir(folder)
-    write_json(folder / "plan.json", {"profile": profile["name"], "seeds": seed_list, "data_dir": data_dir,
+    write_json(folder / layout.PLAN, {"profile": profile["name"], "seeds": seed_list, "data_dir": data_dir,
                                       "controls": controls, "rows": list(rows)})
     for s in seed_list:
         for plan in plans[s]:
-            tag = f"{plan.row.id} seed {s}"
-            if plan.skip_reason:
-                log(f"{tag:<28} skipped: {plan.skip_reason}")
-                continue
-            row_dir = seed_dir(folder, plan.row.id, s)
-            state = "fresh" if force else row_state(row_dir, plan)
-            if state == "done":
-                log(f"{tag:<28} reused (finished, same configuration)")
-            else:
-                if state == "fresh" and row_dir.exists():
-                    shutil.rmtree(row_dir)
-                row_dir.mkdir(parents=True, exist_ok=True)
-                note = " (offline stand-in: " + plan.data + ")" if plan.status == "stand-in data" else ""
-                log(f"{tag:<28} {'resuming' if state == 'resume' else 'running'}{note}")
-                t0 = time.perf_counter()
-                with top.stage(tag):
-                    _run_row(plan, row_dir, state == "resume", device, bars)
-                log(f"{tag:<28} done in {time.perf_counter() - t0:.1f} s")
-            if controls and not (row_dir / "controls.json").exists():
-                t0 = time.perf_counter()
-                with top.stage(f"{tag} controls"):
-                    _run_controls(plan, row_dir, device)
-                log(f"{tag:<28} controls done in {time.perf_counter() - t0:.1f} s")
+            _do_row(plan, s, folder, top, force, controls, device, bars, log)
     first = plans[seed_list[0]]
-    rows_info = [{"id": p.row.id, "system": p.row.system, "setting": p.row.label, "data": p.data,
-                  "status": p.status, "reason": p.skip_reason, "dir": f"rows/{p.row.id}"} for p in first]
-    write_json(folder / "rows.json", {"profile": profile["name"], "description": profile.get("description", ""),
-                                      "seeds": seed_list, "controls": controls, "rows": rows_info})
-    from rdlens import report
+    rows_info = [{"id": p.row.id, "system": p.row.system, "title": p.system.title, "setting": p.row.label,
+                  "data": p.data, "status": p.status, "reason": p.skip_reason, "dir": f"rows/{p.row.id}",
+                  "paper": p.row.paper} for p in first]
+    layout.write_rows(folder, {"profile": profile["name"], "description": profile["description"],
+                               "seeds": seed_list, "controls": controls, "rows": rows_info})
+    from rdlens.report import build_report
 
-    table = report.build_report(folder)
+    table = build_report(folder)
     top.write_manifest(seed=seed, device=device, profile=profile["name"], seeds=seed_list,
                        rows=[p.row.id for p in first], controls=controls)
     return folder, table, all(p.skip_reason is None for p in first)
 
 
-def _run_controls(plan: Plan, row_dir: Path, device: str) -> None:
-    """Compute the row's controls from its saved results; write their traces, then controls.json."""
-    from rdlens import controls
-    from rdlens.balance import BalanceTrace
-    from rdlens.torchutil import load_checkpoint, resolve_device
-
-    cfg, dev = plan.config, resolve_device(device)
-    if plan.row.system == "rd":
-        results, traces = controls.rd_controls(cfg, BalanceTrace.load(row_dir / "trace.csv"))
-    elif plan.row.system == "lstm":
-        from rdlens import lstm, sequences
-
-        data = sequences.make_sequences(cfg.data)
-        model = lstm.build_model(cfg, dev)
-        model.load_state_dict(load_checkpoint(row_dir / lstm.CHECKPOINT, dev)["model"])
-        model.eval()
-        results, traces = controls.lstm_controls(cfg, model, data, lstm.evaluate(cfg, model, data, dev), dev)
+def _do_row(plan: Plan, seed: int, folder: Path, top: RunDir, force: bool, controls: bool, device: str,
+            bars: Bars | None, log: Callable[[str], None]) -> None:
+    """Run, reuse or resume one row and seed; then its controls if asked and not yet there."""
+    tag = f"{plan.row.id} seed {seed}"
+    if plan.skip_reason:
+        log(f"{tag:<28} skipped: {plan.skip_reason}")
+        return
+    row_dir = layout.seed_dir(folder, plan.row.id, seed)
+    state = "fresh" if force else row_state(row_dir, plan)
+    if state == "done":
+        log(f"{tag:<28} reused (finished, same configuration)")
     else:
-        from rdlens import images
-
-        data = images.load(cfg.dataset, cfg.data_dir, seed=cfg.seed, turing_images=cfg.turing_images)
-        if cfg.max_images:
-            data = data[: cfg.max_images]
-        results, traces = controls.ddpm_controls(cfg, data, dev)
-    for name, tr in traces.items():
-        tr.save(row_dir / f"control-{name}.csv")
-    write_json(row_dir / "controls.json", results)
-
-
-def _run_row(plan: Plan, row_dir: Path, resume: bool, device: str, bars: experiment.Bars | None) -> None:
-    label = f"{plan.row.label} ({plan.data}, offline stand-in)" if plan.status == "stand-in data" else plan.row.label
-    if plan.row.system == "rd":
-        experiment.run_rd(plan.config, run_dir=row_dir, setting=label)
-    elif plan.row.system == "lstm":
-        if resume:
-            experiment.run_lstm(plan.config, resume_dir=row_dir, device=device)
-        else:
-            experiment.run_lstm(plan.config, run_dir=row_dir, device=device)
-    elif resume:
-        experiment.run_ddpm(plan.config, resume_dir=row_dir, device=device, bars=bars)
-    else:
-        experiment.run_ddpm(plan.config, run_dir=row_dir, device=device, bars=bars)
+        if state == "fresh" and row_dir.exists():
+            shutil.rmtree(row_dir)
+        row_dir.mkdir(parents=True, exist_ok=True)
+        note = f" (offline stand-in: {plan.data})" if plan.stand_in else ""
+        log(f"{tag:<28} {'resuming' if state == 'resume' else 'running'}{note}")
+        t0 = time.perf_counter()
+        with top.stage(tag):
+            run(plan.system, plan.config, run_dir=row_dir, resume=state == "resume", device=device, bars=bars,
+                setting=plan.label)
+        log(f"{tag:<28} done in {time.perf_counter() - t0:.1f} s")
+    if controls and not (row_dir / "controls.json").exists():
+        t0 = time.perf_counter()
+        with top.stage(f"{tag} controls"):
+            measured = plan.system.controls(plan.config, row_dir, resolve(plan.system, device))
+        if measured is None:
+            log(f"{tag:<28} no controls defined for the {plan.system.name} system")
+            return
+        results, traces = measured
+        for name, tr in traces.items():
+            tr.save(row_dir / f"control-{name}.csv")
+        write_json(row_dir / "controls.json", results)
+        log(f"{tag:<28} controls done in {time.perf_counter() - t0:.1f} s")

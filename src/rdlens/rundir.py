@@ -24,6 +24,8 @@ from typing import Any, Iterator
 import numpy as np
 
 SUMMARY = "summary.json"
+DEVICES = ("auto", "cpu", "cuda")
+"""What ``--device`` accepts (also ``cuda:N``); resolved by :func:`rdlens.torchutil.resolve_device`."""
 
 
 def _current_umask() -> int:

@@ -10,9 +10,7 @@ from typing import Any
 import torch
 
 from rdlens.errors import ConfigError
-from rdlens.rundir import atomic_write_bytes
-
-DEVICES = ("auto", "cpu", "cuda")
+from rdlens.rundir import DEVICES, atomic_write_bytes
 
 
 def resolve_device(name: str) -> torch.device:
@@ -42,10 +40,14 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu")
 def save_training(path: str | os.PathLike, generator: torch.Generator, step: int, losses: list[float],
                   config: dict[str, Any], **stateful: Any) -> Path:
     """Checkpoint a training loop: each named object's ``state_dict()`` (model, EMA, optimiser),
-    the data-order generator, the step, the loss history and the configuration."""
+    the data-order generator, torch's global generators (dropout draws from them), the step,
+    the loss history and the configuration."""
+    rng = {"torch_rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda_rng"] = torch.cuda.get_rng_state_all()
     return save_checkpoint(path, {
         **{name: obj.state_dict() for name, obj in stateful.items()}, "generator": generator.get_state(),
-        "step": step, "losses": torch.tensor(losses, dtype=torch.float64), "config": config,
+        **rng, "step": step, "losses": torch.tensor(losses, dtype=torch.float64), "config": config,
     })
 
 
@@ -57,4 +59,8 @@ def restore_training(path: str | os.PathLike, device: torch.device | str, genera
     for name, obj in stateful.items():
         obj.load_state_dict(state[name])
     generator.set_state(state["generator"])
+    if "torch_rng" in state:
+        torch.set_rng_state(state["torch_rng"])
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
     return int(state["step"]), state["losses"].tolist()

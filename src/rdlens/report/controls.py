@@ -12,19 +12,16 @@ import math
 from pathlib import Path
 from typing import Any
 
+from rdlens import layout
 from rdlens.balance import t_interval
-from rdlens.report import _plt
+from rdlens.report.figures import pyplot
 from rdlens.rundir import atomic_write_text, dumps, save_figure
+from rdlens.systems import style_of
 
-LABELS = {
-    "homogeneous": "homogeneous start (no pattern)",
-    "untrained_pytorch": "untrained, PyTorch init",
-    "untrained_normal": "untrained, N(0, 1) init",
-    "white_noise": "trained, white-noise input",
-    "untrained": "untrained network",
-    "oracle_one_point": "oracle, one-point data",
-    "oracle_gaussian": "oracle, Gaussian fit",
-}
+
+def labels(record: dict) -> dict[str, str]:
+    """The row's system's controls, in order: name -> label."""
+    return dict(style_of(record["kind"]).control_labels)
 
 
 def _estimate(values: list[float]) -> dict[str, float | int | None]:
@@ -46,7 +43,7 @@ def _fmt(e: dict, digits: int = 4) -> str:
 
 def aggregate(folder: Path, record: dict, seeds: list[int]) -> dict[str, Any]:
     """Each control's M_react, M_diff, R (and extras) over the seeds of one row."""
-    per_seed = [json.loads((folder / "rows" / record["row"] / f"seed{s}" / "controls.json").read_text())
+    per_seed = [json.loads((layout.seed_dir(folder, record["row"], s) / "controls.json").read_text())
                 for s in seeds]
     out: dict[str, Any] = {}
     for name in per_seed[0]:
@@ -77,10 +74,12 @@ def _outside(trained: dict, control: dict) -> bool | None:
 
 
 def sentence(record: dict, ctrl: dict[str, Any]) -> str:
-    """One sentence (or two) per row, made from the numbers."""
+    """One sentence (or two) per row, made from the numbers; the clause about the row's own
+    identities or predictions comes from its system."""
     trained = {"R": record["R"]}
     r_text = _fmt({"mean": record["R"], "low": record["R_low"], "high": record["R_high"]})
-    comparable = [n for n in LABELS if n in ctrl]
+    names = labels(record)
+    comparable = [n for n in names if n in ctrl]
     verdicts = {n: _outside(trained, ctrl[n]) for n in comparable}
     parts = [f"**{record['row']}** ({record['setting']}): measured R = {r_text}"]
     ident = ctrl.get("identities")
@@ -89,28 +88,16 @@ def sentence(record: dict, ctrl: dict[str, Any]) -> str:
         hi = ident["R_range_high"]["mean"]
         hi_text = "inf" if hi is None or not math.isfinite(hi) else f"{hi:.3f}"
         bound_text = f"[{ident['R_range_low']['mean']:.3f}, {hi_text}] (B = {ident['bound_B']['mean']:.3f})"
-    if record["system"] == "RD":
-        end = ctrl["relative_residual_final"]["mean"]
-        end_high = f"{1 / (1 - end):.3f}" if end < 1 else "inf"
-        parts.append(f"; since dv/dt = reaction + diffusion, the residual alone bounds R to {bound_text} whatever the "
-                     f"pattern; the relative residual ||dv/dt|| / ||reaction|| ends at {end:.2g}, which confines "
-                     f"final R to [{1 / (1 + end):.3f}, {end_high}]")
-    elif record["system"] == "LSTM":
-        parts.append(f"; the update identity bounds R to {bound_text} for any weights (telescoping residual "
-                     f"{ident['telescoping_residual']['mean']:.3f})")
-    else:
-        sched = ctrl["schedule_only"]
-        parts.append(f"; the schedule alone predicts a score ratio R_score = {sched['R_score']['mean']:.4f}, "
-                     f"and M_diff = {sched['M_diff_per_sqrtD']['mean']:.4f} sqrt(D)")
-    listed = ", ".join(f"{LABELS[n]} {_fmt(ctrl[n]['R'])} (measured {_rel(record['R'], ctrl[n]['R'])})"
+    parts.append(style_of(record["kind"]).control_sentence(ctrl, bound_text))
+    listed = ", ".join(f"{names[n]} {_fmt(ctrl[n]['R'])} (measured {_rel(record['R'], ctrl[n]['R'])})"
                        for n in comparable)
     parts.append(f". Controls: {listed}.")
     if any(v is None for v in verdicts.values()):
         parts.append(" With one seed there are no intervals, so no control can be ruled in or out "
                      "(run with --seeds 2 or more).")
     else:
-        out = [LABELS[n] for n, v in verdicts.items() if v]
-        inside = [LABELS[n] for n, v in verdicts.items() if not v]
+        out = [names[n] for n, v in verdicts.items() if v]
+        inside = [names[n] for n, v in verdicts.items() if not v]
         parts.append(f" The measured R lies outside the 95 % interval of {len(out)} of {len(verdicts)} controls"
                      + (f" ({', '.join(out)})" if out else "")
                      + (f"; inside that of {', '.join(inside)}" if inside else "") + ".")
@@ -119,7 +106,7 @@ def sentence(record: dict, ctrl: dict[str, Any]) -> str:
 
 def build(folder: Path, records: list[dict], seeds: list[int]) -> str:
     """Write controls.md, controls.json and controls.png; return the Markdown."""
-    done = [r for r in records if r["status"] != "skipped"]
+    done = [r for r in records if r["status"] != "skipped" and _has_controls(folder, r, seeds)]
     agg = {r["row"]: aggregate(folder, r, seeds) for r in done}
     lines = ["# Controls: is R learned, or fixed by the structure of each update?", "",
              f"Seeds: {len(seeds)}; intervals are 95 % Student-t intervals over seeds "
@@ -132,11 +119,11 @@ def build(folder: Path, records: list[dict], seeds: list[int]) -> str:
                      f"{_fmt({'mean': r['M_react'], 'low': r['M_react_low'], 'high': r['M_react_high']})} | "
                      f"{_fmt({'mean': r['M_diff'], 'low': r['M_diff_low'], 'high': r['M_diff_high']})} | "
                      f"{_fmt({'mean': r['R'], 'low': r['R_low'], 'high': r['R_high']})} | | |")
-        for name in LABELS:
+        for name, label in labels(r).items():
             if name in agg[r["row"]]:
                 c = agg[r["row"]][name]
                 v = _outside({"R": r["R"]}, c)
-                lines.append(f"| {r['row']} | {LABELS[name]} | {_fmt(c['M_react'])} | {_fmt(c['M_diff'])} | "
+                lines.append(f"| {r['row']} | {label} | {_fmt(c['M_react'])} | {_fmt(c['M_diff'])} | "
                              f"{_fmt(c['R'])} | {_rel(r['R'], c['R'])} | {'—' if v is None else ('yes' if v else 'no')} |")
     lines += ["", *[f"- {sentence(r, agg[r['row']])}" for r in done], ""]
     md = "\n".join(lines)
@@ -147,9 +134,14 @@ def build(folder: Path, records: list[dict], seeds: list[int]) -> str:
     return md
 
 
+def _has_controls(folder: Path, record: dict, seeds: list[int]) -> bool:
+    """Whether every seed of the row has controls (a system without controls has none)."""
+    return all((layout.seed_dir(folder, record["row"], s) / "controls.json").exists() for s in seeds)
+
+
 def plot_controls(records: list[dict], agg: dict[str, Any], path: Path) -> Path:
     """Each row's measured R beside its controls' R (log scale, 95 % intervals as bars)."""
-    plt = _plt()
+    plt = pyplot()
     cols = 3
     rows = -(-len(records) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), dpi=110, squeeze=False)
@@ -157,7 +149,8 @@ def plot_controls(records: list[dict], agg: dict[str, Any], path: Path) -> Path:
         ax.set_visible(False)
     for ax, r in zip(axes.flat, records):
         ax.set_visible(True)
-        names = ["measured"] + [n for n in LABELS if n in agg[r["row"]]]
+        row_labels = labels(r)
+        names = ["measured"] + [n for n in row_labels if n in agg[r["row"]]]
         ests = [{"mean": r["R"], "low": r["R_low"], "high": r["R_high"]}] + [agg[r["row"]][n]["R"] for n in names[1:]]
         for k, e in enumerate(ests):
             if e["mean"] is None or e["mean"] <= 0:
@@ -174,7 +167,7 @@ def plot_controls(records: list[dict], agg: dict[str, Any], path: Path) -> Path:
             ax.legend(fontsize=6, loc="best")
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")
         ax.set_yscale("log")
-        ax.set_xticks(range(len(names)), [LABELS.get(n, n).replace(", ", ",\n") for n in names], fontsize=6,
+        ax.set_xticks(range(len(names)), [row_labels.get(n, n).replace(", ", ",\n") for n in names], fontsize=6,
                       rotation=30, ha="right")
         ax.set_title(f"{r['system']} {r['setting']}", fontsize=9)
         ax.set_ylabel("R", fontsize=8)

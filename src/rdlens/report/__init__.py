@@ -1,0 +1,83 @@
+"""Reports drawn from saved results only: ``rdlens report FOLDER`` recomputes nothing.
+
+    figures.py        figures of one run (fields, balance traces, predictions, gates, images)
+    table.py          Table 1 as Markdown, CSV, JSON and LaTeX
+    paper_figures.py  Fig. 2, Fig. 3 and patterns.png of a reproduce folder
+    controls.py       controls.md, controls.json and controls.png
+
+:func:`build_report` reads ``rows.json`` and every row's traces once and writes them all.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rdlens import layout
+from rdlens.balance import BalanceTrace, combine
+from rdlens.errors import ConfigError
+from rdlens.rundir import atomic_write_text, dumps
+
+__all__ = ["build_report"]
+
+
+def _load_traces(folder: Path, info: dict) -> dict[str, list[BalanceTrace]]:
+    """Every seed's trace of every row that ran; a missing or damaged file is named."""
+    out = {}
+    for r in info["rows"]:
+        if r["status"] == "skipped":
+            continue
+        traces = []
+        for s in info["seeds"]:
+            path = layout.seed_dir(folder, r["id"], s) / "trace.csv"
+            try:
+                traces.append(BalanceTrace.load(path))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"{path}: cannot be read as a trace ({exc}); rerun rdlens reproduce to "
+                                  "recompute that row") from None
+        out[r["id"]] = traces
+    return out
+
+
+def build_report(folder: str | os.PathLike) -> str:
+    """Write table1.{md,csv,json,tex}, fig2.{png,svg}, fig3.png, patterns.png (and, for a run
+    with controls, controls.{md,json,png}) from the saved rows of a reproduce folder;
+    return the Markdown table (and controls)."""
+    from rdlens.report import controls, paper_figures, table
+
+    folder = Path(folder)
+    info = layout.read_rows(folder)
+    for r in info["rows"]:
+        _fill_old_row(r)
+    traces = _load_traces(folder, info)
+    records = table.records(info, traces)
+    seeds = info["seeds"]
+    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
+    md = table.table_markdown(records, f"Table 1 reproduced (profile {info['profile']}, {seed_text})")
+    atomic_write_text(folder / "table1.md", md)
+    atomic_write_text(folder / "table1.csv", table.table_csv(records))
+    atomic_write_text(folder / "table1.json", dumps({"profile": info["profile"], "seeds": seeds, "rows": records}))
+    atomic_write_text(folder / "table1.tex", table.table_latex(records))
+    pairs = [(rec, combine(traces[rec["row"]], grid=1001)) for rec in records if rec["status"] != "skipped"]
+    if pairs:
+        paper_figures.plot_fig2(pairs, folder / "fig2")
+        paper_figures.plot_fig3(pairs, folder / "fig3.png")
+        paper_figures.plot_patterns(folder, records, seeds[0], folder / "patterns.png")
+    if info.get("controls"):
+        md += "\n" + controls.build(folder, records, seeds)
+    return md
+
+
+def _fill_old_row(r: dict) -> None:
+    """Rows written before rows.json carried titles and paper values: take them from the
+    registry and the paper's table."""
+    if "title" not in r:
+        from rdlens.systems import style_of
+
+        r["title"] = style_of(r["system"]).title
+    if "paper" not in r:
+        from dataclasses import asdict
+
+        from rdlens.paper import TABLE1
+
+        r["paper"] = asdict(TABLE1[r["id"]]) if r["id"] in TABLE1 else None

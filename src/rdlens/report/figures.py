@@ -1,0 +1,159 @@
+"""Figures of one run: fields, balance traces, predictions, gates, image grids.
+
+Drawn from what a run saved (never from anything that is not in its run directory); every
+figure is written atomically. matplotlib is imported on first use, with the Agg backend
+unless one was chosen.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from rdlens.balance import BalanceTrace
+from rdlens.rundir import save_figure
+
+
+def pyplot():
+    """matplotlib.pyplot, imported on first use (Agg backend unless one was chosen)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_field(field: np.ndarray, path: str | os.PathLike, title: str = "", cmap: str = "viridis") -> Path:
+    """A 2-D field as an image with a colour bar (e.g. the Gray-Scott v at the end of a run)."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 4.5), dpi=120)
+    im = ax.imshow(np.asarray(field), cmap=cmap, origin="lower", interpolation="nearest")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_balance(trace: BalanceTrace, path: str | os.PathLike, title: str = "") -> Path:
+    """Reaction and diffusion norms over tau (top) and R(tau) with the line R = 1 (bottom)."""
+    plt = pyplot()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), dpi=120, sharex=True)
+    top.plot(trace.tau, trace.reaction, label="reaction", lw=1.2)
+    top.plot(trace.tau, trace.diffusion, label="diffusion", lw=1.2, ls="--")
+    top.set_ylabel("L2 norm")
+    top.legend(loc="best")
+    top.set_title(title or f"R = {trace.R:.4f}, final R = {trace.final_R:.4f}")
+    bottom.plot(trace.tau, trace.R_tau, color="k", lw=1.0)
+    bottom.axhline(1.0, color="grey", lw=0.8, ls=":")
+    bottom.set_xlabel("normalised time tau")
+    bottom.set_ylabel("R(tau)")
+    _robust_ylim(bottom, trace.R_tau)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def _robust_ylim(ax, values: Sequence[float] | np.ndarray) -> None:
+    """Clip the y range to the 1-99 % quantiles so a start-up spike does not flatten the plot."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) < 10:
+        return
+    lo, hi = np.quantile(v, [0.01, 0.99])
+    pad = 0.1 * (hi - lo) if hi > lo else 0.1 * max(abs(hi), 1.0)
+    ax.set_ylim(lo - pad, hi + pad)
+
+
+def plot_predictions(inputs: np.ndarray, outputs: np.ndarray, eval_mode: str, path: str | os.PathLike,
+                     n: int = 3, title: str = "") -> Path:
+    """Held-out sequences against the model: one-step predictions (teacher) or the
+    continuation generated after warming up on the whole sequence (free)."""
+    plt = pyplot()
+    n = min(n, len(inputs))
+    fig, axes = plt.subplots(n, 1, figsize=(8, 2.2 * n), dpi=120, squeeze=False)
+    for k, ax in enumerate(axes[:, 0]):
+        length = inputs.shape[1]
+        ax.plot(np.arange(length), inputs[k], color="k", lw=1.0, label="truth")
+        if eval_mode == "teacher":
+            ax.plot(np.arange(1, length + 1), outputs[k], color="C1", lw=1.0, ls="--", label="one-step prediction")
+        else:
+            ax.axvline(length - 1, color="grey", lw=0.8, ls=":")
+            ax.plot(np.arange(length, length + outputs.shape[1]), outputs[k], color="C3", lw=1.0,
+                    label="free-running generation")
+        ax.set_ylabel(f"seq {k}")
+    axes[0, 0].legend(loc="upper right", fontsize=8)
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_gates(gates: dict[str, np.ndarray], trace: BalanceTrace, path: str | os.PathLike, title: str = "") -> Path:
+    """Gate activations (hidden unit x time, one sequence) and the reaction/diffusion series."""
+    plt = pyplot()
+    names = list(gates)
+    fig, axes = plt.subplots(len(names) + 1, 1, figsize=(8, 1.6 * len(names) + 2.6), dpi=120, sharex=True)
+    for ax, name in zip(axes, names):
+        vmin, vmax = (-1, 1) if name == "g" else (0, 1)
+        ax.imshow(gates[name].T, aspect="auto", origin="lower", vmin=vmin, vmax=vmax, interpolation="nearest",
+                  cmap="RdBu_r" if name == "g" else "viridis")
+        ax.set_ylabel(f"{name} [{vmin}, {vmax}]\nunit")
+    ax = axes[-1]
+    steps = np.arange(len(trace))
+    ax.plot(steps, trace.reaction, lw=1.0, label="reaction ||i*g||")
+    ax.plot(steps, trace.diffusion, lw=1.0, ls="--", label="diffusion ||(1-f)*C_prev||")
+    ax.set_xlabel("step")
+    ax.set_ylabel("L2 norm\n(mean)")
+    ax.legend(loc="lower right", fontsize=8)
+    axes[0].set_title(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def plot_images(tiled: np.ndarray, path: str | os.PathLike, title: str = "") -> Path:
+    """A tiled image grid (H, W, C) in [0, 1] as a PNG."""
+    plt = pyplot()
+    h, w = tiled.shape[:2]
+    fig, ax = plt.subplots(figsize=(max(3.0, w / 60), max(3.0, h / 60) + 0.4), dpi=120)
+    ax.imshow(tiled[..., 0] if tiled.shape[2] == 1 else tiled, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def tile(images: Any, nrow: int | None = None) -> np.ndarray:
+    """Tile (N, C, H, W) images in [-1, 1] (a NumPy array or a torch tensor) into one
+    (H', W', C) array in [0, 1] for a PNG, with a 2-pixel white border between images."""
+    if hasattr(images, "detach"):
+        images = images.detach().float().cpu().numpy()
+    x = np.asarray(images, dtype=np.float32)
+    n, c, h, w = x.shape
+    nrow = nrow or int(np.ceil(np.sqrt(n)))
+    ncol = int(np.ceil(n / nrow))
+    out = np.ones((ncol * (h + 2) + 2, nrow * (w + 2) + 2, c), dtype=np.float32)
+    x = ((np.clip(x, -1, 1) + 1) / 2).transpose(0, 2, 3, 1)
+    for k in range(n):
+        r, q = divmod(k, nrow)
+        out[2 + r * (h + 2): 2 + r * (h + 2) + h, 2 + q * (w + 2): 2 + q * (w + 2) + w] = x[k]
+    return out
+
+
+def save_formats(fig: Any, stem: Path, formats: tuple[str, ...] = ("png", "svg")) -> None:
+    """Save one figure as ``stem.png`` and ``stem.svg`` (reproducible: no dates or versions in
+    the files), atomically, and close it."""
+    import io
+
+    from rdlens.rundir import atomic_write_bytes
+
+    meta = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}, "pdf": {"CreationDate": None}}
+    for fmt in formats:
+        buf = io.BytesIO()
+        fig.savefig(buf, format=fmt, metadata=meta.get(fmt))
+        atomic_write_bytes(stem.with_suffix("." + fmt), buf.getvalue())
+    pyplot().close(fig)

@@ -1,0 +1,119 @@
+"""Table 1 of a reproduce folder: one record per row, as Markdown, CSV, JSON and LaTeX.
+
+Each quantity is the mean over seeds with a 95 % Student-t interval (none with one seed),
+computed from the rows' saved traces; the paper's values and the relative differences sit
+beside ours when the row has paper values (a row added by a user need not).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rdlens.balance import BalanceTrace, combine
+
+ESTIMATES = ("M_react", "M_diff", "R", "final_R")
+TABLE_COLUMNS = ("row", "system", "setting", "data", "status", "n_seeds",
+                 *[c for q in ESTIMATES for c in (q, f"{q}_low", f"{q}_high")],
+                 "paper_M_react", "paper_M_diff", "paper_R", "rel_diff_M_react", "rel_diff_M_diff", "rel_diff_R",
+                 "note")
+
+
+def _rel(ours: float | None, paper: float | None) -> float | None:
+    return None if ours is None or paper is None else ours / paper - 1.0
+
+
+def records(info: dict[str, Any], traces: dict[str, list[BalanceTrace]]) -> list[dict[str, Any]]:
+    """One record per row of ``rows.json`` (``info``), from the traces of its seeds
+    (``traces[row_id]``, absent for skipped rows)."""
+    out = []
+    for r in info["rows"]:
+        paper = r.get("paper") or {}
+        rec: dict[str, Any] = {
+            "row": r["id"], "system": r["title"], "setting": r["setting"], "data": r["data"],
+            "status": r["status"], "n_seeds": 0, "paper_M_react": paper.get("M_react"),
+            "paper_M_diff": paper.get("M_diff"), "paper_R": paper.get("R"), "note": r["reason"] or "",
+            "kind": r["system"],
+        }
+        for q in ESTIMATES:
+            rec[q] = rec[f"{q}_low"] = rec[f"{q}_high"] = None
+        if r["status"] != "skipped":
+            comb = combine(traces[r["id"]])
+            rec["n_seeds"] = len(comb.traces)
+            for q in ESTIMATES:
+                est = getattr(comb, q)
+                rec[q] = est.mean
+                rec[f"{q}_low"], rec[f"{q}_high"] = (est.low, est.high) if est.n >= 2 else (None, None)
+            if r["status"] == "stand-in data":
+                rec["note"] = f"{r['setting']} absent: measured on the offline {r['data']} data set instead"
+        for q in ("M_react", "M_diff", "R"):
+            rec[f"rel_diff_{q}"] = _rel(rec[q], rec[f"paper_{q}"])
+        out.append(rec)
+    return out
+
+
+def _num(x: float | None, digits: int = 4) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def _est(r: dict, q: str) -> str:
+    """A mean with its interval when there is one: 1.0104 [1.0101, 1.0107]."""
+    if r[q] is None or r[f"{q}_low"] is None:
+        return _num(r[q])
+    return f"{r[q]:.4f} [{r[q + '_low']:.4f}, {r[q + '_high']:.4f}]"
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x:+.1%}"
+
+
+def table_markdown(records: list[dict], title: str) -> str:
+    head = ("| row | system | setting | data | M_react | M_diff | R | final R | paper M_react | paper M_diff "
+            "| paper R | Δ M_react | Δ M_diff | Δ R | status |")
+    lines = [f"# {title}", "", head, "|" + "---|" * 15]
+    for r in records:
+        status = r["status"] + (f": {r['note']}" if r["note"] else "")
+        lines.append(
+            f"| {r['row']} | {r['system']} | {r['setting']} | {r['data']} | {_est(r, 'M_react')} | "
+            f"{_est(r, 'M_diff')} | {_est(r, 'R')} | {_est(r, 'final_R')} | {_num(r['paper_M_react'])} | "
+            f"{_num(r['paper_M_diff'])} | {_num(r['paper_R'])} | {_pct(r['rel_diff_M_react'])} | "
+            f"{_pct(r['rel_diff_M_diff'])} | {_pct(r['rel_diff_R'])} | {status} |")
+    n = max((r["n_seeds"] for r in records), default=0)
+    lines += ["", "Δ = ours / paper − 1 (of the means). Paper values: Lo, Nishimura & Ikeda, Table 1. "
+                  "DDPM rows exclude the last reverse step, which adds no noise."]
+    if n >= 2:
+        lines.append(f"Values are means over {n} independent seeds (data, initial weights, noise and sampling all "
+                     "seeded anew) with 95 % Student-t intervals [low, high]; R is the mean of per-seed ratios.")
+    return "\n".join(lines) + "\n"
+
+
+def table_csv(records: list[dict]) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for r in records:
+        w.writerow({k: ("" if r[k] is None else (repr(r[k]) if isinstance(r[k], float) else r[k])) for k in TABLE_COLUMNS})
+    return buf.getvalue()
+
+
+def _tex_escape(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("—", "--"), ("→", r"$\to$")):
+        s = s.replace(a, b)
+    return s
+
+
+def table_latex(records: list[dict]) -> str:
+    lines = [r"\begin{tabular}{llllrrrrrrr}", r"\hline",
+             r"System & Setting & Data & $\mathcal{M}_{\mathrm{react}}$ & $\mathcal{M}_{\mathrm{diff}}$ & $R$ & "
+             r"final $R$ & paper $\mathcal{M}_{\mathrm{react}}$ & paper $\mathcal{M}_{\mathrm{diff}}$ & paper $R$ & "
+             r"$\Delta R$ \\", r"\hline"]
+    for r in records:
+        cells = [r["system"], r["setting"], r["data"] + (" (skipped)" if r["status"] == "skipped" else ""),
+                 _num(r["M_react"]), _num(r["M_diff"]), _num(r["R"]), _num(r["final_R"]), _num(r["paper_M_react"]),
+                 _num(r["paper_M_diff"]), _num(r["paper_R"]), _pct(r["rel_diff_R"])]
+        lines.append(" & ".join(_tex_escape(c) for c in cells) + r" \\")
+    lines += [r"\hline", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"

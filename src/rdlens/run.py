@@ -1,0 +1,151 @@
+"""One run-directory lifecycle for every system.
+
+    check inputs  ->  config.json  ->  the system's work and files  ->  manifest.json  ->  summary.json
+
+:func:`run` owns the order; a :class:`~rdlens.systems.System` owns only the middle step.
+Inputs are checked (and data loaded) before the folder exists, so bad input leaves
+nothing. ``summary.json`` is written last and marks the run finished: a run that fails or is
+interrupted never looks finished. A fresh run that fails before leaving a checkpoint removes
+its folder; one with a checkpoint keeps it so that ``--resume`` can continue it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Protocol
+
+from rdlens.errors import ConfigError
+from rdlens.rundir import RunDir, to_jsonable, timestamp
+from rdlens.systems import System
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class Bar(Protocol):
+    def update(self, n: int = 1) -> Any: ...
+
+
+Bars = Callable[[str, int], ContextManager[Bar]]
+"""A factory of progress bars: (description, total) -> context manager with ``.update(n)``."""
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None:
+        pass
+
+
+def no_bars(desc: str, total: int) -> ContextManager[Bar]:
+    """The progress-bar factory that shows nothing."""
+    return contextlib.nullcontext(_NoBar())
+
+
+@dataclass
+class RunContext:
+    """What a system's ``execute`` gets besides its config: where to write and how."""
+
+    dir: RunDir
+    device: Any = "cpu"
+    """a torch.device for systems that use torch, else "cpu" """
+    resume: bool = False
+    """continue from the checkpoint in ``dir``"""
+    bars: Bars = no_bars
+    manifest: dict[str, Any] = field(default_factory=dict)
+    """extra manifest entries (kernel, threads, parameter count ...)"""
+    setting: str | None = None
+    """a label that replaces the system's own ``setting`` in the summary"""
+
+
+def default_runs_root() -> Path:
+    """Where run directories go unless ``--out`` says otherwise: ``./runs`` (or $RDLENS_RUNS)."""
+    return Path(os.environ.get("RDLENS_RUNS", "runs"))
+
+
+def config_json(system: System, config: Any) -> dict[str, Any]:
+    """The ``config.json`` content of a run: the system's name and every resolved field."""
+    return to_jsonable({"system": system.name, **asdict(config)})
+
+
+def open_unfinished(system: System, folder: str | os.PathLike) -> tuple[RunDir, Any]:
+    """An interrupted run directory of ``system`` and its saved configuration, or a clear error."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise ConfigError(f"--resume {folder}: no such run directory")
+    rd = RunDir(path)
+    if rd.is_finished():
+        raise ConfigError(f"{folder} holds a finished run (summary.json exists); nothing to resume")
+    import json
+
+    cfg_file = rd.file("config.json")
+    try:
+        saved = json.loads(cfg_file.read_text()) if cfg_file.exists() else {}
+    except ValueError:
+        raise ConfigError(f"{cfg_file} is damaged (not JSON); the run cannot be resumed") from None
+    if saved.get("system") != system.name:
+        raise ConfigError(f"{folder} is not an unfinished rdlens {system.name} run directory (no matching config.json)")
+    return rd, system.from_json(saved)
+
+
+def resolve(system: System, device: str) -> Any:
+    """The device a system runs on: a torch device if it uses torch, else "cpu"."""
+    if not system.uses_torch:
+        return "cpu"
+    from rdlens.torchutil import resolve_device
+
+    return resolve_device(device)
+
+
+def run(
+    system: System,
+    config: Any = None,
+    *,
+    out: str | os.PathLike | None = None,
+    run_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    bars: Bars | None = None,
+    setting: str | None = None,
+) -> tuple[RunDir, dict[str, Any]]:
+    """Run ``config`` of ``system`` into a run directory; return (directory, summary).
+
+    The directory is a new one under ``out`` (named by the system, seed and time), or exactly
+    ``run_dir``. With ``resume``, ``run_dir`` must be an unfinished run of this system: its
+    saved config is used and training continues from its checkpoint.
+    """
+    dev = resolve(system, device)
+    if resume:
+        if run_dir is None:
+            raise ConfigError("resume needs the run directory to continue")
+        rd, config = open_unfinished(system, run_dir)
+    if config is None:
+        raise ConfigError(f"no configuration given for {system.name}")
+    t0 = time.perf_counter()
+    prepared = system.prepare(config, dev)
+    prepare_s = time.perf_counter() - t0
+    created = False
+    if not resume:
+        if run_dir is not None:
+            rd, created = RunDir(run_dir), True
+        else:
+            rd = RunDir.create(out or default_runs_root(), f"{system.run_name(config)}-{timestamp()}")
+            created = True
+        rd.write_config(config_json(system, config))
+    rd.timings["prepare"] = prepare_s
+    ctx = RunContext(rd, dev, resume, bars or no_bars, setting=setting)
+    try:
+        fields = system.execute(config, prepared, ctx)
+    except BaseException:
+        if created and not rd.file(CHECKPOINT).exists():
+            shutil.rmtree(rd.path, ignore_errors=True)
+        raise
+    seed = getattr(config, "seed", None)
+    wall = fields.pop("wall_time_s", None)
+    summary = {"system": system.name, "setting": setting or system.setting(config), **fields, "seed": seed,
+               "wall_time_s": sum(rd.timings.values()) if wall is None else wall, "run_dir": str(rd.path)}
+    rd.write_manifest(seed=seed, device=str(dev), **ctx.manifest)
+    rd.write_summary(summary)
+    return rd, summary

@@ -1,0 +1,226 @@
+"""Systems: the one place that knows a system's name, settings, run, controls and look.
+
+A *system* is anything whose update splits into a reaction and a diffusion part (SPEC.md).
+Each is described by one :class:`System` subclass in one file (``systems/rd.py``,
+``systems/lstm.py``, ``systems/ddpm.py``) on top of its physics module, and registered
+here. Everything above — the run-directory lifecycle (:mod:`rdlens.run`), ``rdlens
+reproduce`` (:mod:`rdlens.reproduce`), the report (:mod:`rdlens.report`) and the command
+line (:mod:`rdlens.cli`) — knows systems only through this interface, so a new system is
+one new file::
+
+    from rdlens.systems import System, register
+
+    class Decay(System):
+        name, title, help = "decay", "Decay", "a linear relaxation"
+        def config_type(self): return DecayConfig          # a frozen, documented dataclass
+        def execute(self, config, prepared, ctx): ...       # write files, return the summary
+    register(Decay())
+
+Other packages register theirs through the ``rdlens.systems`` entry-point group (each entry
+names a :class:`System` subclass or instance).
+
+Adapter modules import nothing heavy at import time (torch and numba are loaded inside the
+methods), so that ``rdlens --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rdlens.errors import ConfigError
+from rdlens.options import Option, flatten, from_dict, nest
+
+if TYPE_CHECKING:
+    from rdlens.balance import BalanceTrace
+    from rdlens.run import RunContext
+
+
+class System:
+    """What rdlens needs to know about a system (override what applies; defaults do nothing).
+
+    Class attributes describe it; methods build and run its configuration. Settings are the
+    fields of :meth:`config_type` (see :mod:`rdlens.options`): one name each, shared by
+    profiles, the command line and ``config.json``.
+    """
+
+    name: ClassVar[str] = "unknown"
+    """registry key, subcommand and profile section: ``rdlens NAME``, ``[NAME]``"""
+    title: ClassVar[str] = "system"
+    """display name in tables and figures (``RD``, ``LSTM``)"""
+    help: ClassVar[str] = ""
+    """one line for ``rdlens --help``"""
+    description: ClassVar[str] = ""
+    """a paragraph for ``rdlens NAME --help``"""
+    linestyle: ClassVar[str] = "-"
+    """line style of its R(tau) curves in Fig. 2"""
+    color: ClassVar[str] = "C4"
+    """its bar colour in Fig. 3"""
+    uses_torch: ClassVar[bool] = False
+    """runs on a torch device: gets ``--device`` (and the device is resolved before work)"""
+    resumable: ClassVar[bool] = False
+    """keeps a checkpoint an interrupted run can continue from: gets ``--resume``"""
+    hidden: ClassVar[tuple[str, ...]] = ()
+    """dotted config paths that are derived, not settings (e.g. ``data.seed``)"""
+    renames: ClassVar[dict[str, str]] = {}
+    """flat names for dotted paths whose field name is ambiguous"""
+    aliases: ClassVar[dict[str, tuple[str, ...]]] = {}
+    """extra command-line spellings of an option (kept for old command lines)"""
+    help_overrides: ClassVar[dict[str, str]] = {}
+    """help text replacing an option's generated one (must state its default)"""
+    reproduce_defaults: ClassVar[dict[str, Any]] = {}
+    """values every ``rdlens reproduce`` row of this system starts from (a profile may override)"""
+    control_labels: ClassVar[dict[str, str]] = {}
+    """names of the controls :meth:`controls` measures -> their labels in controls.md"""
+
+    # ---- settings ---------------------------------------------------------------------------
+
+    def config_type(self) -> type:
+        """The frozen config dataclass of one run (imported lazily)."""
+        raise NotImplementedError
+
+    def choices(self) -> dict[str, tuple[Any, ...]]:
+        """Closed value sets of flat option names (e.g. ``{"dtype": ("float32", "float64")}``)."""
+        return {}
+
+    def presets(self) -> dict[str, dict[str, Any]]:
+        """Named settings (``--setting NAME``): flat option name -> value; data, not code."""
+        return {}
+
+    @cached_property
+    def options(self) -> list[Option]:
+        """Every setting of this system, flattened from :meth:`config_type`."""
+        return flatten(self.config_type(), hidden=self.hidden, renames=self.renames, choices=self.choices())
+
+    def option(self, name: str) -> Option:
+        for o in self.options:
+            if o.name == name:
+                return o
+        raise KeyError(name)
+
+    def build(self, values: dict[str, Any]) -> Any:
+        """A config from flat, type-checked values; unset fields keep their defaults.
+        Systems with presets or derived fields override this."""
+        return from_dict(self.config_type(), nest(self.options, values))
+
+    def from_json(self, saved: dict[str, Any]) -> Any:
+        """The config saved in a run's ``config.json`` (the inverse of ``asdict``)."""
+        return from_dict(self.config_type(), {k: v for k, v in saved.items() if k != "system"})
+
+    # ---- a run ------------------------------------------------------------------------------
+
+    def run_name(self, config: Any) -> str:
+        """Stem of a new run directory's name (a timestamp is appended)."""
+        return f"{self.name}-seed{getattr(config, 'seed', 0)}"
+
+    def setting(self, config: Any) -> str:
+        """What this run measures, in words (the summary's ``setting``)."""
+        return self.title
+
+    def data_label(self, config: Any) -> str:
+        """The data (or parameters) a run used, for the ``data`` column of Table 1."""
+        return ""
+
+    def missing_data(self, config: Any) -> tuple[str, str] | None:
+        """(what is missing, the command that fetches it) when the run's data is absent."""
+        return None
+
+    def prepare(self, config: Any, device: Any) -> Any:
+        """Load and check the inputs (data, initial state) before any folder is written."""
+        return None
+
+    def execute(self, config: Any, prepared: Any, ctx: "RunContext") -> dict[str, Any]:
+        """Do the work, write the system's files into ``ctx.dir`` and return the summary's
+        fields (at least those of ``BalanceTrace.summary()``). The lifecycle writes
+        ``config.json`` before, ``manifest.json`` and ``summary.json`` after."""
+        raise NotImplementedError
+
+    def summary_lines(self, summary: dict[str, Any]) -> list[str]:
+        """Extra lines the command prints under M_react, M_diff and R."""
+        return []
+
+    # ---- controls and report ----------------------------------------------------------------
+
+    def controls(self, config: Any, run_dir: Path, device: Any) -> tuple[dict[str, Any], dict[str, "BalanceTrace"]] | None:
+        """Control measurements of a finished run (results, traces), or None if it has none."""
+        return None
+
+    def control_sentence(self, controls: dict[str, Any], bound: str) -> str:
+        """The system-specific clause of its controls.md sentence (``bound``: the identity
+        bound in words, when the controls hold one)."""
+        return ""
+
+    def draw_panel(self, ax: Any, run_dir: Path) -> str:
+        """Draw what one run produced on a matplotlib axis (patterns.png); return a title suffix."""
+        ax.text(0.5, 0.5, self.title, ha="center", va="center")
+        return ""
+
+
+_REGISTRY: dict[str, System] = {}
+_LOADED = False
+
+
+def register(system: System | type[System]) -> System:
+    """Add a system (an instance or a class) to the registry; its name must be new."""
+    if isinstance(system, type):
+        system = system()
+    if system.name == "unknown" or not system.name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"a system needs a simple name (letters, digits, - and _), got {getattr(system, 'name', None)!r}")
+    existing = _REGISTRY.get(system.name)
+    if existing is not None and type(existing) is not type(system):
+        raise ValueError(f"a system named {system.name!r} is already registered ({type(existing).__name__})")
+    _REGISTRY[system.name] = system
+    return system
+
+
+def unregister(name: str) -> None:
+    """Remove a system (tests register toy systems and take them away again)."""
+    _REGISTRY.pop(name, None)
+
+
+def _load() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    from rdlens.systems.ddpm import DDPM
+    from rdlens.systems.lstm import LSTM
+    from rdlens.systems.rd import RD
+
+    for cls in (RD, LSTM, DDPM):
+        register(cls)
+    if os.environ.get("RDLENS_NO_PLUGINS"):
+        return
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="rdlens.systems"):
+        register(ep.load())
+
+
+def get(name: str) -> System:
+    """The registered system called ``name``, or a ConfigError listing the known ones."""
+    _load()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown system {name!r}; systems are {', '.join(names())}") from None
+
+
+def style_of(name: str) -> System:
+    """The registered system ``name``, or a neutral :class:`System` for one this process does
+    not know (a report of rows made by a plugin that is not installed still draws)."""
+    _load()
+    return _REGISTRY.get(name) or System()
+
+
+def names() -> tuple[str, ...]:
+    """Names of the registered systems, built-in ones first."""
+    _load()
+    return tuple(_REGISTRY)
+
+
+def all_systems() -> list[System]:
+    _load()
+    return list(_REGISTRY.values())

@@ -1,0 +1,172 @@
+"""The DDPM as an rdlens system (schedule, sampler, training: :mod:`rdlens.ddpm`; network:
+:mod:`rdlens.unet`; data: :mod:`rdlens.images`).
+
+Settings are the fields of :class:`rdlens.ddpm.DDPMConfig`, its
+:class:`~rdlens.unet.UNetConfig` (``channels``, ``attention`` ...) and its
+:class:`~rdlens.ddpm.Schedule` (``T``, ``schedule`` for the kind, ``beta_start``,
+``beta_end``). ``--setting default|paper`` picks a preset (``rdlens.ddpm.SETTINGS``). A run
+writes ``checkpoint.pt``, ``samples.png``/``.npz``, ``trace.csv`` (+ ``trace_samples.npz``),
+``balance.png``, ``losses.csv`` and, with ``grid_every``, ``grid-stepN.png``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rdlens.run import RunContext
+from rdlens.systems import System
+from rdlens.systems.lstm import save_losses
+from rdlens.systems.rd import save_npz
+
+SETTING_NAMES = {"digits": "digits (scikit-learn, offline)", "turing": "Turing patterns (Gray-Scott)",
+                 "mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+
+
+class DDPM(System):
+    name = "ddpm"
+    title = "DDPM"
+    help = "train a DDPM on images and measure the balance of its reverse process"
+    description = ("Train an eps-prediction U-Net (Ho et al. 2020), sample a batch with the instrumented reverse\n"
+                   "process and measure reaction ||mu_theta - x_t|| and diffusion ||sigma_t z|| at every step.\n"
+                   "Offline data sets: digits (scikit-learn's handwritten digits) and turing (Gray-Scott patterns);\n"
+                   "mnist, fashion-mnist and cifar10 are read from --data-dir (see: rdlens data download).")
+    linestyle = "-."
+    color = "C2"
+    uses_torch = True
+    resumable = True
+    hidden = ("unet.in_channels", "unet.image_size")
+    renames = {"schedule.kind": "schedule"}
+    control_labels = {"untrained": "untrained network", "oracle_one_point": "oracle, one-point data",
+                      "oracle_gaussian": "oracle, Gaussian fit"}
+
+    def config_type(self) -> type:
+        from rdlens.ddpm import DDPMConfig
+
+        return DDPMConfig
+
+    def choices(self) -> dict[str, tuple[Any, ...]]:
+        from rdlens.ddpm import SCHEDULES, SETTINGS, SIGMAS
+        from rdlens.images import DATASETS
+
+        return {"dataset": DATASETS, "schedule": SCHEDULES, "sigma": SIGMAS, "setting": tuple(SETTINGS)}
+
+    def presets(self) -> dict[str, dict[str, Any]]:
+        from rdlens.ddpm import SETTINGS
+
+        return {name: {**{k: v for k, v in values.items() if k != "unet"}, **values["unet"]}
+                for name, values in SETTINGS.items()}
+
+    def build(self, values: dict[str, Any]) -> Any:
+        """The preset named by ``setting``, then the explicit values (see ``ddpm.config_for``);
+        ``data_dir`` is dropped for the offline data sets, which do not read it."""
+        from rdlens.ddpm import config_for
+        from rdlens.images import OFFLINE
+
+        rest = dict(values)
+        setting, dataset = rest.pop("setting", "default"), rest.pop("dataset", "digits")
+        groups: dict[str, dict[str, Any]] = {"unet": {}, "schedule": {}}
+        for k in list(rest):
+            path = self.option(k).path
+            if path[0] in groups:
+                groups[path[0]][path[1]] = rest.pop(k)
+        if dataset in OFFLINE:
+            rest["data_dir"] = None
+        return config_for(setting, dataset, unet=groups["unet"], schedule=groups["schedule"], **rest)
+
+    def run_name(self, config: Any) -> str:
+        return f"ddpm-{config.dataset}-{config.setting}-seed{config.seed}"
+
+    def setting(self, config: Any) -> str:
+        return SETTING_NAMES[config.dataset]
+
+    def data_label(self, config: Any) -> str:
+        return config.dataset
+
+    def missing_data(self, config: Any) -> tuple[str, str] | None:
+        from rdlens import images
+
+        if images.is_present(config.dataset, config.data_dir):
+            return None
+        where = f"under {config.data_dir}" if config.data_dir else "(no --data-dir given)"
+        return f"not found {where}", f"rdlens data download {config.dataset} --data-dir {config.data_dir or '~/data'}"
+
+    def prepare(self, config: Any, device: Any) -> Any:
+        from rdlens import images
+
+        data = images.load(config.dataset, config.data_dir, seed=config.seed, turing_images=config.turing_images)
+        return data[: config.max_images] if config.max_images else data
+
+    def execute(self, config: Any, prepared: Any, ctx: RunContext) -> dict[str, Any]:
+        import torch
+
+        from rdlens import ddpm
+        from rdlens.report.figures import plot_balance, plot_images, tile
+        from rdlens.unet import n_params
+
+        rd, dev, cfg = ctx.dir, ctx.device, config
+        shape = (cfg.samples, cfg.unet.in_channels, cfg.unet.image_size, cfg.unet.image_size)
+
+        def grid_png(step: int, model: Any) -> None:
+            res = ddpm.sample(model, shape, cfg.schedule, seed=cfg.seed, sigma=cfg.sigma, device=dev)
+            plot_images(tile(res.samples), rd.file(f"grid-step{step}.png"), title=f"samples at step {step}")
+
+        with rd.stage("train"), ctx.bars(f"DDPM train {cfg.dataset}", cfg.steps) as bar:
+            trained = ddpm.train(cfg, prepared, str(rd.path), device=dev, resume=ctx.resume,
+                                 progress=bar.update, on_grid=grid_png)
+        with rd.stage("sample"), ctx.bars("DDPM sample", cfg.schedule.T) as bar:
+            result = ddpm.sample(trained.ema_model, shape, cfg.schedule, seed=cfg.seed + 2, sigma=cfg.sigma,
+                                 device=dev, progress=bar.update)
+        tr = result.trace
+        with rd.stage("write"):
+            tr.save(rd.file("trace.csv"))
+            save_losses(rd.file("losses.csv"), trained.losses)
+            save_npz(rd.file("samples.npz"), samples=result.samples.detach().float().cpu().numpy())
+            plot_images(tile(result.samples), rd.file("samples.png"),
+                        title=f"DDPM samples, {SETTING_NAMES[cfg.dataset]}\n{trained.steps_done} training steps")
+            plot_balance(tr, rd.file("balance.png"))
+        ctx.manifest.update(torch_threads=int(torch.get_num_threads()), parameters=n_params(trained.model))
+        counted = tr.counted
+        m_score = float(np.mean(tr.extra["score"][counted]))
+        return {
+            **tr.summary(),
+            "M_score": m_score,
+            "M_eps": float(np.mean(tr.extra["eps_norm"][counted])),
+            "R_score": m_score / tr.M_diff,
+            "last_step": "t = 1 adds no noise (diffusion 0): kept in trace.csv with counted = 0, "
+                         "excluded from M_react, M_diff, R, R(tau) and final_R",
+            "T": cfg.schedule.T,
+            "schedule": cfg.schedule.kind,
+            "sigma": cfg.sigma,
+            "samples": cfg.samples,
+            "image_dim": int(np.prod(shape[1:])),
+            "train_images": int(prepared.shape[0]),
+            "steps": trained.steps_done,
+            "resumed_from_step": trained.resumed_from,
+            "final_loss": float(np.mean(trained.losses[-50:])) if trained.losses else None,
+        }
+
+    def summary_lines(self, summary: dict[str, Any]) -> list[str]:
+        loss = "—" if summary["final_loss"] is None else f"{summary['final_loss']:.4f}"
+        return [f"score-only M = {summary['M_score']:.4f} (R_score = {summary['R_score']:.4f})   "
+                f"final loss = {loss}   last step excluded (no noise)"]
+
+    def controls(self, config: Any, run_dir: Path, device: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        from rdlens import controls
+
+        return controls.ddpm_controls(config, self.prepare(config, device), device)
+
+    def control_sentence(self, controls: dict[str, Any], bound: str) -> str:
+        sched = controls["schedule_only"]
+        return (f"; the schedule alone predicts a score ratio R_score = {sched['R_score']['mean']:.4f}, "
+                f"and M_diff = {sched['M_diff_per_sqrtD']['mean']:.4f} sqrt(D)")
+
+    def draw_panel(self, ax: Any, run_dir: Path) -> str:
+        from rdlens.report.figures import tile
+
+        with np.load(run_dir / "samples.npz") as z:
+            tiled = tile(z["samples"])
+        ax.imshow(tiled[..., 0] if tiled.shape[2] == 1 else tiled, cmap="gray", vmin=0, vmax=1)
+        return ""

@@ -1,0 +1,111 @@
+"""One training loop for every learned system (the LSTM, the DDPM, and any added later).
+
+The loop owns what both systems need and what is easy to get subtly wrong twice:
+gradient clipping, an exponential moving average of the weights, a non-finite loss
+stopping the run with its step, and checkpoints that make an interrupted run resume to
+bit-identical weights. A checkpoint holds the model, the EMA, the optimiser, the
+data-order generator and torch's global generator (dropout draws from it), the step and
+the loss history, and nothing that ``torch.load(weights_only=True)`` would refuse.
+The system supplies only ``batch_loss``: how one batch is drawn and scored.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from rdlens.errors import SimulationDiverged
+from rdlens.torchutil import restore_training, save_training
+
+
+@dataclass
+class Fit:
+    """What a training loop did: the loss of every step, where it stopped and started."""
+
+    losses: list[float]
+    steps_done: int
+    resumed_from: int
+    wall_time_s: float
+
+
+def plain(obj: Any) -> Any:
+    """Tuples to lists, recursively, so that a configuration fits a weights-only checkpoint."""
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    return obj
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch_loss: Callable[[], torch.Tensor],
+    *,
+    steps: int,
+    generator: torch.Generator,
+    name: str,
+    grad_clip: float = 0.0,
+    ema: nn.Module | None = None,
+    ema_decay: float = 0.0,
+    checkpoint: Path | None = None,
+    checkpoint_every: int = 100,
+    config: dict[str, Any] | None = None,
+    resume: bool = False,
+    after_step: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Fit:
+    """Run optimiser steps until ``steps``; return the loss history.
+
+    ``batch_loss()`` draws a batch (from ``generator``) and returns its scalar loss. With
+    ``ema``, its weights follow ``decay = min(ema_decay, (1 + step) / (10 + step))`` (a short
+    warm-up of the average). A checkpoint is written every ``checkpoint_every`` steps and at
+    the end; with ``resume`` the loop continues from the one at ``checkpoint``.
+    ``after_step(step)`` runs after each step (e.g. a sample grid); ``progress(n)`` counts steps.
+    """
+    stateful: dict[str, Any] = {"model": model, "optimizer": optimizer}
+    if ema is not None:
+        stateful["ema"] = ema
+    losses: list[float] = []
+    step = 0
+    device = next(model.parameters()).device
+    if resume and checkpoint is not None and checkpoint.exists():
+        step, losses = restore_training(checkpoint, device, generator, **stateful)
+    resumed_from = step
+    if progress is not None and step:
+        progress(step)
+    t0 = time.perf_counter()
+    model.train()
+    while step < steps:
+        loss = batch_loss()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        if ema is not None:
+            with torch.no_grad():
+                decay = min(ema_decay, (1 + step) / (10 + step))
+                for pe, p in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(p, 1 - decay)
+        step += 1
+        losses.append(float(loss.detach()))
+        if not math.isfinite(losses[-1]):
+            raise SimulationDiverged(name, step, f"loss = {losses[-1]}")
+        if checkpoint is not None and (step % checkpoint_every == 0 or step == steps):
+            save_training(checkpoint, generator, step, losses, plain(config or {}), **stateful)
+        if after_step is not None:
+            after_step(step)
+            model.train()
+        if progress is not None:
+            progress(1)
+    model.eval()
+    if ema is not None:
+        ema.eval()
+    return Fit(losses, step, resumed_from, time.perf_counter() - t0)
