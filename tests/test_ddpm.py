@@ -163,3 +163,28 @@ def test_ddpm_bad_input_exits_2_before_work(tmp_path, capsys, args, fragment):
     err = capsys.readouterr().err
     assert fragment in err and len(err.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())
+
+
+def test_ddpm_resume_with_dropout_matches_an_uninterrupted_run(tmp_path):
+    """Dropout draws from torch's global generator: the checkpoint must carry it, or a resumed
+    run (like the paper preset's, dropout 0.1) drifts from the uninterrupted one."""
+    from rdlens import images
+
+    cfg = ddpm.config_for("default", unet={"channels": (8, 16), "dropout": 0.3}, schedule={"T": 20}, steps=6,
+                          batch_size=4, checkpoint_every=2)
+    data = images.load("digits")[:32]
+    straight = ddpm.train(cfg, data, str(tmp_path / "a"))
+    count = []
+
+    def stop_at_5(n):
+        count.append(n)
+        if sum(count) == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ddpm.train(cfg, data, str(tmp_path / "b"), progress=stop_at_5)
+    torch.manual_seed(12345)  # whatever the process did in between
+    resumed = ddpm.train(cfg, data, str(tmp_path / "b"), resume=True)
+    assert resumed.resumed_from == 4 and resumed.losses == straight.losses
+    for p, q in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(p, q)
