@@ -108,14 +108,23 @@ def _add_system_options(p: argparse.ArgumentParser, system: Any) -> None:
         p.add_argument("--resume", default=None, metavar="RUN_DIR",
                        help="continue an interrupted run from its last checkpoint, with its saved settings "
                             "(default: new run)")
+    _add_threads(p)
     p.add_argument("--out", default=None, help="folder for run directories (default: ./runs, or $RDLENS_RUNS)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (default: off)")
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: shown on a terminal)")
 
 
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="fix the number of torch and numba threads (default: $RDLENS_THREADS or $OMP_NUM_THREADS "
+                        "if set, else chosen per stage from the cores other processes leave free; tiny models use one)")
+
+
 def _cmd_system(system: Any, args: argparse.Namespace) -> int:
+    from rdlens import threads
     from rdlens.run import run
 
+    threads.POLICY.configure(args.threads)
     values = {o.name: getattr(args, o.name) for o in system.options if getattr(args, o.name) is not None}
     device = getattr(args, "device", "cpu")
     bars = _bars(args.quiet)
@@ -208,13 +217,16 @@ def _add_reproduce(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None,
                    help="parent folder (default: ./runs); the run goes to OUT/reproduce-PROFILE")
     p.add_argument("--force", action="store_true", help="recompute every row, even finished ones (default: reuse)")
+    _add_threads(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: shown on a terminal)")
     p.set_defaults(func=_cmd_reproduce)
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from rdlens import threads
     from rdlens.reproduce import reproduce
 
+    threads.POLICY.configure(args.threads)
     rows = None if args.rows is None else tuple(r.strip() for r in args.rows.split(",") if r.strip())
     folder, table, complete = reproduce(
         args.profile, out=args.out, rows=rows, seed=args.seed, seeds=args.seeds, controls=args.controls,

@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from rdlens import threads
 from rdlens.balance import BalanceTrace
 from rdlens.errors import ConfigError
 from rdlens.unet import UNet, UNetConfig
@@ -136,7 +137,8 @@ def sample(
     # per step and image: reaction, diffusion, eps_norm; kept on the device, copied once at the end
     norms = torch.zeros(T, 3, n, dtype=dtype, device=device)
     dims = tuple(range(1, len(shape)))
-    with torch.no_grad():
+    # torch stages keep their thread count (torch sums in a thread-dependent order)
+    with torch.no_grad(), threads.stage("DDPM sample", parallel=True):
         for row, s in enumerate(range(T - 1, -1, -1)):
             beta, alpha, ab = (float(v[s]) for v in (schedule.betas, schedule.alphas, schedule.alpha_bars))
             eps = eps_model(x, torch.full((n,), s, dtype=torch.long, device=device)).to(dtype)

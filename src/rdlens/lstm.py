@@ -354,7 +354,8 @@ def train(
 
     done = fit(model, opt, batch_loss, steps=cfg.steps, generator=gen, name="LSTM training", grad_clip=cfg.grad_clip,
                checkpoint=Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None,
-               checkpoint_every=cfg.checkpoint_every, config=asdict(cfg), resume=resume, progress=progress)
+               checkpoint_every=cfg.checkpoint_every, config=asdict(cfg), resume=resume, progress=progress,
+               parallel=False)
     return TrainResult(model, done.losses, done.steps_done, done.resumed_from, done.wall_time_s)
 
 

@@ -19,8 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Protocol
 
+from rdlens import threads
 from rdlens.errors import ConfigError
-from rdlens.rundir import RunDir, to_jsonable, timestamp
+from rdlens.rundir import RunDir, timestamp, to_jsonable, write_json
 from rdlens.systems import System
 
 CHECKPOINT = "checkpoint.pt"
@@ -90,6 +91,24 @@ def open_unfinished(system: System, folder: str | os.PathLike) -> tuple[RunDir, 
     return rd, system.from_json(saved)
 
 
+THREADS = "threads.json"
+
+
+def _begin_threads(rd: RunDir, resume: bool) -> None:
+    """The run's torch thread count: a resumed run keeps the one it started with (torch sums
+    in a thread-dependent order, so this keeps a resume bit-identical); saved before work."""
+    import json
+
+    saved = None
+    if resume and rd.file(THREADS).exists():
+        try:
+            saved = int(json.loads(rd.file(THREADS).read_text())["torch_threads"])
+        except (ValueError, KeyError, TypeError):
+            saved = None
+    n = threads.POLICY.begin_run(saved)
+    write_json(rd.file(THREADS), {"torch_threads": n})
+
+
 def resolve(system: System, device: str) -> Any:
     """The device a system runs on: a torch device if it uses torch, else "cpu"."""
     if not system.uses_torch:
@@ -136,16 +155,22 @@ def run(
         rd.write_config(config_json(system, config))
     rd.timings["prepare"] = prepare_s
     ctx = RunContext(rd, dev, resume, bars or no_bars, setting=setting)
+    _begin_threads(rd, resume)
     try:
-        fields = system.execute(config, prepared, ctx)
+        # one thread unless a stage inside asks for more (see rdlens.threads)
+        with threads.stage("run", parallel=False):
+            fields = system.execute(config, prepared, ctx)
+        used = threads.record()
     except BaseException:
         if created and not rd.file(CHECKPOINT).exists():
             shutil.rmtree(rd.path, ignore_errors=True)
         raise
+    finally:
+        threads.POLICY.end_run()
     seed = getattr(config, "seed", None)
     wall = fields.pop("wall_time_s", None)
     summary = {"system": system.name, "setting": setting or system.setting(config), **fields, "seed": seed,
                "wall_time_s": sum(rd.timings.values()) if wall is None else wall, "run_dir": str(rd.path)}
-    rd.write_manifest(seed=seed, device=str(dev), **ctx.manifest)
+    rd.write_manifest(seed=seed, device=str(dev), threads=used, **ctx.manifest)
     rd.write_summary(summary)
     return rd, summary

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from rdlens import threads
 from rdlens.errors import SimulationDiverged
 from rdlens.torchutil import restore_training, save_training
 
@@ -60,6 +61,7 @@ def fit(
     resume: bool = False,
     after_step: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
+    parallel: bool = True,
 ) -> Fit:
     """Run optimiser steps until ``steps``; return the loss history.
 
@@ -68,6 +70,7 @@ def fit(
     warm-up of the average). A checkpoint is written every ``checkpoint_every`` steps and at
     the end; with ``resume`` the loop continues from the one at ``checkpoint``.
     ``after_step(step)`` runs after each step (e.g. a sample grid); ``progress(n)`` counts steps.
+    ``parallel`` = False keeps a tiny model on one thread (see :mod:`rdlens.threads`).
     """
     stateful: dict[str, Any] = {"model": model, "optimizer": optimizer}
     if ema is not None:
@@ -82,7 +85,26 @@ def fit(
         progress(step)
     t0 = time.perf_counter()
     model.train()
+    with threads.stage(name, parallel) as st:
+        step, losses = _loop(model, optimizer, batch_loss, step, losses, steps=steps, generator=generator,
+                             name=name, grad_clip=grad_clip, ema=ema, ema_decay=ema_decay, checkpoint=checkpoint,
+                             checkpoint_every=checkpoint_every, config=config, after_step=after_step,
+                             progress=progress, stateful=stateful, tick=st.tick)
+    model.eval()
+    if ema is not None:
+        ema.eval()
+    return Fit(losses, step, resumed_from, time.perf_counter() - t0)
+
+
+def _loop(model: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: Callable[[], torch.Tensor], step: int,
+          losses: list[float], *, steps: int, generator: torch.Generator, name: str, grad_clip: float,
+          ema: nn.Module | None, ema_decay: float, checkpoint: Path | None, checkpoint_every: int,
+          config: dict[str, Any] | None, after_step: Callable[[int], None] | None,
+          progress: Callable[[int], None] | None, stateful: dict[str, Any], tick: Callable[[], None]
+          ) -> tuple[int, list[float]]:
+    """The optimiser steps of :func:`fit`; returns (step, losses) when done."""
     while step < steps:
+        tick()
         loss = batch_loss()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -105,7 +127,4 @@ def fit(
             model.train()
         if progress is not None:
             progress(1)
-    model.eval()
-    if ema is not None:
-        ema.eval()
-    return Fit(losses, step, resumed_from, time.perf_counter() - t0)
+    return step, losses

@@ -100,8 +100,6 @@ class DDPM(System):
         return data[: config.max_images] if config.max_images else data
 
     def execute(self, config: Any, prepared: Any, ctx: RunContext) -> dict[str, Any]:
-        import torch
-
         from rdlens import ddpm
         from rdlens.report.figures import plot_balance, plot_images, tile
         from rdlens.unet import n_params
@@ -127,7 +125,7 @@ class DDPM(System):
             plot_images(tile(result.samples), rd.file("samples.png"),
                         title=f"DDPM samples, {SETTING_NAMES[cfg.dataset]}\n{trained.steps_done} training steps")
             plot_balance(tr, rd.file("balance.png"))
-        ctx.manifest.update(torch_threads=int(torch.get_num_threads()), parameters=n_params(trained.model))
+        ctx.manifest.update(parameters=n_params(trained.model))
         counted = tr.counted
         m_score = float(np.mean(tr.extra["score"][counted]))
         return {

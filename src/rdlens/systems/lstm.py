@@ -87,8 +87,6 @@ class LSTM(System):
         return sequences.make_sequences(config.data)
 
     def execute(self, config: Any, prepared: Any, ctx: RunContext) -> dict[str, Any]:
-        import torch
-
         from rdlens import lstm
         from rdlens.report.figures import plot_gates, plot_predictions
 
@@ -106,7 +104,6 @@ class LSTM(System):
                              title=f"LSTM on {name}: held-out sequences ({ev.eval_mode} mode)")
             plot_gates({k: getattr(ev.record, k)[:, 0].cpu().numpy() for k in ("i", "f", "g", "o")},
                        ev.trace, rd.file("gates.png"), title=f"LSTM gates, {name}, held-out sequence 0")
-        ctx.manifest["torch_threads"] = int(torch.get_num_threads())
         protocol = ("teacher-forced over held-out sequences, state from zeros" if ev.eval_mode == "teacher"
                     else f"free-running: warm-up on each held-out sequence, then {config.generate_steps} fed-back steps")
         return {**ev.trace.summary(), "eval_mode": ev.eval_mode, "eval_protocol": protocol,

@@ -97,7 +97,7 @@ class RD(System):
                          v=np.stack([v for _, v in result.snapshots]))
             if config.save_state:
                 save_npz(rd.file("state.npz"), u=result.u, v=result.v)
-        ctx.manifest.update(kernel="numba fused stencil", threads=int(numba.get_num_threads()))
+        ctx.manifest.update(kernel="numba fused stencil", numba_threading_layer=numba.threading_layer())
         fields = {**result.trace.summary(), "steps": result.steps, "stopped_early": result.stopped_early,
                   "init": config.init or "pearson", "wall_time_s": result.wall_time_s}
         if "residual" in result.trace.extra:

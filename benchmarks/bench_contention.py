@@ -1,0 +1,109 @@
+"""rdlens's thread policy against torch's defaults, alone and beside busy competitors.
+
+Two stages of `rdlens reproduce` (quick profile): the LSTM row's training (Lorenz, 16 units)
+and a DDPM training stage (the quick profile's U-Net, batch 32). Each is timed per step
+(a) alone and (b) beside N busy processes that this script starts and stops itself, with
+(1) rdlens's policy (rdlens.threads: one thread for tiny models, the free cores for the
+U-Net) and (2) torch's default (as many threads as cores, fixed). A measurement stops at
+its deadline and reports the rate it reached, so a collapse shows without taking hours.
+
+    python benchmarks/bench_contention.py [--competitors 2] [--deadline 60]
+
+Targets (issue 14): beside the competitors, rdlens's policy is at most 2.5x slower than
+alone; alone, it is never slower than torch's default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+import torch
+
+from rdlens import ddpm, images, lstm, sequences, threads
+
+
+class Deadline(Exception):
+    pass
+
+
+def per_step(train, deadline: float) -> tuple[float, int]:
+    """Seconds per step of ``train(progress)``, stopping at ``deadline`` seconds."""
+    done = [0]
+    t0 = time.perf_counter()
+
+    def progress(n: int) -> None:
+        done[0] += n
+        if time.perf_counter() - t0 > deadline:
+            raise Deadline
+
+    try:
+        train(progress)
+    except Deadline:
+        pass
+    return (time.perf_counter() - t0) / max(done[0], 1), done[0]
+
+
+def lstm_stage(progress) -> None:
+    cfg = lstm.config_for("default", "lorenz", steps=300, checkpoint_every=10_000)
+    lstm.train(cfg, sequences.make_sequences(cfg.data), progress=progress)
+
+
+DIGITS = images.load("digits")
+
+
+def ddpm_stage(progress) -> None:
+    cfg = ddpm.config_for("default", "digits", steps=40, batch_size=32, checkpoint_every=10_000)
+    ddpm.train(cfg, DIGITS, progress=progress)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--competitors", type=int, default=2, help="busy processes started beside the stage")
+    ap.add_argument("--deadline", type=float, default=60.0, help="seconds at most per measurement")
+    args = ap.parse_args()
+    cores = threads.available_cores()
+    print(f"cores available: {cores}; torch {torch.__version__}; default torch threads {torch.get_num_threads()}")
+    policies = {"rdlens": None, "torch default": cores}
+    results: dict[tuple[str, str, str], float] = {}
+    lstm_stage(lambda n: None)  # warm-up: imports, allocations
+    ddpm_stage(lambda n: None)
+    for condition in ("alone", f"{args.competitors} competitors"):
+        busy = []
+        if condition != "alone":
+            busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.competitors)]
+            time.sleep(1.0)
+        try:
+            for stage_name, stage in (("LSTM row", lstm_stage), ("DDPM train", ddpm_stage)):
+                for policy_name, fixed in policies.items():
+                    threads.POLICY.configured = True
+                    threads.POLICY.fixed = fixed
+                    threads.POLICY.source = "adaptive" if fixed is None else "torch default"
+                    threads.POLICY.choices.clear()
+                    s, n = per_step(stage, args.deadline)
+                    results[(stage_name, policy_name, condition)] = s
+                    used = threads.POLICY.choices
+                    print(f"{stage_name:<11} {policy_name:<14} {condition:<14} {s * 1e3:9.2f} ms/step "
+                          f"({n} steps; threads {used})", flush=True)
+        finally:
+            for p in busy:
+                p.kill()
+                p.wait()
+    loaded = f"{args.competitors} competitors"
+    print("\nratios (time per step):")
+    for stage_name in ("LSTM row", "DDPM train"):
+        r = {k[1:]: v for k, v in results.items() if k[0] == stage_name}
+        print(f"{stage_name:<11} rdlens loaded / alone        = {r[('rdlens', loaded)] / r[('rdlens', 'alone')]:7.2f}"
+              "   (target <= 2.5)")
+        print(f"{stage_name:<11} torch default loaded / alone = "
+              f"{r[('torch default', loaded)] / r[('torch default', 'alone')]:7.2f}")
+        print(f"{stage_name:<11} rdlens / torch default alone = "
+              f"{r[('rdlens', 'alone')] / r[('torch default', 'alone')]:7.2f}   (target <= 1)")
+        print(f"{stage_name:<11} torch default / rdlens loaded = "
+              f"{r[('torch default', loaded)] / r[('rdlens', loaded)]:7.2f}")
+
+
+if __name__ == "__main__":
+    main()
