@@ -44,7 +44,7 @@ def test_nested_fields_flatten_to_unique_names_with_hidden_and_renamed_paths():
     ("lstm", "test_fraction", "x", "test_fraction must be a number"),
     ("lstm", "steps", True, "steps must be an integer, got True"),
     ("rd", "residual", "no", "residual must be true or false, got 'no'"),
-    ("ddpm", "grad_clip", float("nan"), "grad_clip must be a number, got nan"),
+    ("ddpm", "grad_clip", float("nan"), "grad_clip must be a finite number, got nan"),
     ("lstm", "dataset", "weather", "dataset must be one of sine, lorenz, vanderpol"),
     ("lstm", "freq_range", [1.0], "freq_range must have 2 items"),
 ])

@@ -30,6 +30,10 @@ from rdlens.rundir import atomic_write_bytes
 BASE_COLUMNS = ("step", "tau", "reaction", "diffusion")
 
 
+VANISH = 1e-12
+"""a norm below this fraction of the trace's largest norm counts as vanished"""
+
+
 def normalised_time(n: int) -> np.ndarray:
     """tau in [0, 1] for ``n`` consecutive steps: 0 at the first, 1 at the last."""
     if n <= 1:
@@ -139,10 +143,39 @@ class BalanceTrace:
 
     @property
     def final_R(self) -> float:
-        """R(tau) at the last counted step that has both a reaction and a diffusion part."""
+        """R(tau) at the last counted step that has both a reaction and a diffusion part;
+        nan when the run ends with both norms vanished (a ratio of two zeros is no number)."""
+        if self.counted.any():
+            last = np.flatnonzero(self.counted)[-1]
+            if self._vanishing()[last]:
+                return math.nan
         r_tau = self.R_tau
         ok = np.flatnonzero(np.isfinite(r_tau))
         return float(r_tau[ok[-1]]) if len(ok) else math.nan
+
+    def _vanishing(self) -> np.ndarray:
+        """Steps whose reaction and diffusion are both below 1e-12 of the largest norm."""
+        finite = np.isfinite(self.reaction) & np.isfinite(self.diffusion)
+        scale = max(np.max(self.reaction[finite], initial=0.0), np.max(self.diffusion[finite], initial=0.0))
+        tiny = VANISH * scale
+        return finite & (self.reaction <= tiny) & (self.diffusion <= tiny)
+
+    @property
+    def degenerate(self) -> str | None:
+        """Why this trace's numbers should not be read as a balance, or None: non-finite norms,
+        or steps on which both norms vanish (e.g. a Gray-Scott pattern that died)."""
+        counted = self.counted
+        m = int(counted.sum())
+        if m == 0:
+            return "no counted steps"
+        bad = int((~(np.isfinite(self.reaction) & np.isfinite(self.diffusion)) & counted).sum())
+        if bad:
+            return f"non-finite norms on {bad} of {m} counted steps"
+        gone = int((self._vanishing() & counted).sum())
+        if gone:
+            end = " including the last, so final R is undefined" if math.isnan(self.final_R) else ""
+            return f"reaction and diffusion both vanish on {gone} of {m} counted steps{end}"
+        return None
 
     def resample(self, grid: np.ndarray | int = 201) -> tuple[np.ndarray, np.ndarray]:
         """R(tau) linearly interpolated onto a common tau grid (for plots and seed averages).
@@ -168,6 +201,7 @@ class BalanceTrace:
             "final_R": self.final_R,
             "steps_in_trace": len(self),
             "steps_counted": int(self.counted.sum()),
+            "degenerate": self.degenerate,
         }
 
     # ---- persistence ---------------------------------------------------------------------
@@ -275,6 +309,15 @@ def t_interval(values: Iterable[float], level: float = 0.95) -> Estimate:
     return Estimate(mean, mean - half, mean + half, len(x))
 
 
+def _interval_or_undefined(values: list[float], level: float) -> Estimate:
+    """As :func:`t_interval`, but undefined (nan) when any seed has no number: a quantity
+    such as final R is not defined for a run whose norms vanished, and the mean of the
+    others would hide that seed."""
+    if all(math.isfinite(v) for v in values):
+        return t_interval(values, level)
+    return Estimate(math.nan, math.nan, math.nan, len(values))
+
+
 @dataclass(frozen=True)
 class CombinedBalance:
     """Several independent runs of one setting (one per seed) and their intervals."""
@@ -316,7 +359,7 @@ def combine(traces: Sequence[BalanceTrace], grid: int = 201, level: float = 0.95
         M_react=t_interval([t.M_react for t in traces], level),
         M_diff=t_interval([t.M_diff for t in traces], level),
         R=t_interval([t.R for t in traces], level),
-        final_R=t_interval([t.final_R for t in traces], level),
+        final_R=_interval_or_undefined([t.final_R for t in traces], level),
         tau=taus,
         R_tau_mean=mean,
         R_tau_low=low,

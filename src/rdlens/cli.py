@@ -125,7 +125,10 @@ def _cmd_system(system: Any, args: argparse.Namespace) -> int:
     from rdlens.run import run
 
     threads.POLICY.configure(args.threads)
+    from rdlens.options import COMMAND_LINE, check_values
+
     values = {o.name: getattr(args, o.name) for o in system.options if getattr(args, o.name) is not None}
+    values = check_values(system.options, values, COMMAND_LINE)
     device = getattr(args, "device", "cpu")
     bars = _bars(args.quiet)
     if getattr(args, "resume", None):
@@ -147,22 +150,65 @@ def _finish(system: Any, summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         sys.stdout.write(dumps(summary))
         return
+    def num(x: Any) -> str:
+        return f"{x:.4f}" if isinstance(x, (int, float)) and x == x and abs(x) != float("inf") else "undefined"
+
     print(f"{summary['system']}  {summary['setting']}")
-    print(f"  M_react = {summary['M_react']:.4f}   M_diff = {summary['M_diff']:.4f}   "
-          f"R = {summary['R']:.4f}   final R = {summary['final_R']:.4f}")
+    print(f"  M_react = {num(summary['M_react'])}   M_diff = {num(summary['M_diff'])}   "
+          f"R = {num(summary['R'])}   final R = {num(summary['final_R'])}")
+    if summary.get("degenerate"):
+        print(f"  degenerate trace: {summary['degenerate']}; read R with care")
     for line in system.summary_lines(summary):
         print(f"  {line}")
     print(f"run directory: {summary['run_dir']}")
 
 
+class PlainProgress:
+    """Progress for logs (nohup, batch jobs, CI): a line with step, rate and ETA every
+    ``every`` seconds and at the end, instead of a bar that redraws itself."""
+
+    def __init__(self, desc: str, total: int, every: float = 30.0) -> None:
+        import time
+
+        self.desc, self.total, self.every, self.n = desc, total, every, 0
+        self.t0 = self.last = time.monotonic()
+
+    def __enter__(self) -> "PlainProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if exc[0] is None and self.n:
+            self._line()
+
+    def update(self, n: int = 1) -> None:
+        import time
+
+        self.n += n
+        if time.monotonic() - self.last >= self.every:
+            self._line()
+
+    def _line(self) -> None:
+        import time
+
+        now = time.monotonic()
+        self.last = now
+        elapsed = now - self.t0
+        eta = elapsed / self.n * (self.total - self.n) if self.n else float("nan")
+        print(f"{self.desc}: step {self.n}/{self.total} ({self.n / max(self.total, 1):.0%}), {elapsed:.0f} s elapsed, "
+              f"ETA {eta:.0f} s", file=sys.stderr, flush=True)
+
+
 def _bars(quiet: bool) -> Callable[[str, int], Any]:
-    """A progress-bar factory on stderr (hidden when ``quiet`` or not on a terminal)."""
+    """A progress-bar factory on stderr: a bar on a terminal, plain lines otherwise, nothing
+    with ``quiet``."""
 
     def make(desc: str, total: int) -> Any:
         from tqdm import tqdm
 
-        return tqdm(total=total, desc=desc, unit="step", disable=True if quiet else None, file=sys.stderr,
-                    dynamic_ncols=True, leave=False)
+        if not quiet and not sys.stderr.isatty():
+            return PlainProgress(desc, total)
+        return tqdm(total=total, desc=desc, unit="step", disable=quiet, file=sys.stderr, dynamic_ncols=True,
+                    leave=False)
 
     return make
 
@@ -228,11 +274,15 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
     threads.POLICY.configure(args.threads)
     rows = None if args.rows is None else tuple(r.strip() for r in args.rows.split(",") if r.strip())
-    folder, table, complete = reproduce(
-        args.profile, out=args.out, rows=rows, seed=args.seed, seeds=args.seeds, controls=args.controls,
-        data_dir=args.data_dir, device=args.device, force=args.force, bars=_bars(args.quiet),
-        log=lambda line: print(line, file=sys.stderr),
-    )
+    try:
+        folder, table, complete = reproduce(
+            args.profile, out=args.out, rows=rows, seed=args.seed, seeds=args.seeds, controls=args.controls,
+            data_dir=args.data_dir, device=args.device, force=args.force, bars=_bars(args.quiet),
+            log=lambda line: print(line, file=sys.stderr),
+        )
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt("interrupted; run the same command again to continue (finished rows are reused, "
+                                "unfinished ones resume from their checkpoints)") from None
     print(table)
     print(f"run directory: {folder}")
     return 0 if complete else EXIT_PARTIAL
@@ -295,8 +345,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rdlens`` console script; returns the exit status."""
+    import signal
+
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
+    with_term = signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGTERM, _terminate)  # SIGTERM (a batch system's stop) ends runs like Ctrl-C
+    except ValueError:  # not the main thread
+        pass
     try:
         parser = build_parser(command or "")
         args = parser.parse_args(argv)
@@ -307,9 +364,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SimulationDiverged as exc:
         print(f"rdlens {command}: {exc}; no result was written", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print(f"\nrdlens {command}: interrupted; no finished result was written", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"\nrdlens {command}: {exc or 'interrupted; no finished result was written'}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        try:
+            signal.signal(signal.SIGTERM, with_term)
+        except ValueError:
+            pass
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ import torch
 
 from rdlens import threads
 from rdlens.balance import BalanceTrace
-from rdlens.errors import ConfigError
+from rdlens.errors import ConfigError, check_seed
 from rdlens.unet import UNet, UNetConfig
 
 SCHEDULES = ("linear", "cosine")
@@ -220,6 +220,7 @@ class DDPMConfig:
 
         if self.dataset not in DATASETS:
             raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        check_seed(self.seed)
         for name, low in (("steps", 0), ("batch_size", 1), ("samples", 1), ("grid_every", 0),
                           ("checkpoint_every", 1), ("max_images", 0), ("turing_images", 1)):
             value = getattr(self, name)

@@ -30,9 +30,14 @@ from numba import njit, prange
 
 from rdlens import threads
 from rdlens.balance import BalanceTrace
-from rdlens.errors import ConfigError, SimulationDiverged
+from rdlens.errors import ConfigError, SimulationDiverged, check_seed
 
 DTYPES = ("float32", "float64")
+LENGTH_RANGE = (1e-9, 1e9)
+"""allowed domain lengths: beyond them h^2 under- or overflows in the stability check"""
+MAX_SIZE = 32768
+"""largest grid side accepted (6 float64 fields of 32768^2 are 48 GiB)"""
+STATE_MAX_CELLS = MAX_SIZE**2
 PARALLEL_SIZE = 64
 """grids of at least this many points per side run on several threads (smaller: one)"""
 
@@ -69,10 +74,15 @@ class GrayScott:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.length <= 0:
             raise ConfigError(f"length must be > 0, got {self.length}")
+        if not LENGTH_RANGE[0] <= self.length <= LENGTH_RANGE[1]:
+            raise ConfigError(f"length must be in [{LENGTH_RANGE[0]:g}, {LENGTH_RANGE[1]:g}], got {self.length}")
         if self.dt <= 0:
             raise ConfigError(f"dt must be > 0, got {self.dt}")
         if not isinstance(self.size, (int, np.integer)) or isinstance(self.size, bool) or self.size < 8:
             raise ConfigError(f"size must be an integer >= 8, got {self.size!r}")
+        if self.size > MAX_SIZE:
+            raise ConfigError(f"size must be <= {MAX_SIZE} (a {self.size} x {self.size} grid needs "
+                              f"{6 * 8 * self.size**2 / 2**30:.0f} GiB), got {self.size}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.courant > 0.25:
@@ -139,23 +149,69 @@ def check_state(params: GrayScott, u: np.ndarray, v: np.ndarray, source: str = "
 
 
 def load_state(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``u`` and ``v`` from an .npz file (as written by ``--save-state``)."""
+    """Read ``u`` and ``v`` from an .npz file (as written by ``--save-state``).
+
+    Each array's header is read and checked (a real, 2-D, square grid of at most
+    ``STATE_MAX_CELLS`` cells) before its data, so a damaged or hostile file is refused
+    without allocating what its header claims.
+    """
+    import zipfile
+
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"initial state file {str(path)!r} does not exist")
     try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in ("u", "v") if k not in z.files]
+        with zipfile.ZipFile(path) as zf:
+            names = {n.removesuffix(".npy"): n for n in zf.namelist()}
+            missing = [k for k in ("u", "v") if k not in names]
             if missing:
                 raise ConfigError(f"{path}: missing array(s) {missing}; an init file needs arrays 'u' and 'v'")
-            u, v = z["u"], z["v"]
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
-            raise
-        raise ConfigError(f"{path}: not a readable .npz file ({exc})") from None
-    if u.ndim != 2 or u.shape[0] != u.shape[1]:
-        raise ConfigError(f"{path}: array 'u' has shape {u.shape}, expected a square (N, N) grid with N >= 8")
-    return u, v
+            arrays = []
+            for key in ("u", "v"):
+                with zf.open(names[key]) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(fh)
+                if dtype.kind not in "fiu":
+                    raise ConfigError(f"{path}: array {key!r} holds {dtype} values; an init file needs real numbers")
+                if len(shape) != 2 or shape[0] != shape[1] or int(np.prod(shape)) > STATE_MAX_CELLS:
+                    raise ConfigError(f"{path}: array {key!r} has shape {shape}; expected a square (N, N) grid "
+                                      f"with 8 <= N <= {MAX_SIZE}")
+                with zf.open(names[key]) as fh:
+                    arrays.append(np.lib.format.read_array(fh, allow_pickle=False))
+    except ConfigError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ConfigError(f"{path}: not a readable .npz file with arrays u and v ({type(exc).__name__}: {exc})") from None
+    u, v = arrays
+    if v.shape != u.shape:
+        raise ConfigError(f"{path}: array 'v' has shape {v.shape}, expected {u.shape} (the shape of 'u')")
+    if not (np.all(np.isfinite(u)) and np.all(np.isfinite(v))):
+        raise ConfigError(f"{path}: u and v must be finite everywhere")
+    return u.astype(np.float64, copy=False), v.astype(np.float64, copy=False)
+
+
+def state_metadata(path: str | Path) -> dict[str, float]:
+    """The model values saved beside u and v (length, F, k, Du, Dv, dt), where present."""
+    import zipfile
+
+    out: dict[str, float] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for key in STATE_METADATA:
+                if f"{key}.npy" in zf.namelist():
+                    with zf.open(f"{key}.npy") as fh:
+                        value = np.lib.format.read_array(fh, allow_pickle=False)
+                    if value.shape == () and value.dtype.kind == "f":
+                        out[key] = float(value)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        return {}
+    return out
+
+
+STATE_METADATA = ("length", "F", "k", "Du", "Dv", "dt")
+"""model values a saved state records, so that a run continuing from it keeps its grid spacing"""
 
 
 # ---- the NumPy reference (obviously correct, slow) -----------------------------------------
@@ -364,6 +420,7 @@ class RDRun:
     """also record ||dv/dt|| per step (column residual: the distance from a steady state)"""
 
     def __post_init__(self) -> None:
+        check_seed(self.seed)
         for name, low in (("steps", 1), ("seed", 0), ("snapshot_every", 0), ("stop_after", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:

@@ -24,8 +24,12 @@ Every loader returns a float32 tensor (N, C, 32, 32) scaled to [-1, 1].
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import http.client
+import time
+import zlib
 import os
 import pickle
 import shutil
@@ -102,7 +106,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise ConfigError(f"{path}: damaged gzip file ({exc}); delete it and download it again") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ConfigError(f"{path}: not an IDX file (bad magic number)")
     types = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -277,28 +284,41 @@ def is_present(name: str, data_dir: str | os.PathLike | None) -> bool:
 # ---- downloading --------------------------------------------------------------------------
 
 
-def _fetch(url: str, dest: Path, md5: str, timeout: float, progress: Callable[[int], None] | None) -> None:
-    """Stream ``url`` into a temporary file beside ``dest``, check size and MD5, then rename."""
+DEADLINE_S = 3600.0
+"""a whole file must arrive within this many seconds (the timeout applies to each read)"""
+
+
+def _fetch(url: str, dest: Path, md5: str, timeout: float, progress: Callable[[int], None] | None,
+           deadline: float = DEADLINE_S) -> None:
+    """Stream ``url`` into a temporary file beside ``dest``, check size and MD5, then rename.
+    A server that stalls (``timeout`` per read) or trickles (``deadline`` overall), cuts the
+    transfer short or answers garbage is a DownloadError, and nothing is left behind."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    for stale in dest.parent.glob(f".{dest.name}.*.part"):  # left by a killed download
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     try:
         digest = hashlib.md5(usedforsecurity=False)
         received = 0
+        t0 = time.monotonic()
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             expected = resp.headers.get("Content-Length")
-            while chunk := resp.read(1 << 20):
+            read = getattr(resp, "read1", resp.read)
+            while chunk := read(1 << 16):
                 out.write(chunk)
                 digest.update(chunk)
                 received += len(chunk)
                 if progress is not None:
                     progress(len(chunk))
+                if time.monotonic() - t0 > deadline:
+                    raise DownloadError(f"{url}: took longer than {deadline:g} s ({received} bytes received)")
         if expected is not None and received != int(expected):
             raise DownloadError(f"{url}: transfer interrupted ({received} of {expected} bytes)")
         if digest.hexdigest() != md5:
             raise DownloadError(f"{url}: checksum mismatch (MD5 {digest.hexdigest()}, expected {md5})")
         os.replace(tmp, dest)
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
-        raise DownloadError(f"{url}: {exc}") from None
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException, ValueError) as exc:
+        raise DownloadError(f"{url}: {type(exc).__name__}: {' '.join(str(exc).split())}") from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -334,16 +354,53 @@ def download(name: str, data_dir: str | os.PathLike, *, mirror: str | None = Non
     if name not in SOURCES:
         raise ConfigError(f"downloadable data sets are {', '.join(SOURCES)}; got {name!r}"
                           + (" (it ships with rdlens: nothing to download)" if name in OFFLINE else ""))
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 3600:
+        raise ConfigError(f"timeout must be a number of seconds in (0, 3600], got {timeout!r}")
+    if mirror is not None:
+        _check_mirror(mirror)
     src = SOURCES[name]
     root = Path(data_dir).expanduser()
     folder = root / src.folder
+    from rdlens.rundir import check_writable
+
+    check_writable(root)
+    created, p = [], folder  # the folders this call makes, deepest first
+    while not p.exists():
+        created.append(p)
+        p = p.parent
     folder.mkdir(parents=True, exist_ok=True)
+    try:
+        _download_files(src, root, folder, mirror, timeout, progress)
+    except BaseException:
+        for p in created:  # removed again if the failure left them empty
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
+    return root / CIFAR_FOLDER if src.archive else folder
+
+
+def _check_mirror(mirror: str) -> None:
+    """A ConfigError unless ``mirror`` is an http(s) or file URL of a folder."""
+    import urllib.parse
+
+    try:
+        parsed = urllib.parse.urlsplit(mirror)
+        ok = parsed.scheme in ("http", "https", "file") and (parsed.netloc or parsed.scheme == "file")
+        parsed.port  # raises on a bad port or an unclosed IPv6 bracket
+    except ValueError:
+        ok = False
+    if not mirror or not ok:
+        raise ConfigError(f"--mirror must be an http://, https:// or file:// URL of a folder, got {mirror!r}")
+
+
+def _download_files(src: Source, root: Path, folder: Path, mirror: str | None, timeout: float,
+                    progress: Callable[[int], None] | None) -> None:
     for fname, md5 in src.files:
         dest = folder / fname
         if dest.exists() and _md5(dest) == md5:
             continue
         errors = []
-        for base in ((mirror,) if mirror else src.mirrors):
+        for base in ((mirror,) if mirror is not None else src.mirrors):
             try:
                 _fetch(base.rstrip("/") + "/" + fname, dest, md5, timeout, progress)
                 break
@@ -355,7 +412,6 @@ def download(name: str, data_dir: str | os.PathLike, *, mirror: str | None = Non
             safe_extract(dest, root, CIFAR_FOLDER)
     if src.archive and not (root / CIFAR_FOLDER).is_dir():
         safe_extract(folder / src.files[0][0], root, CIFAR_FOLDER)
-    return root / CIFAR_FOLDER if src.archive else folder
 
 
 def _md5(path: Path) -> str:

@@ -11,10 +11,11 @@ Writers (:mod:`rdlens.reproduce`) and readers (:mod:`rdlens.report`) both go thr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from rdlens.errors import ConfigError
 from rdlens.rundir import write_json
@@ -48,3 +49,32 @@ def read_rows(folder: str | os.PathLike) -> dict[str, Any]:
     except (ValueError, KeyError, TypeError):
         raise ConfigError(f"{path} is damaged (not the JSON that rdlens reproduce writes); rerun rdlens reproduce") from None
     return info
+
+
+LOCK = ".rdlens.lock"
+
+
+@contextlib.contextmanager
+def lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive lock on a reproduce folder, or refuse at once if another process
+    holds it (two runs writing into one folder would mix their rows)."""
+    import fcntl
+
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    fh = open(path / LOCK, "a+")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise ConfigError(f"{path} is being written by {holder}; wait for it to finish or choose "
+                              "another --out") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"rdlens reproduce (pid {os.getpid()})\n")
+        fh.flush()
+        yield
+    finally:
+        fh.close()

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from rdlens.balance import BalanceTrace
-from rdlens.errors import ConfigError
+from rdlens.errors import ConfigError, check_seed
 from rdlens.sequences import SequenceConfig, Sequences
 
 # ---- the probe ----------------------------------------------------------------------------
@@ -265,6 +265,7 @@ class LSTMConfig:
             raise ConfigError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.eval_mode not in EVAL_MODES:
             raise ConfigError(f"eval_mode must be one of {', '.join(EVAL_MODES)}, got {self.eval_mode!r}")
+        check_seed(self.seed)
         for name, low in (("hidden", 1), ("layers", 1), ("steps", 0), ("batch_size", 0), ("generate_steps", 1),
                           ("eval_sequences", 0), ("checkpoint_every", 1)):
             value = getattr(self, name)

@@ -26,6 +26,11 @@ from typing import Any
 
 from rdlens.errors import ConfigError
 
+COMMAND_LINE = "command line"
+"""the ``source`` of values typed as options: errors then name the option (``--steps``)"""
+MAX_INT = 2**53
+"""no integer setting may exceed this (exact in a float, and far beyond any real size)"""
+
 KINDS = ("int", "float", "str", "bool", "ints", "floats")
 """What a value may be: one integer, float, string or boolean, or a list of integers or floats."""
 
@@ -62,7 +67,7 @@ class Option:
         """
         if value is None and self.optional:
             return None
-        where = f"{source}: {self.name}"
+        where = self.flag if source == COMMAND_LINE else f"{source}: {self.name}"
         if self.kind in ("ints", "floats"):
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{where} must be a list of {self.kind[:-1]}s, got {value!r}")
@@ -99,10 +104,12 @@ def _scalar(kind: str, value: Any, where: str) -> Any:
             if not value.is_integer():
                 raise ConfigError(f"{where} must be an integer, got {value!r}")
             value = int(value)
+        if abs(value) > MAX_INT:
+            raise ConfigError(f"{where} must be an integer of magnitude at most 2^53, got {value}")
         return value
     value = float(value)
-    if math.isnan(value):
-        raise ConfigError(f"{where} must be a number, got nan")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value}")
     return value
 
 

@@ -38,13 +38,15 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rdlens import layout, systems
-from rdlens.errors import ConfigError
+from rdlens.errors import MAX_SEED, ConfigError, check_memory
 from rdlens.options import check_values
 from rdlens.paper import TABLE1
-from rdlens.run import Bars, config_json, default_runs_root, resolve, run
-from rdlens.rundir import RunDir, write_json
+from rdlens.run import Bars, config_json, default_runs_root, resolve, run, verify
+from rdlens.rundir import RunDir, check_writable, write_json
 
 PROFILES = ("quick", "paper", "smoke")
+MAX_SEEDS = 1000
+"""most independent seeds one command may ask for"""
 
 
 @dataclass(frozen=True)
@@ -196,20 +198,27 @@ def plan_row(row: Row, profile: dict[str, Any], seed: int, data_dir: str | None)
     return Plan(row, None, system.data_label(config), reason)
 
 
-def row_state(row_dir: Path, plan: Plan) -> str:
-    """done (reuse), resume (unfinished, same config, has a checkpoint) or fresh."""
+def row_state(row_dir: Path, plan: Plan) -> tuple[str, str]:
+    """(state, why): done (finished, same config, every result file as written), resume
+    (unfinished or damaged results, same config, a checkpoint to continue from) or fresh."""
     cfg_file = row_dir / "config.json"
     if not cfg_file.exists():
-        return "fresh"
+        return "fresh", ""
     try:
         same = json.loads(cfg_file.read_text()) == config_json(plan.system, plan.config)
     except (OSError, ValueError):
         same = False
     if not same:
-        return "fresh"
-    if (row_dir / "summary.json").exists():
-        return "done"
-    return "resume" if plan.system.resumable and (row_dir / "checkpoint.pt").exists() else "fresh"
+        return "fresh", ""
+    finished = (row_dir / "summary.json").exists()
+    damage = verify(row_dir) if finished else None
+    if finished and damage is None:
+        return "done", ""
+    why = f" ({damage})" if damage else ""
+    checkpoint = row_dir / "checkpoint.pt"
+    if plan.system.resumable and checkpoint.exists() and (damage is None or str(checkpoint) not in damage):
+        return "resume", why
+    return "fresh", why
 
 
 def default_dir(profile: dict[str, Any], out: str | os.PathLike | None) -> Path:
@@ -237,8 +246,10 @@ def reproduce(
 
     Returns (folder, Markdown table, whether every requested row ran).
     """
-    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
-        raise ConfigError(f"seeds must be an integer >= 1, got {seeds!r}")
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= MAX_SEEDS:
+        raise ConfigError(f"seeds must be an integer in [1, {MAX_SEEDS}], got {seeds!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED - seeds + 1:
+        raise ConfigError(f"seed must be an integer in [0, {MAX_SEED - seeds + 1}] (with --seeds {seeds}), got {seed!r}")
     profile = load_profile(profile_name)
     known = profile_rows(profile)
     ids = tuple(r.id for r in known)
@@ -253,7 +264,20 @@ def reproduce(
     plans = {s: [plan_row(r, profile, s, data_dir) for r in chosen] for s in seed_list}
     for r in {p.row.system for p in plans[seed_list[0]]}:
         resolve(systems.get(r), device)  # refuse a missing GPU before any work
+    for p in plans[seed_list[0]]:
+        if p.config is not None:
+            check_memory(f"row {p.row.id}", p.system.memory_bytes(p.config))
+            p.system.validate(p.config)
     folder = Path(run_dir) if run_dir is not None else default_dir(profile, out)
+    check_writable(folder)
+    with layout.lock(folder):
+        return _reproduce(profile, folder, rows, plans, seed, seed_list, controls, data_dir, device, force, bars, log)
+
+
+def _reproduce(profile: dict[str, Any], folder: Path, rows: tuple[str, ...], plans: dict[int, list[Plan]], seed: int,
+               seed_list: list[int], controls: bool, data_dir: str | None, device: str, force: bool,
+               bars: Bars | None, log: Callable[[str], None]) -> tuple[Path, str, bool]:
+    """The work of :func:`reproduce` once the plan is checked and the folder is locked."""
     top = RunDir(folder)
     write_json(folder / layout.PLAN, {"profile": profile["name"], "seeds": seed_list, "data_dir": data_dir,
                                       "controls": controls, "rows": list(rows)})
@@ -282,14 +306,17 @@ def _do_row(plan: Plan, seed: int, folder: Path, top: RunDir, force: bool, contr
         log(f"{tag:<28} skipped: {plan.skip_reason}")
         return
     row_dir = layout.seed_dir(folder, plan.row.id, seed)
-    state = "fresh" if force else row_state(row_dir, plan)
+    state, why = ("fresh", "") if force else row_state(row_dir, plan)
     if state == "done":
         log(f"{tag:<28} reused (finished, same configuration)")
     else:
         if state == "fresh" and row_dir.exists():
             shutil.rmtree(row_dir)
+        (row_dir / "summary.json").unlink(missing_ok=True)  # a damaged finished row resumes as unfinished
         row_dir.mkdir(parents=True, exist_ok=True)
         note = f" (offline stand-in: {plan.data})" if plan.stand_in else ""
+        if why:
+            log(f"{tag:<28} recomputing: the saved result cannot be trusted{why}")
         log(f"{tag:<28} {'resuming' if state == 'resume' else 'running'}{note}")
         t0 = time.perf_counter()
         with top.stage(tag):

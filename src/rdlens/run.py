@@ -12,6 +12,8 @@ its folder; one with a checkpoint keeps it so that ``--resume`` can continue it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import math
 import os
 import shutil
 import time
@@ -20,8 +22,8 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager, Protocol
 
 from rdlens import threads
-from rdlens.errors import ConfigError
-from rdlens.rundir import RunDir, timestamp, to_jsonable, write_json
+from rdlens.errors import ConfigError, RunInterrupted, SimulationDiverged, check_memory
+from rdlens.rundir import SUMMARY, RunDir, check_writable, timestamp, to_jsonable, write_json
 from rdlens.systems import System
 
 CHECKPOINT = "checkpoint.pt"
@@ -142,6 +144,9 @@ def run(
         rd, config = open_unfinished(system, run_dir)
     if config is None:
         raise ConfigError(f"no configuration given for {system.name}")
+    check_memory(f"this {system.name} run", system.memory_bytes(config))
+    if not resume:
+        check_writable(run_dir if run_dir is not None else (out or default_runs_root()))
     t0 = time.perf_counter()
     prepared = system.prepare(config, dev)
     prepare_s = time.perf_counter() - t0
@@ -161,16 +166,77 @@ def run(
         with threads.stage("run", parallel=False):
             fields = system.execute(config, prepared, ctx)
         used = threads.record()
+    except KeyboardInterrupt:
+        if not rd.file(CHECKPOINT).exists():
+            if created:
+                shutil.rmtree(rd.path, ignore_errors=True)
+            raise RunInterrupted("interrupted; no finished result was written") from None
+        raise RunInterrupted(f"interrupted after step {_checkpoint_step(rd.file(CHECKPOINT))} (the last checkpoint); "
+                             f"continue with: rdlens {system.name} --resume {rd.path}") from None
     except BaseException:
         if created and not rd.file(CHECKPOINT).exists():
             shutil.rmtree(rd.path, ignore_errors=True)
         raise
     finally:
         threads.POLICY.end_run()
+    bad = [k for k in ("M_react", "M_diff", "R") if not _finite(fields.get(k))]
+    if bad:
+        raise SimulationDiverged(system.name, int(fields.get("steps") or 0),
+                                 f"{', '.join(bad)} not finite (the model or its output went NaN)")
     seed = getattr(config, "seed", None)
     wall = fields.pop("wall_time_s", None)
     summary = {"system": system.name, "setting": setting or system.setting(config), **fields, "seed": seed,
                "wall_time_s": sum(rd.timings.values()) if wall is None else wall, "run_dir": str(rd.path)}
     rd.write_manifest(seed=seed, device=str(dev), threads=used, **ctx.manifest)
+    summary["files"] = checksums(rd.path)
     rd.write_summary(summary)
     return rd, summary
+
+
+def _checkpoint_step(path: Path) -> str:
+    try:
+        from rdlens.torchutil import load_checkpoint
+
+        return str(int(load_checkpoint(path)["step"]))
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return "?"
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checksums(folder: Path) -> dict[str, str]:
+    """SHA-256 of every result file of a run directory (all but summary.json and temp files)."""
+    return {p.name: _sha256(p) for p in sorted(Path(folder).iterdir())
+            if p.is_file() and p.name != SUMMARY and not p.name.startswith(".")}
+
+
+def verify(folder: str | os.PathLike) -> str | None:
+    """Why a run directory cannot be trusted as finished, or None: its summary is missing or
+    damaged, or a file it lists is missing or differs from the checksum recorded with it."""
+    import json
+
+    path = Path(folder) / SUMMARY
+    if not path.exists():
+        return f"{path} is missing (the run did not finish)"
+    try:
+        summary = json.loads(path.read_text())
+        files = summary.get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return f"{path} is damaged"
+    for name, digest in files.items():
+        f = Path(folder) / name
+        if not f.exists():
+            return f"{f} is missing"
+        if _sha256(f) != digest:
+            return f"{f} differs from the file the run wrote (damaged or edited)"
+    return None

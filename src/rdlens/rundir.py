@@ -23,6 +23,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from rdlens.errors import ConfigError
+
 SUMMARY = "summary.json"
 DEVICES = ("auto", "cpu", "cuda")
 """What ``--device`` accepts (also ``cuda:N``); resolved by :func:`rdlens.torchutil.resolve_device`."""
@@ -129,6 +131,18 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """A ConfigError unless ``folder`` is (or can be made) a writable directory."""
+    path = Path(folder).expanduser()
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ConfigError(f"{probe} is a file, not a folder; choose another --out")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{probe} is not writable; choose another --out")
 
 
 def timestamp() -> str:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from rdlens.errors import ConfigError
+from rdlens.errors import ConfigError, check_seed
 
 DATASETS = ("sine", "lorenz", "vanderpol")
 
@@ -52,6 +52,7 @@ class SequenceConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        check_seed(self.seed)
         if self.dataset not in DATASETS:
             raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if not isinstance(self.length, int) or self.length < 3:

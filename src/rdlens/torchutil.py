@@ -33,8 +33,24 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Read a checkpoint safely (``weights_only=True``: tensors and plain values only)."""
-    return torch.load(Path(path), map_location=device, weights_only=True)
+    """Read a checkpoint safely (``weights_only=True``: tensors and plain values only); one
+    that would run code when loaded, or a damaged one, is a ConfigError naming the file."""
+    import pickle
+    import warnings
+    import zipfile
+
+    try:
+        with warnings.catch_warnings():  # a foreign pickle protocol warns before it is refused
+            warnings.simplefilter("ignore")
+            state = torch.load(Path(path), map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise ConfigError(f"{path} is not a weights-only checkpoint (loading it would run code), so rdlens "
+                          "refuses it; delete it to start the run over") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise ConfigError(f"{path} is damaged ({type(exc).__name__}); delete it to start the run over") from None
+    if not isinstance(state, dict):
+        raise ConfigError(f"{path} is not an rdlens checkpoint (it holds a {type(state).__name__})")
+    return state
 
 
 def save_training(path: str | os.PathLike, generator: torch.Generator, step: int, losses: list[float],
@@ -56,8 +72,12 @@ def restore_training(path: str | os.PathLike, device: torch.device | str, genera
     """Load a :func:`save_training` checkpoint into the named objects and the generator;
     return (step, losses) to continue from."""
     state = load_checkpoint(path, device)
-    for name, obj in stateful.items():
-        obj.load_state_dict(state[name])
+    try:
+        for name, obj in stateful.items():
+            obj.load_state_dict(state[name])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"{path} does not fit this run's model ({type(exc).__name__}: {exc}); delete it to "
+                          "start the run over") from None
     generator.set_state(state["generator"])
     if "torch_rng" in state:
         torch.set_rng_state(state["torch_rng"])

@@ -93,6 +93,9 @@ def fit(
     model.eval()
     if ema is not None:
         ema.eval()
+    for label, module in (("weights", model), ("EMA weights", ema)):
+        if module is not None and not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
+            raise SimulationDiverged(name, step, f"the {label} are not finite after the last step")
     return Fit(losses, step, resumed_from, time.perf_counter() - t0)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from rdlens import layout
 from rdlens.balance import BalanceTrace, combine
 from rdlens.errors import ConfigError
+from rdlens.run import verify
 from rdlens.rundir import atomic_write_text, dumps
 
 __all__ = ["build_report"]
@@ -29,7 +30,11 @@ def _load_traces(folder: Path, info: dict) -> dict[str, list[BalanceTrace]]:
             continue
         traces = []
         for s in info["seeds"]:
-            path = layout.seed_dir(folder, r["id"], s) / "trace.csv"
+            run_dir = layout.seed_dir(folder, r["id"], s)
+            damage = verify(run_dir)
+            if damage:
+                raise ConfigError(f"row {r['id']} seed {s}: {damage}; rerun rdlens reproduce to recompute it")
+            path = run_dir / "trace.csv"
             try:
                 traces.append(BalanceTrace.load(path))
             except (OSError, ValueError) as exc:

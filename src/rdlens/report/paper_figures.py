@@ -50,9 +50,10 @@ def plot_fig3(pairs: list[tuple[dict, Any]], path: Path) -> Path:
     names = [_label(r, "\n") for r, _ in pairs]
     values = [comb.final_R.mean for _, comb in pairs]
     colors = [style_of(r["kind"]).color for r, _ in pairs]
-    bars = ax.bar(range(len(values)), values, color=colors)
+    bars = ax.bar(range(len(values)), np.nan_to_num(values, nan=0.0), color=colors)
     for b, v in zip(bars, values):
-        ax.annotate(f"{v:.3f}", (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
+        text = f"{v:.3f}" if np.isfinite(v) else "undefined\n(norms vanish)"
+        ax.annotate(text, (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
     ax.axhline(1.0, color="grey", lw=0.8, ls=":")
     ax.set_xticks(range(len(values)), names, fontsize=7)
     ax.set_ylabel("final R")

@@ -7,6 +7,7 @@ beside ours when the row has paper values (a row added by a user need not).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rdlens.balance import BalanceTrace, combine
@@ -41,10 +42,14 @@ def records(info: dict[str, Any], traces: dict[str, list[BalanceTrace]]) -> list
             rec["n_seeds"] = len(comb.traces)
             for q in ESTIMATES:
                 est = getattr(comb, q)
-                rec[q] = est.mean
-                rec[f"{q}_low"], rec[f"{q}_high"] = (est.low, est.high) if est.n >= 2 else (None, None)
+                defined = math.isfinite(est.mean)
+                rec[q] = est.mean if defined else None
+                rec[f"{q}_low"], rec[f"{q}_high"] = (est.low, est.high) if est.n >= 2 and defined else (None, None)
             if r["status"] == "stand-in data":
                 rec["note"] = f"{r['setting']} absent: measured on the offline {r['data']} data set instead"
+            flags = [f"seed {s}: {t.degenerate}" for s, t in zip(info["seeds"], traces[r["id"]]) if t.degenerate]
+            if flags:
+                rec["note"] = "; ".join(filter(None, [rec["note"], "degenerate: " + "; ".join(flags)]))
         for q in ("M_react", "M_diff", "R"):
             rec[f"rel_diff_{q}"] = _rel(rec[q], rec[f"paper_{q}"])
         out.append(rec)

@@ -127,6 +127,15 @@ class System:
         """(what is missing, the command that fetches it) when the run's data is absent."""
         return None
 
+    def memory_bytes(self, config: Any) -> float:
+        """A rough upper estimate of the memory a run needs, checked before any work so that
+        absurd sizes are refused with the estimate instead of failing halfway (0: unknown)."""
+        return 0.0
+
+    def validate(self, config: Any) -> None:
+        """Cheap checks of the inputs that ``rdlens reproduce`` runs for every row before the
+        first one starts (a damaged data file found after an hour of other rows is a waste)."""
+
     def prepare(self, config: Any, device: Any) -> Any:
         """Load and check the inputs (data, initial state) before any folder is written."""
         return None

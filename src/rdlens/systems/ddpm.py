@@ -93,6 +93,24 @@ class DDPM(System):
         where = f"under {config.data_dir}" if config.data_dir else "(no --data-dir given)"
         return f"not found {where}", f"rdlens data download {config.dataset} --data-dir {config.data_dir or '~/data'}"
 
+    def memory_bytes(self, config: Any) -> float:
+        """Weights (model, EMA, gradients, two Adam moments), activations kept for the
+        backward pass of a batch, the sampling batch, the per-step norms and the data."""
+        u = config.unet
+        size = u.image_size
+        params = sum(40 * c * c for c in u.channels) * (u.res_blocks + 1)
+        pixels = sum(c * (size // 2**k) ** 2 for k, c in enumerate(u.channels))
+        train = config.batch_size * pixels * 4 * 30 * (u.res_blocks + 1)
+        sample = config.samples * pixels * 4 * 8
+        norms = config.schedule.T * (3 * config.samples * 4 + 48)
+        data = 60_000 * u.in_channels * size * size * 4
+        return 4.0 * params * 5 + train + sample + norms + data
+
+    def validate(self, config: Any) -> None:
+        """Read the data set once (a truncated or corrupt file is refused before any row runs)."""
+        if self.missing_data(config) is None:
+            self.prepare(config, "cpu")
+
     def prepare(self, config: Any, device: Any) -> Any:
         from rdlens import images
 

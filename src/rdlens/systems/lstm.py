@@ -81,6 +81,30 @@ class LSTM(System):
     def data_label(self, config: Any) -> str:
         return config.data.dataset
 
+    def memory_bytes(self, config: Any) -> float:
+        """Data (float64 and a float32 copy), weights with Adam's state, what autograd keeps
+        per step of a training batch, and the gate record of the evaluation."""
+        d, h, layers = config.data, config.hidden, config.layers
+        data = d.n_sequences * d.length * (8 * 3 + 4)
+        params = layers * 4 * h * (h + h + 2) + h + 1
+        n_train = d.n_sequences - round(d.n_sequences * d.test_fraction)
+        batch = config.batch_size or n_train
+        train = batch * d.length * layers * h * 4 * 12
+        steps = d.length + (config.generate_steps if config.eval_mode == "free" else 0)
+        n_eval = config.eval_sequences or (d.n_sequences - n_train)
+        evaluate = n_eval * steps * layers * h * 4 * 10
+        return data + 4.0 * params * 5 + train + evaluate
+
+    def validate(self, config: Any) -> None:
+        """Generate two sequences: an ODE that diverges with these settings (e.g. a stiff Van
+        der Pol mu) is refused before any row runs."""
+        from dataclasses import replace
+
+        from rdlens import sequences
+
+        with np.errstate(all="ignore"):
+            sequences.make_sequences(replace(config.data, n_sequences=2, test_fraction=0.5))
+
     def prepare(self, config: Any, device: Any) -> Any:
         from rdlens import sequences
 

@@ -9,11 +9,13 @@ the final v field (``v.png``), ``balance.png``, ``trace.csv``, ``snapshots.npz``
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rdlens.errors import ConfigError
 from rdlens.run import RunContext
 from rdlens.rundir import atomic_write_bytes
 from rdlens.systems import System
@@ -51,11 +53,27 @@ class RD(System):
         return {"dtype": DTYPES}
 
     def build(self, values: dict[str, Any]) -> Any:
-        """As the base class, except that ``size`` defaults to the ``init`` file's size."""
-        if values.get("init") is not None and values.get("size") is None:
-            from rdlens.grayscott import load_state
+        """As the base class, except that an ``init`` file sets ``size`` and ``length`` (the
+        grid spacing) unless they are given, and a given pair that changes its spacing is refused."""
+        init = values.get("init")
+        if init is None:
+            return super().build(values)
+        from rdlens.grayscott import GrayScott, load_state, state_metadata
 
-            values = {**values, "size": load_state(values["init"])[0].shape[0]}
+        size = load_state(init)[0].shape[0]
+        meta = state_metadata(init)
+        values = {**values, "size": values.get("size", size)}
+        if "length" in meta:
+            values.setdefault("length", meta["length"])
+            h_file, h_run = meta["length"] / size, values["length"] / values["size"]
+            if not math.isclose(h_file, h_run, rel_tol=1e-12):
+                raise ConfigError(f"{init} was saved on a grid of spacing h = {h_file:g} (length {meta['length']:g}, "
+                                  f"{size} x {size}); this run's length {values['length']:g} and size "
+                                  f"{values['size']} give h = {h_run:g}: drop --length/--size to keep the spacing")
+        elif "length" not in values and size != GrayScott.size:
+            raise ConfigError(f"{init} records no domain length; with the default length {GrayScott.length:g} its "
+                              f"{size} x {size} grid would have spacing {GrayScott.length / size:g} instead of "
+                              f"{GrayScott.length / GrayScott.size:g}: give --length")
         return super().build(values)
 
     def run_name(self, config: Any) -> str:
@@ -66,6 +84,13 @@ class RD(System):
 
     def data_label(self, config: Any) -> str:
         return f"F = {config.model.F}, k = {config.model.k}"
+
+    def memory_bytes(self, config: Any) -> float:
+        """Four fields and two work arrays, the snapshots, and the trace."""
+        cells = config.model.size ** 2
+        item = 4 if config.model.dtype == "float32" else 8
+        snaps = config.steps // config.snapshot_every if config.snapshot_every else 0
+        return cells * (6 * item + 8 * snaps) + 40.0 * config.steps
 
     def prepare(self, config: Any, device: Any) -> Any:
         if config.init is None:
@@ -96,7 +121,9 @@ class RD(System):
                 save_npz(rd.file("snapshots.npz"), step=np.array([s for s, _ in result.snapshots]),
                          v=np.stack([v for _, v in result.snapshots]))
             if config.save_state:
-                save_npz(rd.file("state.npz"), u=result.u, v=result.v)
+                m = config.model
+                save_npz(rd.file("state.npz"), u=result.u, v=result.v,
+                         **{k: np.float64(getattr(m, k)) for k in ("length", "F", "k", "Du", "Dv", "dt")})
         ctx.manifest.update(kernel="numba fused stencil", numba_threading_layer=numba.threading_layer())
         fields = {**result.trace.summary(), "steps": result.steps, "stopped_early": result.stopped_early,
                   "init": config.init or "pearson", "wall_time_s": result.wall_time_s}
