@@ -114,6 +114,7 @@ def test_cgroup_quota_caps_the_cores(monkeypatch, tmp_path):
 @pytest.mark.parametrize("env, expected", [({"RDLENS_THREADS": "3"}, 3), ({"OMP_NUM_THREADS": "1"}, 1)])
 def test_environment_fixes_the_count(monkeypatch, env, expected):
     monkeypatch.delenv("RDLENS_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     policy = threads.Policy()
@@ -154,9 +155,16 @@ def test_a_resumed_run_keeps_the_torch_thread_count_it_started_with(tmp_path, mo
     (run / "summary.json").unlink()
     (run / "threads.json").write_text('{"torch_threads": 2}')
     monkeypatch.delenv("RDLENS_THREADS")  # adaptive from here on: the saved count must win
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # Dask sets it when it starts a cluster
     try:
         assert main(["lstm", "--resume", str(run), "--quiet", "--json"]) == 0
     finally:
         threads.POLICY.configure()
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["threads"]["torch_threads_of_run"] == 2 and manifest["threads"]["policy"] == "adaptive"
+
+
+def test_a_fixed_count_applies_to_serial_stages_too():
+    policy = threads.Policy(fixed=2, source="--threads", configured=True)
+    with policy.stage("LSTM training", parallel=False) as st:
+        assert st.threads == 2 and torch.get_num_threads() == 2

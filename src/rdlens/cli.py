@@ -78,14 +78,12 @@ def _list_of(kind: str) -> Callable[[str], tuple]:
     return parse
 
 
-def _add_system_options(p: argparse.ArgumentParser, system: Any) -> None:
-    """One option per config field (help: its docstring and default; preset-driven defaults
-    name each preset's value), then the options every run shares."""
-    from rdlens.rundir import DEVICES
-
-    presets = system.presets()
-    for o in system.options:
-        text = system.help_overrides.get(o.name)
+def _add_config_options(p: argparse.ArgumentParser, options: list[Any], presets: dict[str, dict[str, Any]],
+                        help_overrides: dict[str, str], aliases: dict[str, tuple[str, ...]]) -> None:
+    """One option per config field: help from its docstring and default (preset-driven
+    defaults name each preset's value), type and choices from its annotation."""
+    for o in options:
+        text = help_overrides.get(o.name)
         if text is None:
             per_preset = {name: values[o.name] for name, values in presets.items() if o.name in values}
             default = (f"from --setting: {', '.join(f'{n} {_show(v)}' for n, v in per_preset.items())}"
@@ -101,7 +99,14 @@ def _add_system_options(p: argparse.ArgumentParser, system: Any) -> None:
             kwargs["type"] = {"int": int, "float": float, "str": str}[o.kind]
             if o.choices is not None:
                 kwargs["choices"] = o.choices
-        p.add_argument(o.flag, *system.aliases.get(o.name, ()), **kwargs)
+        p.add_argument(o.flag, *aliases.get(o.name, ()), **kwargs)
+
+
+def _add_system_options(p: argparse.ArgumentParser, system: Any) -> None:
+    """The system's config options, then the options every run shares."""
+    from rdlens.rundir import DEVICES
+
+    _add_config_options(p, system.options, system.presets(), system.help_overrides, system.aliases)
     if system.uses_torch:
         p.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available, else cpu")
     if system.resumable:
@@ -288,6 +293,63 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0 if complete else EXIT_PARTIAL
 
 
+def _sweep_options() -> list[Any]:
+    from rdlens.options import flatten
+    from rdlens.sweep import SweepConfig
+
+    return flatten(SweepConfig)
+
+
+def _add_sweep(p: argparse.ArgumentParser) -> None:
+    _add_config_options(p, _sweep_options(), {}, {}, {})
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="a running Dask scheduler, e.g. tcp://HOST:8786 (default: an embedded LocalCluster on this "
+                        "machine, loopback only)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes of the embedded cluster (default: the cores available)")
+    p.add_argument("--out", default=None, help="parent folder of a new sweep (default: ./runs, or $RDLENS_RUNS)")
+    p.add_argument("--resume", default=None, metavar="SWEEP_DIR",
+                   help="finish an interrupted sweep, computing only its missing points, with its saved settings")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (default: shown)")
+    p.set_defaults(func=_cmd_sweep)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from rdlens import sweep
+    from rdlens.options import COMMAND_LINE, check_values
+
+    options = _sweep_options()
+    values = {o.name: getattr(args, o.name) for o in options if getattr(args, o.name) is not None}
+    values = check_values(options, values, COMMAND_LINE)
+    if args.workers is not None and not 1 <= args.workers <= 1024:
+        raise ConfigError(f"--workers must be in [1, 1024], got {args.workers}")
+    if args.resume:
+        folder = Path(args.resume)
+        if values:
+            raise ConfigError(f"--resume continues with the sweep's saved settings; drop "
+                              f"{', '.join('--' + n.replace('_', '-') for n in values)}")
+        try:
+            cfg = sweep.from_json(json.loads((folder / "config.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            raise ConfigError(f"--resume {folder}: not a sweep folder (no readable config.json)") from None
+    else:
+        cfg = sweep.SweepConfig(**values)
+        folder = sweep.new_folder(args.out)
+    summary = sweep.run_sweep(cfg, folder, scheduler=args.scheduler, workers=args.workers, bars=_bars(args.quiet))
+    c = summary["classes"]
+    print(f"sweep  {summary['points']} points: " + ", ".join(f"{n} {k}" for k, n in c.items() if n))
+    for kind in ("stationary", "non_stationary"):
+        f = summary[f"fraction_final_R_within_1e-3_of_1_{kind}"]
+        print(f"  |final R - 1| < 1e-3 in {'—' if f is None else f'{f:.0%}'} of the {kind.replace('_', '-')} points")
+    print(f"  wall time {summary['wall_time_s']:.1f} s ({summary['tasks_computed_now']} of {summary['tasks']} tasks "
+          "computed now)")
+    print(f"sweep directory: {folder}")
+    return 0
+
+
 def _add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by rdlens reproduce")
     p.set_defaults(func=_cmd_report)
@@ -310,6 +372,11 @@ COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] 
         "Re-running reuses finished rows and resumes unfinished ones. Exit status: 0 if every requested\n"
         "row ran, 3 if some were skipped for missing data (the table says how to get it).",
         _add_reproduce),
+    "sweep": ("run Gray-Scott over a grid of (F, k) on Dask and map R, stationarity and pattern class",
+              "Run every (F, k) of a grid from the same Pearson start, batched into tasks on a Dask cluster\n"
+              "(embedded by default), and write points.csv, maps.png/.svg, mosaic.png and summary.json.\n"
+              "Finished points are saved as they arrive; --resume DIR computes only the missing ones.",
+              _add_sweep),
     "report": ("rebuild the tables and figures of a reproduce folder from its saved rows",
                "Rebuild table1.*, fig2.*, fig3.png and patterns.png from the saved traces and\n"
                "summaries of a `rdlens reproduce` folder, recomputing nothing.", _add_report),

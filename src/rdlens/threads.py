@@ -225,10 +225,10 @@ class Stage:
         self.meter = _CpuMeter() if parallel and policy.fixed is None else None
         self.adapt = adapt
         self.next_check = time.monotonic() + RECHECK_S
-        if not parallel:
-            self.threads = 1
-        elif policy.fixed is not None:
+        if policy.fixed is not None:  # --threads / RDLENS_THREADS / OMP_NUM_THREADS: everywhere
             self.threads = policy.fixed
+        elif not parallel:
+            self.threads = 1
         elif not adapt and policy.run_threads is not None:
             self.threads = policy.run_threads
         else:
