@@ -341,9 +341,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     summary = sweep.run_sweep(cfg, folder, scheduler=args.scheduler, workers=args.workers, bars=_bars(args.quiet))
     c = summary["classes"]
     print(f"sweep  {summary['points']} points: " + ", ".join(f"{n} {k}" for k, n in c.items() if n))
-    for kind in ("stationary", "non_stationary"):
+    for kind, what in (("stationary", "stationary patterns"), ("non_stationary", "non-stationary points")):
         f = summary[f"fraction_final_R_within_1e-3_of_1_{kind}"]
-        print(f"  |final R - 1| < 1e-3 in {'—' if f is None else f'{f:.0%}'} of the {kind.replace('_', '-')} points")
+        print(f"  |final R - 1| < 1e-3 in {'—' if f is None else f'{f:.1%}'} of the {summary[kind + '_points']} {what}")
+    print(f"  {summary['degenerate_points']} points end with both norms vanished (died or uniform): final R undefined")
     print(f"  wall time {summary['wall_time_s']:.1f} s ({summary['tasks_computed_now']} of {summary['tasks']} tasks "
           "computed now)")
     print(f"sweep directory: {folder}")

@@ -338,12 +338,47 @@ def _make_advance(measure: bool, residual: bool):
     return advance
 
 
-def _make_advance_batch():
-    """The batched loop: B independent grids (same size, own parameters), advanced together.
-    Work is split over (grid, row) pairs, so small grids use every core; each grid's row sums
-    are added in row order exactly as in :func:`_make_advance`, so a grid in a batch gives
-    the same numbers, bit for bit, as the same grid run alone."""
+def _make_advance_batch(by_grid: bool):
+    """The batched loops: B independent grids (same size, own parameters), advanced together.
+
+    ``by_grid``: each thread takes whole grids and runs each through all its steps while its
+    fields stay in cache (for batches of at least as many grids as threads). Otherwise the
+    work is split over (grid, row) pairs step by step, so that even one or two grids use every
+    core. Either way each grid's row sums are added in row order by the same row update as
+    :func:`_make_advance`, so a grid's numbers do not depend on its batch or on the loop."""
     row = _make_row(True, True)
+
+    @njit(inline="always")
+    def reduce_step(rows, out, failed, b, s, step0):  # pragma: no cover - compiled
+        n = rows.shape[1]
+        for col in range(3):
+            acc = 0.0
+            for i in range(n):
+                acc += rows[b, i, col]
+            out[b, s, col] = acc
+        if failed[b] == 0 and not (np.isfinite(out[b, s, 0]) and np.isfinite(out[b, s, 1])):
+            failed[b] = step0 + s + 1
+
+    if by_grid:
+        @njit(parallel=True, fastmath=_FAST)
+        def advance(a_u, a_v, b_u, b_v, nsteps, c, out, rows, failed, step0):  # pragma: no cover - compiled
+            nb, n = a_u.shape[0], a_u.shape[1]
+            for b in prange(nb):
+                for s in range(nsteps):
+                    if s % 2 == 0:
+                        su, sv, du, dv = a_u[b], a_v[b], b_u[b], b_v[b]
+                    else:
+                        su, sv, du, dv = b_u[b], b_v[b], a_u[b], a_v[b]
+                    for i in range(n):
+                        r, d, q = row(su, sv, du, dv, i, c[b, 0], c[b, 1], c[b, 2], c[b, 3], c[b, 4], c[b, 5],
+                                      c[b, 6])
+                        rows[b, i, 0] = r
+                        rows[b, i, 1] = d
+                        rows[b, i, 2] = q
+                    reduce_step(rows, out, failed, b, s, step0)
+            return nsteps
+
+        return advance
 
     @njit(parallel=True, fastmath=_FAST)
     def advance(a_u, a_v, b_u, b_v, nsteps, c, out, rows, failed, step0):  # pragma: no cover - compiled
@@ -364,13 +399,7 @@ def _make_advance_batch():
                 rows[b, i, 1] = d
                 rows[b, i, 2] = q
             for b in prange(nb):
-                for col in range(3):
-                    acc = 0.0
-                    for i in range(n):
-                        acc += rows[b, i, col]
-                    out[b, s, col] = acc
-                if failed[b] == 0 and not (np.isfinite(out[b, s, 0]) and np.isfinite(out[b, s, 1])):
-                    failed[b] = step0 + s + 1
+                reduce_step(rows, out, failed, b, s, step0)
         return nsteps
 
     return advance
@@ -378,7 +407,7 @@ def _make_advance_batch():
 
 # (measure, residual) -> compiled loop; compiled on first use (about a second each)
 _KERNELS: dict[tuple[bool, bool], Callable] = {}
-_BATCH: list[Callable] = []
+_BATCH: dict[bool, Callable] = {}
 
 
 class BatchStepper:
@@ -417,10 +446,13 @@ class BatchStepper:
         """Advance every grid ``nsteps`` steps; return (B, nsteps, 3) L2 norms of reaction,
         diffusion and dv/dt. A grid that meets NaN/inf keeps going (as NaN) and its first bad
         step is in ``failed``; the others are unaffected."""
-        if not _BATCH:
-            _BATCH.append(_make_advance_batch())
+        import numba
+
+        by_grid = len(self.models) >= numba.get_num_threads()
+        if by_grid not in _BATCH:
+            _BATCH[by_grid] = _make_advance_batch(by_grid)
         out = np.empty((len(self.models), nsteps, 3))
-        _BATCH[0](*self._a, *self._b, nsteps, self._c, out, self._rows, self.failed, self.step)
+        _BATCH[by_grid](*self._a, *self._b, nsteps, self._c, out, self._rows, self.failed, self.step)
         if nsteps % 2 == 1:
             self._a, self._b = self._b, self._a
         self.step += nsteps

@@ -53,8 +53,10 @@ NAMED_POINTS: dict[str, tuple[float, float]] = {
 """Points marked on the maps: the paper's two settings; the regimes measured for issue 12 at
 20,000 steps; examples named in R. Munafo's Gray-Scott glossary (xmorphia)."""
 
-CLASSES = ("died", "non-stationary", "none", "spots", "stripes", "mixed")
-"""point classes: a pattern that vanished, one still changing, and the stationary patterns"""
+CLASSES = ("died", "uniform", "non-stationary", "none", "spots", "stripes", "mixed")
+"""point classes: v vanished everywhere; v uniform but not 0 (a homogeneous steady state: both
+norms vanish there too, so R is undefined at the end); a state still changing; the stationary
+patterns by shape"""
 
 NUMERIC = ("F", "k", "M_react", "M_diff", "R", "final_R", "residual", "variability", "mean_v", "wavelength",
            "spectral_entropy", "components", "mean_area", "elongation", "elongated_fraction", "diverged_step")
@@ -194,13 +196,17 @@ def run_tile(cfg: SweepConfig, indices: list[int]) -> dict[str, Any]:
         mean_v = float(tail.mean())
         variability = float(tail.std() / abs(mean_v)) if mean_v != 0 else float("nan")
         last_r = tr.reaction[-1]
-        residual = float(tr.extra["residual"][-1] / last_r) if last_r > 0 else float("nan")
+        ends_vanished = math.isnan(tr.final_R)  # a ratio of two vanishing norms is no number
+        residual = float(tr.extra["residual"][-1] / last_r) if last_r > 0 and not ends_vanished else float("nan")
         measures = patterns.measure(v, m.length) if np.all(np.isfinite(v)) else {
             "wavelength": math.nan, "spectral_entropy": math.nan, "components": 0, "mean_area": math.nan,
             "elongation": math.nan, "elongated_fraction": math.nan, "label": "none"}
         degenerate = tr.degenerate or (f"diverged at step {stepper.failed[j]}" if stepper.failed[j] else None)
         stationary = residual < cfg.stationary_tol and variability < cfg.stationary_tol
-        cls = "died" if degenerate else (measures["label"] if stationary else "non-stationary")
+        if degenerate:
+            cls = "died" if not abs(mean_v) > 1e-9 else "uniform"
+        else:
+            cls = measures["label"] if stationary else "non-stationary"
         row = {"F": m.F, "k": m.k, "M_react": tr.M_react, "M_diff": tr.M_diff, "R": tr.R, "final_R": tr.final_R,
                "residual": residual, "variability": variability, "mean_v": mean_v,
                "diverged_step": int(stepper.failed[j]), **{k: measures[k] for k in measures if k != "label"},
@@ -398,14 +404,14 @@ def _finish(cfg: SweepConfig, folder: Path, parts: list[dict[str, Any]], wall: f
     plot_maps(cfg, cols, folder / "maps")
     plot_mosaic(cfg, cols, folder / "mosaic.png")
     stationary = cols["class"] != "non-stationary"
-    alive = cols["class"] != "died"
+    alive = ~np.isin(cols["class"], ["died", "uniform"])
     near = np.abs(cols["final_R"] - 1) < 1e-3
     summary = {
         "points": int(len(cols["index"])),
         "classes": {c: int((cols["class"] == c).sum()) for c in CLASSES},
         "stationary_points": int((stationary & alive).sum()),
         "non_stationary_points": int((~stationary).sum()),
-        "died_points": int((~alive).sum()),
+        "degenerate_points": int((~alive).sum()),
         "fraction_final_R_within_1e-3_of_1_stationary": _fraction(near, stationary & alive),
         "fraction_final_R_within_1e-3_of_1_non_stationary": _fraction(near, ~stationary),
         "tasks": total, "tasks_computed_now": computed, "wall_time_s": wall, "config_digest": cfg.digest(),
@@ -472,7 +478,7 @@ def plot_maps(cfg: SweepConfig, cols: dict[str, Any], stem: Path) -> None:
         ax.set_title(title, fontsize=9)
     classes = np.full(cfg.n_points, -1.0)
     classes[cols["index"]] = [CLASSES.index(c) for c in cols["class"]]
-    colors = ["#222222", "#d62728", "#dddddd", "#1f77b4", "#2ca02c", "#9467bd"]
+    colors = ["#222222", "#8c564b", "#d62728", "#dddddd", "#1f77b4", "#2ca02c", "#9467bd"]
     cmap = ListedColormap(colors)
     im = axes[1, 1].imshow(classes.reshape(len(cfg.F_values), -1), origin="lower", extent=ext, aspect="auto",
                            cmap=cmap, norm=BoundaryNorm(np.arange(-0.5, len(CLASSES)), cmap.N), interpolation="nearest")
