@@ -133,10 +133,18 @@ def test_tiny_end_to_end_ddpm_run_on_the_offline_default(tmp_path, capsys):
 
 
 def test_ddpm_resume_matches_an_uninterrupted_run(tmp_path):
-    from rdlens import images
-
     cfg = ddpm.config_for("default", unet={"channels": (8, 16)}, schedule={"T": 20}, steps=6, batch_size=4,
                           checkpoint_every=2)
+    straight, resumed = _straight_and_resumed(cfg, tmp_path)
+    assert resumed.resumed_from == 4 and resumed.losses == straight.losses
+    for p, q in zip(straight.ema_model.parameters(), resumed.ema_model.parameters()):
+        assert torch.equal(p, q)
+
+
+def _straight_and_resumed(cfg, tmp_path, between=None):
+    """Train ``cfg`` uninterrupted, and again interrupted after step 5 and resumed."""
+    from rdlens import images
+
     data = images.load("digits")[:32]
     straight = ddpm.train(cfg, data, str(tmp_path / "a"))
     count = []
@@ -148,10 +156,9 @@ def test_ddpm_resume_matches_an_uninterrupted_run(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         ddpm.train(cfg, data, str(tmp_path / "b"), progress=stop_at_5)
-    resumed = ddpm.train(cfg, data, str(tmp_path / "b"), resume=True)
-    assert resumed.resumed_from == 4 and resumed.losses == straight.losses
-    for p, q in zip(straight.ema_model.parameters(), resumed.ema_model.parameters()):
-        assert torch.equal(p, q)
+    if between is not None:
+        between()
+    return straight, ddpm.train(cfg, data, str(tmp_path / "b"), resume=True)
 
 
 @pytest.mark.parametrize("args, fragment", [(["--steps", "-1"], "steps must be"), (["--T", "1"], "T must be"),
@@ -168,23 +175,10 @@ def test_ddpm_bad_input_exits_2_before_work(tmp_path, capsys, args, fragment):
 def test_ddpm_resume_with_dropout_matches_an_uninterrupted_run(tmp_path):
     """Dropout draws from torch's global generator: the checkpoint must carry it, or a resumed
     run (like the paper preset's, dropout 0.1) drifts from the uninterrupted one."""
-    from rdlens import images
-
     cfg = ddpm.config_for("default", unet={"channels": (8, 16), "dropout": 0.3}, schedule={"T": 20}, steps=6,
                           batch_size=4, checkpoint_every=2)
-    data = images.load("digits")[:32]
-    straight = ddpm.train(cfg, data, str(tmp_path / "a"))
-    count = []
-
-    def stop_at_5(n):
-        count.append(n)
-        if sum(count) == 5:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        ddpm.train(cfg, data, str(tmp_path / "b"), progress=stop_at_5)
-    torch.manual_seed(12345)  # whatever the process did in between
-    resumed = ddpm.train(cfg, data, str(tmp_path / "b"), resume=True)
+    # whatever the process did with torch's global generator in between
+    straight, resumed = _straight_and_resumed(cfg, tmp_path, between=lambda: torch.manual_seed(12345))
     assert resumed.resumed_from == 4 and resumed.losses == straight.losses
     for p, q in zip(straight.model.parameters(), resumed.model.parameters()):
         assert torch.equal(p, q)

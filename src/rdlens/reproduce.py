@@ -179,13 +179,20 @@ class Plan:
         return f"{self.row.label} ({self.data}, offline stand-in)" if self.stand_in else self.row.label
 
 
-def plan_row(row: Row, profile: dict[str, Any], seed: int, data_dir: str | None) -> Plan:
-    """Resolve a row's configuration under ``profile``; decide its data (or skipping)."""
+def row_values(row: Row, profile: dict[str, Any], seed: int, data_dir: str | None) -> dict[str, Any]:
+    """A row's option values under ``profile`` (the order of precedence in the module doc)."""
     system = systems.get(row.system)
     values = {**system.reproduce_defaults, **profile.get(row.system, {}), **row.values,
               **profile["rows"].get(row.id, {}), "seed": seed}
     if data_dir is not None and any(o.name == "data_dir" for o in system.options):
         values["data_dir"] = data_dir
+    return values
+
+
+def plan_row(row: Row, profile: dict[str, Any], seed: int, data_dir: str | None) -> Plan:
+    """Resolve a row's configuration under ``profile``; decide its data (or skipping)."""
+    system = systems.get(row.system)
+    values = row_values(row, profile, seed, data_dir)
     config = system.build(values)
     missing = system.missing_data(config)
     if missing is None:
@@ -283,11 +290,7 @@ def _download_missing(rows: list[Row], profile: dict[str, Any], seed: int, data_
     done: set[str] = set()
     for row in rows:
         system = systems.get(row.system)
-        values = {**system.reproduce_defaults, **profile.get(row.system, {}), **row.values,
-                  **profile["rows"].get(row.id, {}), "seed": seed}
-        if data_dir is not None and any(o.name == "data_dir" for o in system.options):
-            values["data_dir"] = data_dir
-        config = system.build(values)
+        config = system.build(row_values(row, profile, seed, data_dir))
         label = system.data_label(config)
         if system.missing_data(config) is None or label in done:
             continue
