@@ -45,8 +45,9 @@ def _load_traces(folder: Path, info: dict) -> dict[str, list[BalanceTrace]]:
 
 
 def build_report(folder: str | os.PathLike) -> str:
-    """Write table1.{md,csv,json,tex}, fig2.{png,svg}, fig3.png, patterns.png (and, for a run
-    with controls, controls.{md,json,png}) from the saved rows of a reproduce folder;
+    """Write table1.{md,csv,json,tex}, fig2.{png,svg}, fig3.png, patterns.png, quality.md (when
+    rows carry a sample-quality measure) and, for a run with controls, controls.{md,json,png},
+    from the saved rows of a reproduce folder;
     return the Markdown table (and controls)."""
     from rdlens.report import controls, paper_figures, table
 
@@ -60,6 +61,10 @@ def build_report(folder: str | os.PathLike) -> str:
     seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
     md = table.table_markdown(records, f"Table 1 reproduced (profile {info['profile']}, {seed_text})")
     atomic_write_text(folder / "table1.md", md)
+    quality_md = table.quality_markdown(folder, info)
+    if quality_md:
+        atomic_write_text(folder / "quality.md", quality_md.lstrip("\n"))
+        md += quality_md
     atomic_write_text(folder / "table1.csv", table.table_csv(records))
     atomic_write_text(folder / "table1.json", dumps({"profile": info["profile"], "seeds": seeds, "rows": records}))
     atomic_write_text(folder / "table1.tex", table.table_latex(records))

@@ -8,6 +8,8 @@ beside ours when the row has paper values (a row added by a user need not).
 from __future__ import annotations
 
 import math
+
+import numpy as np
 from typing import Any
 
 from rdlens.balance import BalanceTrace, combine
@@ -122,3 +124,40 @@ def table_latex(records: list[dict]) -> str:
         lines.append(" & ".join(_tex_escape(c) for c in cells) + r" \\")
     lines += [r"\hline", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
+
+
+def quality_markdown(folder: Any, info: dict[str, Any]) -> str:
+    """Sample quality of the rows whose summaries carry one (the DDPM rows on labelled data),
+    beside that of as many real images; '' when none does."""
+    import json
+    from pathlib import Path
+
+    from rdlens import layout
+
+    lines = []
+    for r in info["rows"]:
+        if r["status"] == "skipped":
+            continue
+        vals = []
+        for s in info["seeds"]:
+            path = layout.seed_dir(Path(folder), r["id"], s) / "summary.json"
+            q = json.loads(path.read_text()).get("quality") if path.exists() else None
+            if q:
+                vals.append(q)
+        if vals:
+            def mean(key: str, sub: str | None = None) -> float:
+                return float(np.mean([(v[sub] if sub else v)[key] for v in vals]))
+
+            lines.append(f"| {r['id']} | {mean('frechet'):.1f} | {mean('frechet', 'real'):.1f} | "
+                         f"{mean('confident'):.0%} | {mean('confident', 'real'):.0%} | {mean('coverage'):.2f} | "
+                         f"{mean('coverage', 'real'):.2f} | {mean('classifier_accuracy'):.1%} |")
+    if not lines:
+        return ""
+    head = ["", "## Sample quality of the DDPM rows", "",
+            "Fréchet distance in the feature space of rdlens's own small classifier (not Inception-FID), the share "
+            "of samples classified with probability >= 0.9, and the class coverage (entropy of predicted labels / "
+            "log 10), each beside the same numbers for as many real held-out images (the floor for that many "
+            "samples).", "",
+            "| row | Fréchet | real | confident | real | coverage | real | classifier accuracy |",
+            "|---|---|---|---|---|---|---|---|"]
+    return "\n".join(head + lines) + "\n"

@@ -19,6 +19,8 @@ import numpy as np
 from rdlens.run import RunContext
 
 REGISTRY_ROUTE = ("mnist", "fashion-mnist")
+LABELLED = ("digits", "mnist", "fashion-mnist")
+"""data sets whose samples get a quality measure (rdlens.quality; mirrors its LABELLED)"""
 """data sets rdlens can also fetch from a package registry (see rdlens.images)"""
 from rdlens.systems import System
 from rdlens.systems.lstm import save_losses
@@ -160,6 +162,14 @@ class DDPM(System):
                         title=f"DDPM samples, {SETTING_NAMES[cfg.dataset]}\n{trained.steps_done} training steps")
             plot_balance(tr, rd.file("balance.png"))
         ctx.manifest.update(parameters=n_params(trained.model))
+        quality = None
+        if cfg.dataset in LABELLED:
+            from rdlens import quality as q
+            from rdlens.images import default_data_dir
+
+            with rd.stage("quality"):
+                cache = Path(cfg.data_dir or default_data_dir()).expanduser() / "classifiers"
+                quality = q.report(q.judge(cfg.dataset, cfg.data_dir, cache), result.samples.detach().cpu())
         counted = tr.counted
         m_score = float(np.mean(tr.extra["score"][counted]))
         return {
@@ -178,12 +188,20 @@ class DDPM(System):
             "steps": trained.steps_done,
             "resumed_from_step": trained.resumed_from,
             "final_loss": float(np.mean(trained.losses[-50:])) if trained.losses else None,
+            "quality": quality,
         }
 
     def summary_lines(self, summary: dict[str, Any]) -> list[str]:
         loss = "—" if summary["final_loss"] is None else f"{summary['final_loss']:.4f}"
-        return [f"score-only M = {summary['M_score']:.4f} (R_score = {summary['R_score']:.4f})   "
-                f"final loss = {loss}   last step excluded (no noise)"]
+        lines = [f"score-only M = {summary['M_score']:.4f} (R_score = {summary['R_score']:.4f})   "
+                 f"final loss = {loss}   last step excluded (no noise)"]
+        q = summary.get("quality")
+        if q:
+            r = q["real"]
+            lines.append(f"sample quality: Frechet {q['frechet']:.1f} (as many real images: {r['frechet']:.1f}), "
+                         f"confident {q['confident']:.0%} ({r['confident']:.0%}), class coverage {q['coverage']:.2f} "
+                         f"({r['coverage']:.2f}); classifier test accuracy {q['classifier_accuracy']:.1%}")
+        return lines
 
     def controls(self, config: Any, run_dir: Path, device: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         from rdlens import controls

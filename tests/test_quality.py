@@ -1,0 +1,59 @@
+"""Sample quality: the classifier's measured accuracy, and real, noisy and shuffled images told
+apart; the Fréchet distance against its closed form; the cache and its checksum."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rdlens import quality
+
+
+@pytest.fixture(scope="module")
+def judge(tmp_path_factory):
+    return quality.judge("digits", None, tmp_path_factory.mktemp("classifiers"))
+
+
+def test_the_classifier_is_accurate_on_the_held_out_split(judge):
+    assert judge.accuracy >= 0.9  # measured on 360 real held-out digits (about 0.98)
+    _, _, xte, yte = quality.labelled_data("digits", None)
+    assert quality.accuracy(judge.model, xte, yte) == pytest.approx(judge.accuracy)
+
+
+def test_real_images_score_near_the_floor_and_noise_or_shuffled_pixels_far_worse(judge):
+    n = 100
+    real = judge.test_images[:n]
+    rng = torch.Generator().manual_seed(0)
+    noise = torch.randn(n, 1, 32, 32, generator=rng).clamp(-1, 1)
+    shuffled = real.reshape(n, -1)[:, torch.randperm(1024, generator=rng)].reshape(n, 1, 32, 32)
+    q_real, q_noise, q_shuf = (quality.measure(judge, x) for x in (real, noise, shuffled))
+    assert q_real["frechet"] * 5 < q_shuf["frechet"] and q_real["frechet"] * 5 < q_noise["frechet"]
+    assert q_real["confident"] >= 0.8 and q_real["coverage"] >= 0.9
+    assert q_shuf["coverage"] < q_real["coverage"] and q_noise["coverage"] < q_real["coverage"]
+
+
+def test_frechet_distance_of_diagonal_gaussians_has_its_closed_form():
+    rng = np.random.default_rng(0)
+    mu1, mu2 = rng.normal(size=5), rng.normal(size=5)
+    s1, s2 = rng.uniform(0.1, 2, 5), rng.uniform(0.1, 2, 5)
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
+    assert quality.frechet(mu1, np.diag(s1), mu2, np.diag(s2)) == pytest.approx(expected, rel=1e-10)
+    assert quality.frechet(mu1, np.diag(s1), mu1, np.diag(s1)) == pytest.approx(0.0, abs=1e-10)
+
+
+def test_a_cached_classifier_is_reused_and_a_tampered_one_retrained(tmp_path, monkeypatch):
+    first = quality.judge("digits", None, tmp_path)
+    weights = next(tmp_path.glob("classifier-digits-*.pt"))
+    calls = []
+    real_train = quality.train_classifier
+    monkeypatch.setattr(quality, "train_classifier", lambda *a, **k: calls.append(1) or real_train(*a, **k))
+    again = quality.judge("digits", None, tmp_path)
+    assert calls == [] and again.accuracy == first.accuracy
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    quality.judge("digits", None, tmp_path)
+    assert calls == [1]
+    meta = json.loads(next(tmp_path.glob("classifier-digits-*.json")).read_text())
+    assert meta["accuracy"] >= 0.9 and len(meta["sha256"]) == 64
