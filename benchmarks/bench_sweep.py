@@ -19,24 +19,16 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numba
 import numpy as np
 
+from bench_lstm_probe import best_time  # the same best-of-N timer (warm-up call first)
+
 from rdlens import grayscott as gs
 from rdlens import sweep, threads
-
-
-def best(fn, repeat: int) -> float:
-    t = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        t = min(t, time.perf_counter() - t0)
-    return t
 
 
 def models_for(n: int, size: int) -> list[gs.GrayScott]:
@@ -62,7 +54,7 @@ def main() -> None:
     loop = lambda: [gs.Stepper(m, u, v).advance(args.steps, residual=True) for m in ms]  # noqa: E731
     batch = lambda: gs.BatchStepper(ms, np.stack([u] * len(ms)), np.stack([v] * len(ms))).advance(args.steps)  # noqa: E731
     loop(), batch()  # compile
-    t_loop, t_batch = best(loop, args.repeat), best(batch, args.repeat)
+    t_loop, t_batch = best_time(loop, args.repeat), best_time(batch, args.repeat)
     print(f"1. {args.points} points x {args.steps} steps at 64x64: loop of single runs {t_loop:.3f} s, "
           f"batched {t_batch:.3f} s -> batched is {t_loop / t_batch:.2f}x faster (target >= 3x)")
 
@@ -73,22 +65,21 @@ def main() -> None:
     single = lambda: [gs.Stepper(m, u, v).advance(steps, residual=True) for m in ms]  # noqa: E731
     batched = lambda: gs.BatchStepper(ms, np.stack([u] * 4), np.stack([v] * 4)).advance(steps)  # noqa: E731
     cells = 4 * 256**2 * steps
-    r_single, r_batch = cells / best(single, args.repeat), cells / best(batched, args.repeat)
+    r_single, r_batch = cells / best_time(single, args.repeat), cells / best_time(batched, args.repeat)
     print(f"2. 256x256: single-run kernel {r_single / 1e9:.2f} G cell-updates/s, batched {r_batch / 1e9:.2f} G "
           f"-> {r_batch / r_single:.0%} (target >= 90 %)")
 
     # 3. the sweep on the embedded cluster vs the batched kernel alone (same points; both timed
     #    from a fresh process, so both pay numba's compile once: the workers compile in parallel)
     side = args.sweep_side
-    cfg = sweep.SweepConfig(F=f"0.02:0.06:{side}", k=f"0.055:0.065:{side}", steps=args.sweep_steps, size=64,
-                            length=0.64, samples=40)
+    cfg = sweep.SweepConfig(F=f"0.02:0.06:{side}", k=f"0.055:0.065:{side}", steps=args.sweep_steps, samples=40)
     code = ("import time, sys; t0 = time.perf_counter(); from rdlens import sweep, threads; "
-            f"threads.POLICY.configure({cores}); cfg = sweep.SweepConfig(**{asdict(cfg)!r}); "
+            f"threads.POLICY.configure({cores}); cfg = sweep.from_json({asdict(cfg)!r}); "
             "sweep.run_tile(cfg, list(range(cfg.n_points))); print(time.perf_counter() - t0)")
     alone = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
     with tempfile.TemporaryDirectory() as tmp:
         code = ("import time; t0 = time.perf_counter(); from rdlens import sweep; "
-                f"cfg = sweep.SweepConfig(**{asdict(cfg)!r}); sweep.run_sweep(cfg, {tmp!r}, workers={cores}); "
+                f"cfg = sweep.from_json({asdict(cfg)!r}); sweep.run_sweep(cfg, {tmp!r}, workers={cores}); "
                 "print(time.perf_counter() - t0)")
         script = Path(tmp) / "run.py"  # the workers are spawned: the main module must be a file
         script.write_text(f"if __name__ == '__main__':\n    exec({code!r})\n")
@@ -103,9 +94,9 @@ def main() -> None:
     u, v = gs.pearson_init(m, 0)
     st = gs.Stepper(m, u, v)
     st.advance_unmeasured(2)
-    t_step = best(lambda: st.advance_unmeasured(20), args.repeat) / 20
+    t_step = best_time(lambda: st.advance_unmeasured(20), args.repeat) / 20
     a, b = np.random.rand(2, 1024, 1024), np.empty((2, 1024, 1024))
-    t_copy = best(lambda: np.copyto(b, a), args.repeat * 5)
+    t_copy = best_time(lambda: np.copyto(b, a), args.repeat * 5)
     bytes_step = 4 * 1024**2 * 8
     print(f"4. 1024x1024 float64: kernel {bytes_step / t_step / 1e9:.1f} GB/s effective, plain copy "
           f"{bytes_step / t_copy / 1e9:.1f} GB/s -> {t_copy / t_step:.0%} of copy bandwidth (target >= 90 %)")

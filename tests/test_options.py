@@ -115,3 +115,13 @@ def test_registering_a_second_system_under_a_taken_name_is_refused():
         systems.register(Other())
     with pytest.raises(ConfigError, match="unknown system 'nope'"):
         systems.get("nope")
+
+
+def test_a_nested_config_given_in_part_keeps_the_parents_defaults():
+    from rdlens.sweep import OPTION_HIDDEN, SweepConfig
+
+    opts = options.flatten(SweepConfig, hidden=OPTION_HIDDEN)
+    by_name = {o.name: o for o in opts}
+    assert by_name["size"].default == 64 and by_name["length"].default == 0.64  # the sweep's, not GrayScott's
+    cfg = options.from_dict(SweepConfig, options.nest(opts, {"size": 32}))
+    assert cfg.model.size == 32 and cfg.model.length == 0.64  # the length is not reset to GrayScott's 2.0

@@ -16,7 +16,8 @@ from rdlens import sweep
 from rdlens.cli import main
 from rdlens.errors import ConfigError, RunInterrupted
 
-SMALL = dict(F="0.02:0.06:4", k="0.055:0.065:4", steps=1500, size=32, length=0.32, samples=10, thumbnail=16)
+SMALL = dict(F="0.02:0.06:4", k="0.055:0.065:4", steps=1500, model=gs.GrayScott(size=32, length=0.32), samples=10,
+             thumbnail=16)
 
 
 def test_batched_kernel_gives_each_grid_exactly_what_it_gives_alone():

@@ -44,12 +44,18 @@ def test_serial_stage_uses_one_thread_and_restores_the_previous_count():
     assert policy.record()["threads_by_stage"]["lstm"] == [1]
 
 
-def test_adaptive_stage_steps_down_when_competitors_arrive(two_cores, monkeypatch):
-    policy = threads.Policy(configured=True)
+@pytest.fixture
+def quiet_then_watched(two_cores, monkeypatch):
+    """An adaptive policy on 2 free cores whose meter the test controls, re-checked at every tick."""
     meter = FakeMeter(0.0)
     monkeypatch.setattr(threads, "_CpuMeter", lambda: meter)
     monkeypatch.setattr(threads, "RECHECK_S", 0.0)
     monkeypatch.setattr(threads.Policy, "free_cores", lambda self, m=None, window=0.1: 2)
+    return threads.Policy(configured=True), meter
+
+
+def test_adaptive_stage_steps_down_when_competitors_arrive(quiet_then_watched):
+    policy, meter = quiet_then_watched
     with policy.stage("Gray-Scott", parallel=True, adapt=True) as st:
         assert st.threads == 2
         meter.busy = 2.0
@@ -61,12 +67,8 @@ def test_adaptive_stage_steps_down_when_competitors_arrive(two_cores, monkeypatc
     assert policy.choices["Gray-Scott"] == [2, 1, 2]
 
 
-def test_torch_stage_keeps_the_count_it_started_with(two_cores, monkeypatch):
-    policy = threads.Policy(configured=True)
-    meter = FakeMeter(0.0)
-    monkeypatch.setattr(threads, "_CpuMeter", lambda: meter)
-    monkeypatch.setattr(threads, "RECHECK_S", 0.0)
-    monkeypatch.setattr(threads.Policy, "free_cores", lambda self, m=None, window=0.1: 2)
+def test_torch_stage_keeps_the_count_it_started_with(quiet_then_watched):
+    policy, meter = quiet_then_watched
     with policy.stage("DDPM train", parallel=True) as st:
         meter.busy = 2.0
         st.tick()
@@ -168,3 +170,13 @@ def test_a_fixed_count_applies_to_serial_stages_too():
     policy = threads.Policy(fixed=2, source="--threads", configured=True)
     with policy.stage("LSTM training", parallel=False) as st:
         assert st.threads == 2 and torch.get_num_threads() == 2
+
+
+def test_a_stage_inside_a_run_starts_from_the_runs_measurement(quiet_then_watched, monkeypatch):
+    policy, meter = quiet_then_watched
+    policy.run_threads = 1
+    monkeypatch.setattr(threads.Policy, "free_cores", lambda *a, **k: pytest.fail("measured again"))
+    with policy.stage("Gray-Scott", parallel=True, adapt=True) as st:
+        assert st.threads == 1
+        st.tick()  # the machine is quiet: the adaptive stage steps up
+        assert st.threads == 2

@@ -306,10 +306,11 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _sweep_options() -> list[Any]:
+    from rdlens.grayscott import DTYPES
     from rdlens.options import flatten
-    from rdlens.sweep import SweepConfig
+    from rdlens.sweep import OPTION_HIDDEN, SweepConfig
 
-    return flatten(SweepConfig)
+    return flatten(SweepConfig, hidden=OPTION_HIDDEN, choices={"dtype": DTYPES})
 
 
 def _add_sweep(p: argparse.ArgumentParser) -> None:
@@ -348,7 +349,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         except (OSError, ValueError, TypeError):
             raise ConfigError(f"--resume {folder}: not a sweep folder (no readable config.json)") from None
     else:
-        cfg = sweep.SweepConfig(**values)
+        from rdlens.options import from_dict, nest
+
+        cfg = from_dict(sweep.SweepConfig, nest(options, values))
         folder = sweep.new_folder(args.out)
     summary = sweep.run_sweep(cfg, folder, scheduler=args.scheduler, workers=args.workers, bars=_bars(args.quiet))
     c = summary["classes"]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from rdlens import threads
 from rdlens.balance import BalanceTrace
@@ -410,55 +410,6 @@ _KERNELS: dict[tuple[bool, bool], Callable] = {}
 _BATCH: dict[bool, Callable] = {}
 
 
-class BatchStepper:
-    """B Gray-Scott grids of one size and spacing, each with its own F and k (and fields),
-    advanced together by one compiled loop; norms come out per grid, as from :class:`Stepper`."""
-
-    def __init__(self, models: list[GrayScott], u: np.ndarray, v: np.ndarray) -> None:
-        if not models:
-            raise ConfigError("a batch needs at least one model")
-        first = models[0]
-        for m in models:
-            if (m.size, m.length, m.dt, m.dtype, m.Du, m.Dv) != (first.size, first.length, first.dt, first.dtype,
-                                                                  first.Du, first.Dv):
-                raise ConfigError("a batch shares size, length, dt, dtype, Du and Dv; only F and k may differ")
-        if u.shape != (len(models), first.size, first.size) or v.shape != u.shape:
-            raise ConfigError(f"batch fields must be ({len(models)}, {first.size}, {first.size}), got {u.shape}, {v.shape}")
-        dt = first.np_dtype
-        self.models = models
-        self._a = (np.array(u, dtype=dt, order="C"), np.array(v, dtype=dt, order="C"))
-        self._b = (np.empty_like(self._a[0]), np.empty_like(self._a[1]))
-        cu, cv = first.Du / first.h**2, first.Dv / first.h**2
-        self._c = np.array([[cu, 4 * cu, cv, 4 * cv, m.F, m.F + m.k, m.dt] for m in models], dtype=dt)
-        self._rows = np.empty((len(models), first.size, 3))
-        self.failed = np.zeros(len(models), dtype=np.int64)
-        self.step = 0
-
-    @property
-    def u(self) -> np.ndarray:
-        return self._a[0]
-
-    @property
-    def v(self) -> np.ndarray:
-        return self._a[1]
-
-    def advance(self, nsteps: int) -> np.ndarray:
-        """Advance every grid ``nsteps`` steps; return (B, nsteps, 3) L2 norms of reaction,
-        diffusion and dv/dt. A grid that meets NaN/inf keeps going (as NaN) and its first bad
-        step is in ``failed``; the others are unaffected."""
-        import numba
-
-        by_grid = len(self.models) >= numba.get_num_threads()
-        if by_grid not in _BATCH:
-            _BATCH[by_grid] = _make_advance_batch(by_grid)
-        out = np.empty((len(self.models), nsteps, 3))
-        _BATCH[by_grid](*self._a, *self._b, nsteps, self._c, out, self._rows, self.failed, self.step)
-        if nsteps % 2 == 1:
-            self._a, self._b = self._b, self._a
-        self.step += nsteps
-        return np.sqrt(out)
-
-
 def _kernel(measure: bool, residual: bool) -> Callable:
     key = (measure, residual)
     if key not in _KERNELS:
@@ -466,18 +417,19 @@ def _kernel(measure: bool, residual: bool) -> Callable:
     return _KERNELS[key]
 
 
-class Stepper:
-    """Holds the two fields (and a second buffer) and advances them with the fused kernel."""
+def _coefficients(p: GrayScott) -> list[float]:
+    """The constants the kernels take: (Du/h^2, 4 Du/h^2, Dv/h^2, 4 Dv/h^2, F, F + k, dt)."""
+    cu, cv = p.Du / p.h**2, p.Dv / p.h**2
+    return [cu, 4 * cu, cv, 4 * cv, p.F, p.F + p.k, p.dt]
 
-    def __init__(self, params: GrayScott, u: np.ndarray, v: np.ndarray) -> None:
-        check_state(params, u, v)
-        dt = params.np_dtype
-        self.params = params
+
+class _Fields:
+    """Two field buffers (a: current, b: next) that the compiled loops ping-pong between."""
+
+    def _init_fields(self, p: GrayScott, u: np.ndarray, v: np.ndarray) -> None:
+        dt = p.np_dtype
         self._a = (np.array(u, dtype=dt, order="C"), np.array(v, dtype=dt, order="C"))
         self._b = (np.empty_like(self._a[0]), np.empty_like(self._a[1]))
-        cu, cv = params.Du / params.h**2, params.Dv / params.h**2
-        self._c = np.array([cu, 4 * cu, cv, 4 * cv, params.F, params.F + params.k, params.dt], dtype=dt)
-        self._rows = np.empty((params.size, 3))
         self.step = 0
 
     @property
@@ -491,6 +443,17 @@ class Stepper:
     def _swap_if(self, steps_done: int) -> None:
         if steps_done % 2 == 1:
             self._a, self._b = self._b, self._a
+
+
+class Stepper(_Fields):
+    """Holds the two fields (and a second buffer) and advances them with the fused kernel."""
+
+    def __init__(self, params: GrayScott, u: np.ndarray, v: np.ndarray) -> None:
+        check_state(params, u, v)
+        self.params = params
+        self._init_fields(params, u, v)
+        self._c = np.array(_coefficients(params), dtype=params.np_dtype)
+        self._rows = np.empty((params.size, 3))
 
     def advance(
         self, nsteps: int, stop_tol: float = 0.0, stop_after: int = 100, residual: bool = False
@@ -517,6 +480,40 @@ class Stepper:
         _kernel(False, False)(*self._a, *self._b, nsteps, self._c, np.empty((0, 3)), self._rows, 0.0, 0, self.step)
         self._swap_if(nsteps)
         self.step += nsteps
+
+
+class BatchStepper(_Fields):
+    """B Gray-Scott grids of one size and spacing, each with its own F and k (and fields),
+    advanced together by one compiled loop; norms come out per grid, as from :class:`Stepper`."""
+
+    def __init__(self, models: list[GrayScott], u: np.ndarray, v: np.ndarray) -> None:
+        if not models:
+            raise ConfigError("a batch needs at least one model")
+        first = models[0]
+        for m in models:
+            if (m.size, m.length, m.dt, m.dtype, m.Du, m.Dv) != (first.size, first.length, first.dt, first.dtype,
+                                                                  first.Du, first.Dv):
+                raise ConfigError("a batch shares size, length, dt, dtype, Du and Dv; only F and k may differ")
+        if u.shape != (len(models), first.size, first.size) or v.shape != u.shape:
+            raise ConfigError(f"batch fields must be ({len(models)}, {first.size}, {first.size}), got {u.shape}, {v.shape}")
+        self._init_fields(first, u, v)
+        self.models = models
+        self._c = np.array([_coefficients(m) for m in models], dtype=first.np_dtype)
+        self._rows = np.empty((len(models), first.size, 3))
+        self.failed = np.zeros(len(models), dtype=np.int64)
+
+    def advance(self, nsteps: int) -> np.ndarray:
+        """Advance every grid ``nsteps`` steps; return (B, nsteps, 3) L2 norms of reaction,
+        diffusion and dv/dt. A grid that meets NaN/inf keeps going (as NaN) and its first bad
+        step is in ``failed``; the others are unaffected."""
+        by_grid = len(self.models) >= get_num_threads()
+        if by_grid not in _BATCH:
+            _BATCH[by_grid] = _make_advance_batch(by_grid)
+        out = np.empty((len(self.models), nsteps, 3))
+        _BATCH[by_grid](*self._a, *self._b, nsteps, self._c, out, self._rows, self.failed, self.step)
+        self._swap_if(nsteps)
+        self.step += nsteps
+        return np.sqrt(out)
 
 
 # ---- a full run ---------------------------------------------------------------------------
@@ -546,7 +543,7 @@ class RDRun:
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
-        for name, low in (("steps", 1), ("seed", 0), ("snapshot_every", 0), ("stop_after", 0)):
+        for name, low in (("steps", 1), ("snapshot_every", 0), ("stop_after", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")

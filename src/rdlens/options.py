@@ -151,8 +151,13 @@ def _kind(hint: Any) -> tuple[str, bool, int | None]:
     return names[hint], optional, None
 
 
+def _default(f: dataclasses.Field) -> Any:
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+
+
 def flatten(cls: type, *, hidden: tuple[str, ...] = (), renames: dict[str, str] | None = None,
-            choices: dict[str, tuple[Any, ...]] | None = None, _prefix: tuple[str, ...] = ()) -> list[Option]:
+            choices: dict[str, tuple[Any, ...]] | None = None, _prefix: tuple[str, ...] = (),
+            _defaults: Any = None) -> list[Option]:
     """The options of config dataclass ``cls``, nested dataclass fields flattened in order.
 
     ``hidden`` lists dotted paths that are derived, not set (e.g. ``data.seed``); ``renames``
@@ -170,11 +175,12 @@ def flatten(cls: type, *, hidden: tuple[str, ...] = (), renames: dict[str, str] 
         if dotted in hidden:
             continue
         hint = hints[f.name]
+        # a nested config's defaults are those of the parent's default instance, not of its class
+        default = getattr(_defaults, f.name) if _defaults is not None else _default(f)
         if dataclasses.is_dataclass(hint):
-            out += flatten(hint, hidden=hidden, renames=renames, choices=choices, _prefix=path)
+            out += flatten(hint, hidden=hidden, renames=renames, choices=choices, _prefix=path, _defaults=default)
             continue
         kind, optional, length = _kind(hint)
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         name = renames.get(dotted, f.name)
         out.append(Option(name, path, kind, default, docs.get(f.name, ""), optional, length, choices.get(name)))
     if not _prefix:
@@ -195,7 +201,8 @@ def check_values(options: list[Option], values: dict[str, Any], source: str) -> 
 
 
 def from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a (nested) config dataclass from its ``asdict`` / JSON form (lists -> tuples)."""
+    """Rebuild a (nested) config dataclass from its ``asdict`` / JSON form (lists -> tuples); a
+    nested config given in part keeps the parent's default for the rest."""
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
@@ -203,7 +210,9 @@ def from_dict(cls: type, data: dict[str, Any]) -> Any:
             continue
         value, hint = data[f.name], hints[f.name]
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = from_dict(hint, value)
+            # given keys over the parent's default instance (a sweep's model is 64 x 64, not 200 x 200)
+            base = {g.name: getattr(_default(f), g.name) for g in dataclasses.fields(hint)}
+            value = from_dict(hint, {**base, **value})
         elif isinstance(value, list):
             value = tuple(value)
         kwargs[f.name] = value

@@ -22,6 +22,7 @@ import io
 import json
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,8 @@ class Classifier(nn.Module):
         return self.head(self.body(x))
 
 
-def labelled_data(name: str, data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(train images, train labels, test images, test labels) of a labelled data set."""
+def labelled_data(name: str, data_dir: str | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of the ``train`` or ``test`` split of a labelled data set."""
     from rdlens import images
 
     if name == "digits":
@@ -66,20 +67,17 @@ def labelled_data(name: str, data_dir: str | None) -> tuple[torch.Tensor, torch.
 
         x, y = images.load_digits(), torch.from_numpy(load_digits().target.astype(np.int64))
         order = torch.from_numpy(np.random.default_rng(0).permutation(len(x)))
-        test = order[:360]
-        train = order[360:]
-        return x[train], y[train], x[test], y[test]
+        pick = order[:360] if split == "test" else order[360:]
+        return x[pick], y[pick]
     if name not in LABELLED:
         raise ValueError(f"{name} has no labels; labelled data sets are {', '.join(LABELLED)}")
-    out = []
-    for split, prefix in (("train", "train"), ("test", "t10k")):
-        x = images.load_mnist_like(name, data_dir, split)
-        src = images.SOURCES[name]
-        path = images._find(Path(data_dir).expanduser(), src.folder, f"{prefix}-labels-idx1-ubyte.gz")
-        if path is None:
-            raise images._missing(name, Path(data_dir), Path(data_dir) / src.folder)
-        out += [x, torch.from_numpy(images.read_idx(path).astype(np.int64))]
-    return out[0], out[1], out[2], out[3]
+    x = images.load_mnist_like(name, data_dir, split)
+    src = images.SOURCES[name]
+    prefix = "train" if split == "train" else "t10k"
+    path = images._find(Path(data_dir).expanduser(), src.folder, f"{prefix}-labels-idx1-ubyte.gz")
+    if path is None:
+        raise images._missing(name, Path(data_dir), Path(data_dir) / src.folder)
+    return x, torch.from_numpy(images.read_idx(path).astype(np.int64))
 
 
 @dataclass
@@ -91,6 +89,11 @@ class Judge:
     accuracy: float
     """accuracy on the test split"""
     test_images: torch.Tensor
+
+    @cached_property
+    def reference(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance of the features of the real test images (computed once)."""
+        return _stats(self.features_and_probs(self.test_images)[0])
 
     def features_and_probs(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         self.model.eval()
@@ -133,7 +136,7 @@ def judge(name: str, data_dir: str | None, cache_dir: str | Path) -> Judge:
     recorded SHA-256, else trained (about a minute for MNIST on 2 cores) and cached."""
     from rdlens.torchutil import load_checkpoint
 
-    xtr, ytr, xte, yte = labelled_data(name, data_dir)
+    xte, yte = labelled_data(name, data_dir, "test")
     cache = Path(cache_dir).expanduser()
     weights, meta = cache / f"classifier-{name}-v{VERSION}.pt", cache / f"classifier-{name}-v{VERSION}.json"
     model = Classifier()
@@ -144,6 +147,7 @@ def judge(name: str, data_dir: str | None, cache_dir: str | Path) -> Judge:
         model.load_state_dict(load_checkpoint(weights)["model"])
         acc = float(recorded["accuracy"])
     except Exception:  # absent, damaged or stale cache: train anew (never trust a bad file)
+        xtr, ytr = labelled_data(name, data_dir, "train")
         model = train_classifier(xtr, ytr, EPOCHS[name])
         acc = accuracy(model, xte, yte)
         buf = io.BytesIO()
@@ -174,11 +178,10 @@ def _stats(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def measure(j: Judge, images: torch.Tensor) -> dict[str, Any]:
     """frechet, confident and coverage of ``images`` (N, 1, 32, 32) in [-1, 1] (see module doc)."""
     feats, probs = j.features_and_probs(images)
-    ref_feats, _ = j.features_and_probs(j.test_images)
     pred = probs.argmax(1)
     counts = np.bincount(pred, minlength=10) / len(pred)
     nz = counts[counts > 0]
-    return {"frechet": frechet(*_stats(feats), *_stats(ref_feats)),
+    return {"frechet": frechet(*_stats(feats), *j.reference),
             "confident": float((probs.max(1) >= 0.9).mean()),
             "coverage": max(0.0, float(-(nz * np.log(nz)).sum() / math.log(10)))}
 

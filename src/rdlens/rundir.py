@@ -91,6 +91,20 @@ def write_json(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, dumps(obj))
 
 
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
+    """Write arrays to a compressed .npz atomically."""
+    import io
+
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def save_losses(path: str | os.PathLike, losses: list[float]) -> Path:
+    """``losses.csv``: the training loss of every step (exact float repr)."""
+    return atomic_write_text(path, "step,loss\n" + "".join(f"{k + 1},{v!r}\n" for k, v in enumerate(losses)))
+
+
 def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
     """Save a matplotlib figure atomically (format from the suffix) and close it."""
     import io

@@ -30,13 +30,15 @@ import math
 import os
 import time
 import zipfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from rdlens.errors import ConfigError, RunInterrupted, check_memory, check_seed
+from rdlens.grayscott import GrayScott
 from rdlens.rundir import RunDir, atomic_write_bytes, atomic_write_text, check_writable, timestamp, write_json
 
 NAMED_POINTS: dict[str, tuple[float, float]] = {
@@ -92,16 +94,8 @@ class SweepConfig:
     """kill rates, START:STOP:COUNT"""
     steps: int = 20000
     """explicit Euler steps per point"""
-    size: int = 64
-    """grid points per side"""
-    length: float = 0.64
-    """domain side (the paper's spacing h = 0.01 with the default size)"""
-    dt: float = 2.0
-    """time step"""
-    Du: float = 1e-5
-    """diffusion coefficient of u"""
-    Dv: float = 0.5e-5
-    """diffusion coefficient of v"""
+    model: GrayScott = field(default_factory=lambda: GrayScott(size=64, length=0.64))
+    """grid, spacing, time step and diffusion of every point (its own F and k are replaced by the grid's)"""
     seed: int = 0
     """seed of the Pearson start (the same start for every point)"""
     samples: int = 40
@@ -116,9 +110,7 @@ class SweepConfig:
     """side of the v thumbnail kept per point (must divide size)"""
 
     def __post_init__(self) -> None:
-        from rdlens.grayscott import GrayScott
-
-        Fs, ks = parse_range(self.F, "F"), parse_range(self.k, "k")
+        Fs, ks = self.F_values, self.k_values
         check_seed(self.seed)
         for name, low, high in (("steps", 1, 10**9), ("samples", 1, 10**5), ("tile", 0, 4096), ("thumbnail", 1, 4096)):
             value = getattr(self, name)
@@ -130,19 +122,20 @@ class SweepConfig:
             raise ConfigError(f"tail must be in (0, 1], got {self.tail}")
         if not 0 < self.stationary_tol < 1:
             raise ConfigError(f"stationary_tol must be in (0, 1), got {self.stationary_tol}")
-        if self.size % self.thumbnail:
-            raise ConfigError(f"thumbnail = {self.thumbnail} must divide size = {self.size}")
-        # the corners of the grid are valid models (stability does not depend on F, k)
-        GrayScott(F=float(Fs[-1]), k=float(ks[-1]), Du=self.Du, Dv=self.Dv, size=self.size, length=self.length,
-                  dt=self.dt)
+        if self.model.size % self.thumbnail:
+            raise ConfigError(f"thumbnail = {self.thumbnail} must divide size = {self.model.size}")
+        self.model_at(float(Fs[-1]), float(ks[-1]))  # a corner is a valid model (stability does not depend on F, k)
 
-    @property
+    @cached_property
     def F_values(self) -> np.ndarray:
         return parse_range(self.F, "F")
 
-    @property
+    @cached_property
     def k_values(self) -> np.ndarray:
         return parse_range(self.k, "k")
+
+    def model_at(self, F: float, k: float) -> Any:
+        return replace(self.model, F=F, k=k)
 
     @property
     def n_points(self) -> int:
@@ -153,11 +146,9 @@ class SweepConfig:
         nk = len(self.k_values)
         return float(self.F_values[index // nk]), float(self.k_values[index % nk])
 
-    def model(self, index: int) -> Any:
-        from rdlens.grayscott import GrayScott
-
-        F, k = self.point(index)
-        return GrayScott(F=F, k=k, Du=self.Du, Dv=self.Dv, size=self.size, length=self.length, dt=self.dt)
+    def model_of(self, index: int) -> Any:
+        """The Gray-Scott model of point ``index``."""
+        return self.model_at(*self.point(index))
 
     def digest(self) -> str:
         """A short hash of the settings that change the numbers (not the tiling)."""
@@ -174,7 +165,7 @@ def run_tile(cfg: SweepConfig, indices: list[int]) -> dict[str, Any]:
     from rdlens import grayscott, patterns, threads
     from rdlens.balance import BalanceTrace
 
-    models = [cfg.model(i) for i in indices]
+    models = [cfg.model_of(i) for i in indices]
     u0, v0 = grayscott.pearson_init(models[0], cfg.seed)
     b = len(models)
     stepper = grayscott.BatchStepper(models, np.broadcast_to(u0, (b, *u0.shape)), np.broadcast_to(v0, (b, *v0.shape)))
@@ -213,7 +204,7 @@ def run_tile(cfg: SweepConfig, indices: list[int]) -> dict[str, Any]:
                "label": measures["label"], "class": cls, "degenerate": degenerate or ""}
         for name in out:
             out[name].append(row[name])
-        t = cfg.size // cfg.thumbnail
+        t = cfg.model.size // cfg.thumbnail
         thumbs.append(v.reshape(cfg.thumbnail, t, cfg.thumbnail, t).mean(axis=(1, 3)).astype(np.float32))
     cols: dict[str, Any] = {name: np.asarray(out[name], dtype=np.float64) for name in NUMERIC}
     cols.update({name: np.asarray(out[name], dtype=str) for name in TEXT})
@@ -343,7 +334,7 @@ def run_sweep(
     todo = [t for t in plan if t[0] not in done]
     t0 = time.perf_counter()
     if todo:
-        check_memory("one sweep task", 8 * 8 * cfg.size**2 * len(todo[0]))
+        check_memory("one sweep task", 8 * 8 * cfg.model.size**2 * len(todo[0]))
         own = None
         if client is None:
             client, own = _dask_client(scheduler, workers)
@@ -357,7 +348,7 @@ def run_sweep(
             if own is not None:
                 client.close()
                 own.close()
-        done = {t[0]: _read_tile(_tile_path(folder, t[0]), t) for t in plan}
+        done.update({t[0]: _read_tile(_tile_path(folder, t[0]), t) for t in todo})
     return _finish(cfg, folder, [done[t[0]] for t in plan], time.perf_counter() - t0, len(todo), len(plan))
 
 
@@ -390,8 +381,13 @@ def to_json(cfg: SweepConfig) -> dict[str, Any]:
 
 
 def from_json(saved: dict[str, Any]) -> SweepConfig:
-    names = {f.name for f in fields(SweepConfig)}
-    return SweepConfig(**{k: v for k, v in saved.items() if k in names})
+    from rdlens.options import from_dict
+
+    return from_dict(SweepConfig, {k: v for k, v in saved.items() if k != "system"})
+
+
+OPTION_HIDDEN = ("model.F", "model.k")
+"""the model's own F and k are not settings of a sweep (the grid gives them)"""
 
 
 def _finish(cfg: SweepConfig, folder: Path, parts: list[dict[str, Any]], wall: float, computed: int,
@@ -489,8 +485,8 @@ def plot_maps(cfg: SweepConfig, cols: dict[str, Any], stem: Path) -> None:
         _mark(ax, cfg)
         ax.set_xlabel("kill rate k")
         ax.set_ylabel("feed rate F")
-    fig.suptitle(f"Gray-Scott (F, k) sweep: {cfg.n_points} points, {cfg.steps} steps, {cfg.size}x{cfg.size} grid, "
-                 f"h = {cfg.length / cfg.size:g}", fontsize=10)
+    fig.suptitle(f"Gray-Scott (F, k) sweep: {cfg.n_points} points, {cfg.steps} steps, {cfg.model.size}x{cfg.model.size} grid, "
+                 f"h = {cfg.model.h:g}", fontsize=10)
     fig.tight_layout()
     save_formats(fig, stem)
 

@@ -229,7 +229,7 @@ class Stage:
             self.threads = policy.fixed
         elif not parallel:
             self.threads = 1
-        elif not adapt and policy.run_threads is not None:
+        elif policy.run_threads is not None:  # measured when the run began; adaptive stages re-check on tick()
             self.threads = policy.run_threads
         else:
             self.threads = policy.free_cores(self.meter)

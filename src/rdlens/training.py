@@ -86,10 +86,30 @@ def fit(
     t0 = time.perf_counter()
     model.train()
     with threads.stage(name, parallel) as st:
-        step, losses = _loop(model, optimizer, batch_loss, step, losses, steps=steps, generator=generator,
-                             name=name, grad_clip=grad_clip, ema=ema, ema_decay=ema_decay, checkpoint=checkpoint,
-                             checkpoint_every=checkpoint_every, config=config, after_step=after_step,
-                             progress=progress, stateful=stateful, tick=st.tick)
+        while step < steps:
+            st.tick()
+            loss = batch_loss()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            optimizer.step()
+            if ema is not None:
+                with torch.no_grad():
+                    decay = min(ema_decay, (1 + step) / (10 + step))
+                    for pe, p in zip(ema.parameters(), model.parameters()):
+                        pe.lerp_(p, 1 - decay)
+            step += 1
+            losses.append(float(loss.detach()))
+            if not math.isfinite(losses[-1]):
+                raise SimulationDiverged(name, step, f"loss = {losses[-1]}")
+            if checkpoint is not None and (step % checkpoint_every == 0 or step == steps):
+                save_training(checkpoint, generator, step, losses, plain(config or {}), **stateful)
+            if after_step is not None:
+                after_step(step)
+                model.train()
+            if progress is not None:
+                progress(1)
     model.eval()
     if ema is not None:
         ema.eval()
@@ -97,37 +117,3 @@ def fit(
         if module is not None and not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
             raise SimulationDiverged(name, step, f"the {label} are not finite after the last step")
     return Fit(losses, step, resumed_from, time.perf_counter() - t0)
-
-
-def _loop(model: nn.Module, optimizer: torch.optim.Optimizer, batch_loss: Callable[[], torch.Tensor], step: int,
-          losses: list[float], *, steps: int, generator: torch.Generator, name: str, grad_clip: float,
-          ema: nn.Module | None, ema_decay: float, checkpoint: Path | None, checkpoint_every: int,
-          config: dict[str, Any] | None, after_step: Callable[[int], None] | None,
-          progress: Callable[[int], None] | None, stateful: dict[str, Any], tick: Callable[[], None]
-          ) -> tuple[int, list[float]]:
-    """The optimiser steps of :func:`fit`; returns (step, losses) when done."""
-    while step < steps:
-        tick()
-        loss = batch_loss()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        if ema is not None:
-            with torch.no_grad():
-                decay = min(ema_decay, (1 + step) / (10 + step))
-                for pe, p in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(p, 1 - decay)
-        step += 1
-        losses.append(float(loss.detach()))
-        if not math.isfinite(losses[-1]):
-            raise SimulationDiverged(name, step, f"loss = {losses[-1]}")
-        if checkpoint is not None and (step % checkpoint_every == 0 or step == steps):
-            save_training(checkpoint, generator, step, losses, plain(config or {}), **stateful)
-        if after_step is not None:
-            after_step(step)
-            model.train()
-        if progress is not None:
-            progress(1)
-    return step, losses

@@ -17,14 +17,9 @@ from typing import Any
 import numpy as np
 
 from rdlens.run import RunContext
-
-REGISTRY_ROUTE = ("mnist", "fashion-mnist")
-LABELLED = ("digits", "mnist", "fashion-mnist")
-"""data sets whose samples get a quality measure (rdlens.quality; mirrors its LABELLED)"""
 """data sets rdlens can also fetch from a package registry (see rdlens.images)"""
 from rdlens.systems import System
-from rdlens.systems.lstm import save_losses
-from rdlens.systems.rd import save_npz
+from rdlens.rundir import save_losses, save_npz
 
 SETTING_NAMES = {"digits": "digits (scikit-learn, offline)", "turing": "Turing patterns (Gray-Scott)",
                  "mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
@@ -97,7 +92,7 @@ class DDPM(System):
             return None
         where = f"under {config.data_dir}" if config.data_dir else "(no --data-dir given)"
         fetch = f"rdlens data download {config.dataset} --data-dir {config.data_dir or '~/data'}"
-        return f"not found {where}", (f"rerun with --download, or {fetch}" if config.dataset in REGISTRY_ROUTE
+        return f"not found {where}", (f"rerun with --download, or {fetch}" if config.dataset in images.REGISTRY_ROUTE
                                       else f"{fetch} (official host only), then rerun")
 
     def fetch_data(self, config: Any) -> str | None:
@@ -162,9 +157,10 @@ class DDPM(System):
                         title=f"DDPM samples, {SETTING_NAMES[cfg.dataset]}\n{trained.steps_done} training steps")
             plot_balance(tr, rd.file("balance.png"))
         ctx.manifest.update(parameters=n_params(trained.model))
+        from rdlens import quality as q
+
         quality = None
-        if cfg.dataset in LABELLED:
-            from rdlens import quality as q
+        if cfg.dataset in q.LABELLED:
             from rdlens.images import default_data_dir
 
             with rd.stage("quality"):

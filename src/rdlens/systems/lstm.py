@@ -15,17 +15,10 @@ from typing import Any
 import numpy as np
 
 from rdlens.run import RunContext
-from rdlens.rundir import atomic_write_bytes
+from rdlens.rundir import save_losses, save_npz
 from rdlens.systems import System
-from rdlens.systems.rd import save_npz
 
 SETTING_NAMES = {"sine": "sine waves", "lorenz": "Lorenz", "vanderpol": "Van der Pol"}
-
-
-def save_losses(path: Path, losses: list[float]) -> None:
-    """``losses.csv``: the training loss of every step (exact float repr)."""
-    text = "step,loss\n" + "".join(f"{k + 1},{v!r}\n" for k, v in enumerate(losses))
-    atomic_write_bytes(path, text.encode())
 
 
 class LSTM(System):

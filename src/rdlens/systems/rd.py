@@ -8,7 +8,6 @@ the final v field (``v.png``), ``balance.png``, ``trace.csv``, ``snapshots.npz``
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,8 @@ import numpy as np
 
 from rdlens.errors import ConfigError
 from rdlens.run import RunContext
-from rdlens.rundir import atomic_write_bytes
+from rdlens.rundir import save_npz
 from rdlens.systems import System
-
-
-def save_npz(path: Path, **arrays: np.ndarray) -> None:
-    """Write a compressed .npz atomically."""
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 class RD(System):
