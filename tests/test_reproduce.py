@@ -47,6 +47,19 @@ def test_smoke_run_writes_every_output_and_all_rows(smoke):
     assert "\\begin{tabular}" in (folder / "table1.tex").read_text()
 
 
+def test_profiles_track_R_along_training_and_the_report_says_whether_samples_converged(smoke):
+    folder, _ = smoke
+    quality = (folder / "quality.md").read_text()
+    row = next(line for line in quality.splitlines() if line.startswith("| ddpm-mnist |"))
+    assert row.split("|")[8].strip() == "no"  # 4 training steps cannot converge
+    assert "## R along training" in quality and "### ddpm-mnist, seed 0" in quality
+    summary = json.loads((folder / "rows" / "ddpm-mnist" / "seed0" / "summary.json").read_text())
+    assert summary["converged"] is False
+    steps = [line.split("|")[1].strip() for line in quality.split("### ddpm-mnist")[1].splitlines()
+             if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
+    assert steps == ["0", "2", "4"]
+
+
 def _row_mtimes(folder):
     return {p.parent.parent.name: p.stat().st_mtime_ns for p in (folder / "rows").glob("*/seed0/summary.json")}
 

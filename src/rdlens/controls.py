@@ -126,6 +126,19 @@ def gaussian_oracle(mean: torch.Tensor, cov: torch.Tensor, schedule: Any):
     return eps_model
 
 
+def data_oracles(images: torch.Tensor, schedule: Any) -> dict[str, Any]:
+    """The exact denoisers of two stand-ins for the data: all mass at its mean (one point) and
+    a Gaussian with its mean and covariance."""
+    from rdlens import ddpm
+
+    flat = images.reshape(images.shape[0], -1).double()
+    mean = flat.mean(0)
+    centred = flat - mean
+    cov = centred.T @ centred / max(1, flat.shape[0] - 1)
+    return {"oracle_one_point": ddpm.one_point_oracle(mean.reshape(1, *images.shape[1:]).float(), schedule),
+            "oracle_gaussian": gaussian_oracle(mean, cov, schedule)}
+
+
 def schedule_only_R(schedule: Any) -> dict[str, float]:
     """R predicted from beta alone if ||eps_theta|| = ||z||: the score part over the noise
     (per sqrt(D)), the last, noise-free step excluded as in the measured traces."""
@@ -144,16 +157,7 @@ def ddpm_controls(cfg: Any, images: torch.Tensor, device: Any = "cpu") -> tuple[
 
     shape = (cfg.samples, cfg.unet.in_channels, cfg.unet.image_size, cfg.unet.image_size)
     torch.manual_seed(cfg.seed)
-    untrained = UNet(cfg.unet).to(device).eval()
-    flat = images.reshape(images.shape[0], -1).double()
-    mean = flat.mean(0)
-    centred = flat - mean
-    cov = centred.T @ centred / max(1, flat.shape[0] - 1)
-    models = {
-        "untrained": untrained,
-        "oracle_one_point": ddpm.one_point_oracle(mean.reshape(1, *shape[1:]).float(), cfg.schedule),
-        "oracle_gaussian": gaussian_oracle(mean, cov, cfg.schedule),
-    }
+    models = {"untrained": UNet(cfg.unet).to(device).eval(), **data_oracles(images, cfg.schedule)}
     traces = {}
     for name, model in models.items():
         res = ddpm.sample(model, shape, cfg.schedule, seed=cfg.seed + 2, sigma=cfg.sigma, device=device)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -206,6 +206,12 @@ class DDPMConfig:
     """noise of the reverse step: beta (sigma_t^2 = beta_t, the paper) or posterior"""
     grid_every: int = 0
     """write a sample grid every this many training steps (0: none; costs a full sampling run)"""
+    track_every: int = 0
+    """measure R, final R, R_score and sample quality every this many training steps, and at
+    steps 0 and the last, sampling with the same noise each time (0: none; each point costs a full
+    sampling run); writes training_curve.csv and training_curve.png"""
+    channels_last: bool = False
+    """train in the channels-last memory layout (faster on CPU for widths >= 32; benchmarks/bench_training.py)"""
     checkpoint_every: int = 200
     max_images: int = 0
     """use at most this many training images (0: all)"""
@@ -221,7 +227,7 @@ class DDPMConfig:
         if self.dataset not in DATASETS:
             raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         check_seed(self.seed)
-        for name, low in (("steps", 0), ("batch_size", 1), ("samples", 1), ("grid_every", 0),
+        for name, low in (("steps", 0), ("batch_size", 1), ("samples", 1), ("grid_every", 0), ("track_every", 0),
                           ("checkpoint_every", 1), ("max_images", 0), ("turing_images", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -288,11 +294,12 @@ def train(
     device: torch.device | str = "cpu",
     resume: bool = False,
     progress: Callable[[int], None] | None = None,
-    on_grid: Callable[[int, UNet], None] | None = None,
+    hooks: Sequence[tuple[int, Callable[[int, UNet], None]]] = (),
 ) -> TrainResult:
     """Train eps-prediction with the simple loss through the shared loop
     (:func:`rdlens.training.fit`): AdamW, gradient clipping, EMA of the weights, a resumable
-    checkpoint every ``cfg.checkpoint_every`` steps (and at the end)."""
+    checkpoint every ``cfg.checkpoint_every`` steps (and at the end). ``hooks`` are
+    ``(every, fn)`` pairs: ``fn(step, ema_model)`` runs after every ``every``-th step (every > 0)."""
     import copy
     from pathlib import Path
 
@@ -300,23 +307,27 @@ def train(
 
     torch.manual_seed(cfg.seed)
     model = UNet(cfg.unet).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     ema_model = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     images = images.to(device)
+    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
     def batch_loss() -> torch.Tensor:
         idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen).to(device)
-        return loss(model, cfg.schedule, images[idx], gen)
+        return loss(model, cfg.schedule, images[idx].contiguous(memory_format=layout), gen)
 
-    def grid(step: int) -> None:
-        if on_grid is not None and cfg.grid_every and step % cfg.grid_every == 0:
-            on_grid(step, ema_model.eval())
+    def after_step(step: int) -> None:
+        for every, fn in hooks:
+            if every > 0 and step % every == 0:
+                fn(step, ema_model.eval())
 
     done = fit(model, opt, batch_loss, steps=cfg.steps, generator=gen, name="DDPM training", grad_clip=cfg.grad_clip,
                ema=ema_model, ema_decay=cfg.ema,
                checkpoint=Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None,
                checkpoint_every=cfg.checkpoint_every, config=plain(asdict(cfg)), resume=resume,
-               after_step=grid, progress=progress)
+               after_step=after_step, progress=progress)
     return TrainResult(model, ema_model if cfg.ema > 0 else model, done.losses, done.steps_done, done.resumed_from,
                        done.wall_time_s)

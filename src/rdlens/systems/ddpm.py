@@ -6,7 +6,8 @@ Settings are the fields of :class:`rdlens.ddpm.DDPMConfig`, its
 :class:`~rdlens.ddpm.Schedule` (``T``, ``schedule`` for the kind, ``beta_start``,
 ``beta_end``). ``--setting default|paper`` picks a preset (``rdlens.ddpm.SETTINGS``). A run
 writes ``checkpoint.pt``, ``samples.png``/``.npz``, ``trace.csv`` (+ ``trace_samples.npz``),
-``balance.png``, ``losses.csv`` and, with ``grid_every``, ``grid-stepN.png``.
+``balance.png``, ``losses.csv``, with ``grid_every`` ``grid-stepN.png``, and with
+``track_every`` ``training_curve.csv``/``.png`` (R and quality along training, :mod:`rdlens.curve`).
 """
 
 from __future__ import annotations
@@ -17,12 +18,25 @@ from typing import Any
 import numpy as np
 
 from rdlens.run import RunContext
-"""data sets rdlens can also fetch from a package registry (see rdlens.images)"""
 from rdlens.systems import System
 from rdlens.rundir import save_losses, save_npz
 
 SETTING_NAMES = {"digits": "digits (scikit-learn, offline)", "turing": "Turing patterns (Gray-Scott)",
                  "mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+
+
+# What rdlens calls converged samples: most classified with confidence and all classes drawn
+# about equally often (the cpu profile's target on MNIST).
+CONVERGED_CONFIDENT = 0.8
+CONVERGED_COVERAGE = 0.9
+
+
+def converged(quality: dict[str, Any] | None) -> bool | None:
+    """Whether samples look learned: >= 80 % classified with p >= 0.9 and class coverage >= 0.9
+    (None where the data set has no classifier)."""
+    if not quality:
+        return None
+    return quality["confident"] >= CONVERGED_CONFIDENT and quality["coverage"] >= CONVERGED_COVERAGE
 
 
 class DDPM(System):
@@ -130,25 +144,60 @@ class DDPM(System):
         data = images.load(config.dataset, config.data_dir, seed=config.seed, turing_images=config.turing_images)
         return data[: config.max_images] if config.max_images else data
 
+    def judge(self, config: Any) -> Any:
+        """The sample-quality judge of the data set (:mod:`rdlens.quality`), None where the
+        data set has no labels."""
+        from rdlens import quality as q
+
+        if config.dataset not in q.LABELLED:
+            return None
+        from rdlens.images import default_data_dir
+
+        return q.judge(config.dataset, config.data_dir, Path(config.data_dir or default_data_dir()).expanduser()
+                       / "classifiers")
+
     def execute(self, config: Any, prepared: Any, ctx: RunContext) -> dict[str, Any]:
-        from rdlens import ddpm
+        import torch
+
+        from rdlens import controls, curve, ddpm
+        from rdlens import quality as q
         from rdlens.report.figures import plot_balance, plot_images, tile
-        from rdlens.unet import n_params
+        from rdlens.unet import UNet, n_params
 
         rd, dev, cfg = ctx.dir, ctx.device, config
         shape = (cfg.samples, cfg.unet.in_channels, cfg.unet.image_size, cfg.unet.image_size)
+        judge = self.judge(cfg)
+
+        def quality_of(samples: Any) -> dict[str, Any] | None:
+            return None if judge is None else q.report(judge, samples.detach().cpu())
+
+        def draw(model: Any, progress: Any = None) -> Any:
+            """The row's samples: always the same noise (seed + 2), so that only the model differs."""
+            return ddpm.sample(model, shape, cfg.schedule, seed=cfg.seed + 2, sigma=cfg.sigma, device=dev,
+                               progress=progress)
 
         def grid_png(step: int, model: Any) -> None:
             res = ddpm.sample(model, shape, cfg.schedule, seed=cfg.seed, sigma=cfg.sigma, device=dev)
             plot_images(tile(res.samples), rd.file(f"grid-step{step}.png"), title=f"samples at step {step}")
 
+        track = curve.Curve(rd.file("training_curve.csv"), resume=ctx.resume) if cfg.track_every else None
+
+        def track_point(step: int, model: Any) -> None:
+            res = draw(model)
+            track.add(curve.point(step, res.trace, quality_of(res.samples)))
+
+        if track is not None and 0 not in track.steps():
+            with rd.stage("track"):
+                torch.manual_seed(cfg.seed)  # the initial weights that training starts from
+                track_point(0, UNet(cfg.unet).to(dev).eval())
         with rd.stage("train"), ctx.bars(f"DDPM train {cfg.dataset}", cfg.steps) as bar:
-            trained = ddpm.train(cfg, prepared, str(rd.path), device=dev, resume=ctx.resume,
-                                 progress=bar.update, on_grid=grid_png)
+            trained = ddpm.train(cfg, prepared, str(rd.path), device=dev, resume=ctx.resume, progress=bar.update,
+                                 hooks=[(cfg.grid_every, grid_png), (cfg.track_every, track_point)])
         with rd.stage("sample"), ctx.bars("DDPM sample", cfg.schedule.T) as bar:
-            result = ddpm.sample(trained.ema_model, shape, cfg.schedule, seed=cfg.seed + 2, sigma=cfg.sigma,
-                                 device=dev, progress=bar.update)
+            result = draw(trained.ema_model, bar.update)
         tr = result.trace
+        with rd.stage("quality"):
+            quality = quality_of(result.samples)
         with rd.stage("write"):
             tr.save(rd.file("trace.csv"))
             save_losses(rd.file("losses.csv"), trained.losses)
@@ -157,15 +206,18 @@ class DDPM(System):
                         title=f"DDPM samples, {SETTING_NAMES[cfg.dataset]}\n{trained.steps_done} training steps")
             plot_balance(tr, rd.file("balance.png"))
         ctx.manifest.update(parameters=n_params(trained.model))
-        from rdlens import quality as q
-
-        quality = None
-        if cfg.dataset in q.LABELLED:
-            from rdlens.images import default_data_dir
-
-            with rd.stage("quality"):
-                cache = Path(cfg.data_dir or default_data_dir()).expanduser() / "classifiers"
-                quality = q.report(q.judge(cfg.dataset, cfg.data_dir, cache), result.samples.detach().cpu())
+        tracked = None
+        if track is not None:
+            with rd.stage("track"):
+                if trained.steps_done not in track.steps():
+                    track.add(curve.point(trained.steps_done, tr, quality))
+                oracle = draw(controls.data_oracles(prepared, cfg.schedule)["oracle_gaussian"]).trace
+                tracked = {"points": len(track.rows), "oracle_gaussian_R": oracle.R,
+                           "schedule_only_R_score": controls.schedule_only_R(cfg.schedule)["R_score"],
+                           "first": track.rows[0], "last": track.rows[-1]}
+                curve.plot(track.rows, rd.file("training_curve.png"), oracle_R=tracked["oracle_gaussian_R"],
+                           schedule_R_score=tracked["schedule_only_R_score"],
+                           title=f"R along training, {SETTING_NAMES[cfg.dataset]}")
         counted = tr.counted
         m_score = float(np.mean(tr.extra["score"][counted]))
         return {
@@ -185,6 +237,8 @@ class DDPM(System):
             "resumed_from_step": trained.resumed_from,
             "final_loss": float(np.mean(trained.losses[-50:])) if trained.losses else None,
             "quality": quality,
+            "converged": converged(quality),
+            "training_curve": tracked,
         }
 
     def summary_lines(self, summary: dict[str, Any]) -> list[str]:
@@ -197,6 +251,15 @@ class DDPM(System):
             lines.append(f"sample quality: Frechet {q['frechet']:.1f} (as many real images: {r['frechet']:.1f}), "
                          f"confident {q['confident']:.0%} ({r['confident']:.0%}), class coverage {q['coverage']:.2f} "
                          f"({r['coverage']:.2f}); classifier test accuracy {q['classifier_accuracy']:.1%}")
+            if summary.get("converged") is False:
+                lines.append(f"samples NOT converged (need >= {CONVERGED_CONFIDENT:.0%} confident and coverage >= "
+                             f"{CONVERGED_COVERAGE}): this R is that of an under-trained model")
+        curve = summary.get("training_curve")
+        if curve:
+            a, b = curve["first"], curve["last"]
+            lines.append(f"along training ({curve['points']} points, training_curve.csv): R {a['R']:.4f} at step "
+                         f"{a['step']} -> {b['R']:.4f} at step {b['step']}; exact Gaussian-data denoiser "
+                         f"{curve['oracle_gaussian_R']:.4f}, schedule-only R_score {curve['schedule_only_R_score']:.4f}")
         return lines
 
     def controls(self, config: Any, run_dir: Path, device: Any) -> tuple[dict[str, Any], dict[str, Any]]:
