@@ -161,3 +161,32 @@ def test_wrong_init_shape_is_refused():
     p = gs.GrayScott(size=16, length=0.16)
     with pytest.raises(ConfigError, match=r"shape \(8, 8\), expected \(16, 16\)"):
         gs.run(p, steps=1, init=(np.ones((8, 8)), np.zeros((8, 8))))
+
+
+def test_public_code_norms_count_every_state_and_take_diffusion_over_the_inner_cells():
+    """The authors' notebook measures the saved states 0..steps (steps + 1 of them) and takes
+    the Laplacian of the ghost-free interior, so its diffusion norm covers the inner (N-2)^2
+    cells only. Replayed here with np.roll steps and the periodic Laplacian cut to the inner cells."""
+    p = gs.GrayScott(size=21, length=0.21, F=0.0545)
+    res = gs.run(p, steps=10, seed=3, norms="public-code")
+    u, v = gs.pearson_init(p, 3)
+    want = []
+    for step in range(11):
+        reaction = u * v * v - (p.F + p.k) * v
+        inner = (p.Dv * gs.laplacian(v, p.h))[1:-1, 1:-1]
+        want.append((np.linalg.norm(reaction), np.linalg.norm(inner)))
+        u, v, _, _ = gs.reference_step(u, v, p)
+    want = np.array(want)
+    assert len(res.trace) == 11 and res.steps == 10
+    np.testing.assert_allclose(res.trace.reaction, want[:, 0], rtol=1e-9)
+    np.testing.assert_allclose(res.trace.diffusion, want[:, 1], rtol=1e-9)
+    # the rdlens measurement differs: all cells, states 0..9
+    ours = gs.run(p, steps=10, seed=3)
+    assert len(ours.trace) == 10 and ours.trace.diffusion[0] > res.trace.diffusion[0]
+
+
+def test_public_code_norms_refuse_what_the_notebook_could_not_measure():
+    with pytest.raises(ConfigError, match="public-code"):
+        gs.RDRun(norms="public-code", residual=True)
+    with pytest.raises(ConfigError, match="norms must be one of"):
+        gs.RDRun(norms="authors")

@@ -153,11 +153,11 @@ def schedule_only_R(schedule: Any) -> dict[str, float]:
 def ddpm_controls(cfg: Any, images: torch.Tensor, device: Any = "cpu") -> tuple[ControlResult, dict[str, BalanceTrace]]:
     """Untrained network and the two oracles, sampled exactly like the row; schedule-only R."""
     from rdlens import ddpm
-    from rdlens.unet import UNet
+    from rdlens.unet import build as build_unet
 
     shape = (cfg.samples, cfg.unet.in_channels, cfg.unet.image_size, cfg.unet.image_size)
     torch.manual_seed(cfg.seed)
-    models = {"untrained": UNet(cfg.unet).to(device).eval(), **data_oracles(images, cfg.schedule)}
+    models = {"untrained": build_unet(cfg.unet).to(device).eval(), **data_oracles(images, cfg.schedule)}
     traces = {}
     for name, model in models.items():
         res = ddpm.sample(model, shape, cfg.schedule, seed=cfg.seed + 2, sigma=cfg.sigma, device=device)

@@ -33,6 +33,7 @@ from rdlens import threads
 from rdlens.balance import BalanceTrace
 from rdlens.errors import ConfigError, check_seed
 from rdlens.unet import UNet, UNetConfig
+from rdlens.unet import build as build_unet
 
 SCHEDULES = ("linear", "cosine")
 SIGMAS = ("beta", "posterior")
@@ -103,6 +104,11 @@ def loss(eps_model: EpsModel, schedule: Schedule, x0: torch.Tensor, generator: t
     return torch.mean((eps - eps_model(schedule.q_sample(x0, s, eps), s)) ** 2)
 
 
+LAST_STEPS = ("exclude", "public-code")
+OPTIMIZERS = ("adamw", "adam")
+PIXELS = ("signed", "unit")
+
+
 @dataclass
 class SampleResult:
     samples: torch.Tensor
@@ -119,13 +125,20 @@ def sample(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     progress: Callable[[int], None] | None = None,
+    last_step: str = "exclude",
 ) -> SampleResult:
     """Run the reverse process from x_T ~ N(0, I) of ``shape`` (batch first) to x_0, and
     record reaction, diffusion, score and eps_norm per step and image (see module doc).
 
     Rows of the trace are in sampling order: step 1 is t = T (tau = 0, pure noise), step T
-    is t = 1 (tau = 1), whose diffusion is 0 and which is not counted.
+    is t = 1 (tau = 1), whose diffusion is 0 and which is not counted. ``last_step =
+    "public-code"`` records that row as the authors' sampler does (a quirk): the drift from the
+    previous step's eps and coefficients applied to the current x, and a diffusion norm of
+    sqrt(beta) z for a fresh z that is never added; the row is then counted. The samples are
+    the same either way.
     """
+    if last_step not in LAST_STEPS:
+        raise ConfigError(f"last_step must be one of {', '.join(LAST_STEPS)}, got {last_step!r}")
     schedule = schedule or Schedule()
     if len(shape) < 2:
         raise ConfigError(f"shape must be (batch, ...) with at least one data dimension, got {shape}")
@@ -137,6 +150,7 @@ def sample(
     # per step and image: reaction, diffusion, eps_norm; kept on the device, copied once at the end
     norms = torch.zeros(T, 3, n, dtype=dtype, device=device)
     dims = tuple(range(1, len(shape)))
+    previous: tuple[torch.Tensor, float, float] | None = None  # eps and coefficients of the step before
     # torch stages keep their thread count (torch sums in a thread-dependent order)
     with torch.no_grad(), threads.stage("DDPM sample", parallel=True):
         for row, s in enumerate(range(T - 1, -1, -1)):
@@ -144,7 +158,15 @@ def sample(
             eps = eps_model(x, torch.full((n,), s, dtype=torch.long, device=device)).to(dtype)
             coef = beta / math.sqrt(1.0 - ab)
             drift = (x - coef * eps) / math.sqrt(alpha) - x
-            torch.linalg.vector_norm(drift, dim=dims, out=norms[row, 0])
+            if s == 0 and last_step == "public-code" and previous is not None:
+                stale_eps, stale_coef, stale_sqrt_alpha = previous
+                stale = (x - stale_coef * stale_eps) / stale_sqrt_alpha - x
+                torch.linalg.vector_norm(stale, dim=dims, out=norms[row, 0])
+                ghost = float(schedule.betas[1]) ** 0.5 * torch.randn(shape, generator=gen, dtype=dtype).to(device)
+                torch.linalg.vector_norm(ghost, dim=dims, out=norms[row, 1])
+            else:
+                torch.linalg.vector_norm(drift, dim=dims, out=norms[row, 0])
+            previous = (eps, coef, math.sqrt(alpha))
             torch.linalg.vector_norm(eps, dim=dims, out=norms[row, 2])
             x += drift
             if s > 0:
@@ -158,7 +180,7 @@ def sample(
     cols = {"reaction": norms[:, 0], "diffusion": norms[:, 1], "eps_norm": norms[:, 2],
             "score": coefs[:, None] * norms[:, 2]}
     counted = np.ones(T, dtype=bool)
-    counted[-1] = False
+    counted[-1] = last_step == "public-code" and T > 1
     trace = BalanceTrace.from_samples(
         cols["reaction"], cols["diffusion"], counted=counted,
         extra={"t": np.arange(T, 0, -1), "score": cols["score"].mean(1), "eps_norm": cols["eps_norm"].mean(1)},
@@ -194,12 +216,23 @@ class DDPMConfig:
     """optimiser steps"""
     batch_size: int = 32
     lr: float = 1e-3
-    """AdamW learning rate"""
+    """learning rate"""
+    optimizer: str = "adamw"
+    """adamw or adam (the public code: Adam)"""
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     """clip the gradient norm to this (0: none)"""
     ema: float = 0.995
     """decay of the exponential moving average of the weights that sampling uses (0: none)"""
+    ema_warmup: bool = True
+    """ramp the EMA decay up as (1 + step) / (10 + step) (off in the public code: at decay 0.9999
+    about 0.79 of the random initial weights remain after 2340 steps)"""
+    pixels: str = "signed"
+    """signed: images in [-1, 1], padding at -1 (Ho et al.); unit: in [0, 1], zero padding (the
+    public code); samples are saved and judged in [-1, 1] either way"""
+    last_step: str = "exclude"
+    """exclude the noise-free last reverse step from the balance (rdlens) or record it as the
+    public code did (public-code, a quirk: stale coefficients, a noise never added, counted)"""
     samples: int = 16
     """images sampled by the instrumented reverse process"""
     sigma: str = "beta"
@@ -238,6 +271,9 @@ class DDPMConfig:
             raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
         if self.sigma not in SIGMAS:
             raise ConfigError(f"sigma must be one of {', '.join(SIGMAS)}, got {self.sigma!r}")
+        for name, allowed in (("optimizer", OPTIMIZERS), ("pixels", PIXELS), ("last_step", LAST_STEPS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ConfigError(f"grad_clip and weight_decay must be >= 0, got {self.grad_clip}, {self.weight_decay}")
         channels = 3 if self.dataset == "cifar10" else 1
@@ -306,11 +342,12 @@ def train(
     from rdlens.training import fit, plain
 
     torch.manual_seed(cfg.seed)
-    model = UNet(cfg.unet).to(device)
+    model = build_unet(cfg.unet).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     ema_model = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    opt = optimizer(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     images = images.to(device)
     layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -325,7 +362,7 @@ def train(
                 fn(step, ema_model.eval())
 
     done = fit(model, opt, batch_loss, steps=cfg.steps, generator=gen, name="DDPM training", grad_clip=cfg.grad_clip,
-               ema=ema_model, ema_decay=cfg.ema,
+               ema=ema_model, ema_decay=cfg.ema, ema_warmup=cfg.ema_warmup,
                checkpoint=Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None,
                checkpoint_every=cfg.checkpoint_every, config=plain(asdict(cfg)), resume=resume,
                after_step=after_step, progress=progress)

@@ -55,6 +55,7 @@ def fit(
     grad_clip: float = 0.0,
     ema: nn.Module | None = None,
     ema_decay: float = 0.0,
+    ema_warmup: bool = True,
     checkpoint: Path | None = None,
     checkpoint_every: int = 100,
     config: dict[str, Any] | None = None,
@@ -67,7 +68,8 @@ def fit(
 
     ``batch_loss()`` draws a batch (from ``generator``) and returns its scalar loss. With
     ``ema``, its weights follow ``decay = min(ema_decay, (1 + step) / (10 + step))`` (a short
-    warm-up of the average). A checkpoint is written every ``checkpoint_every`` steps and at
+    warm-up of the average; with ``ema_warmup`` = False, ``ema_decay`` from the first step).
+    A checkpoint is written every ``checkpoint_every`` steps and at
     the end; with ``resume`` the loop continues from the one at ``checkpoint``.
     ``after_step(step)`` runs after each step (e.g. a sample grid); ``progress(n)`` counts steps.
     ``parallel`` = False keeps a tiny model on one thread (see :mod:`rdlens.threads`).
@@ -96,7 +98,7 @@ def fit(
             optimizer.step()
             if ema is not None:
                 with torch.no_grad():
-                    decay = min(ema_decay, (1 + step) / (10 + step))
+                    decay = min(ema_decay, (1 + step) / (10 + step)) if ema_warmup else ema_decay
                     for pe, p in zip(ema.parameters(), model.parameters()):
                         pe.lerp_(p, 1 - decay)
             step += 1

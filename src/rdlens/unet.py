@@ -16,6 +16,9 @@ from torch import nn
 from rdlens.errors import ConfigError
 
 
+NETWORKS = ("rdlens", "public-code")
+
+
 @dataclass(frozen=True)
 class UNetConfig:
     """Widths and structure. ``channels[k]`` is the width at resolution image_size / 2^k."""
@@ -31,8 +34,22 @@ class UNetConfig:
     """GroupNorm groups; every width must be divisible by it"""
     dropout: float = 0.0
     image_size: int = 32
+    network: str = "rdlens"
+    """rdlens (this module's U-Net: channels per resolution level) or public-code (the authors'
+    network, rdlens.unet_public: channels per layer, attention = layer indices, res_blocks unused)"""
+    heads: int = 8
+    """attention heads of the public-code network"""
 
     def __post_init__(self) -> None:
+        if self.network not in NETWORKS:
+            raise ConfigError(f"network must be one of {', '.join(NETWORKS)}, got {self.network!r}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.network == "public-code":
+            from rdlens.unet_public import check_layers
+
+            check_layers(tuple(self.channels), tuple(self.attention), self.groups, self.heads, self.image_size)
+            return
         if not self.channels or any(c < 1 for c in self.channels):
             raise ConfigError(f"channels must be a non-empty list of positive widths, got {self.channels}")
         bad = [c for c in self.channels if c % self.groups]
@@ -43,8 +60,6 @@ class UNetConfig:
         if self.image_size % (2 ** (len(self.channels) - 1)):
             raise ConfigError(f"image_size {self.image_size} is not divisible by 2^{len(self.channels) - 1} "
                               f"({len(self.channels)} levels)")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.res_blocks < 1:
             raise ConfigError(f"res_blocks must be >= 1, got {self.res_blocks}")
 
@@ -154,6 +169,16 @@ class UNet(nn.Module):
             else:
                 h = m(h)
         return self.conv_out(F.silu(self.norm_out(h)))
+
+
+def build(cfg: UNetConfig) -> nn.Module:
+    """The eps network that ``cfg.network`` names."""
+    if cfg.network == "public-code":
+        from rdlens.unet_public import PublicCodeUNet
+
+        return PublicCodeUNet(cfg.in_channels, tuple(cfg.channels), tuple(cfg.attention), cfg.groups, cfg.dropout,
+                              cfg.heads, cfg.image_size)
+    return UNet(cfg)
 
 
 def n_params(model: nn.Module) -> int:

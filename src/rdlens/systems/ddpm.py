@@ -62,10 +62,12 @@ class DDPM(System):
         return DDPMConfig
 
     def choices(self) -> dict[str, tuple[Any, ...]]:
-        from rdlens.ddpm import SCHEDULES, SETTINGS, SIGMAS
+        from rdlens.ddpm import LAST_STEPS, OPTIMIZERS, PIXELS, SCHEDULES, SETTINGS, SIGMAS
         from rdlens.images import DATASETS
+        from rdlens.unet import NETWORKS
 
-        return {"dataset": DATASETS, "schedule": SCHEDULES, "sigma": SIGMAS, "setting": tuple(SETTINGS)}
+        return {"dataset": DATASETS, "schedule": SCHEDULES, "sigma": SIGMAS, "setting": tuple(SETTINGS),
+                "optimizer": OPTIMIZERS, "pixels": PIXELS, "last_step": LAST_STEPS, "network": NETWORKS}
 
     def presets(self) -> dict[str, dict[str, Any]]:
         from rdlens.ddpm import SETTINGS
@@ -142,7 +144,8 @@ class DDPM(System):
         from rdlens import images
 
         data = images.load(config.dataset, config.data_dir, seed=config.seed, turing_images=config.turing_images)
-        return data[: config.max_images] if config.max_images else data
+        data = data[: config.max_images] if config.max_images else data
+        return (data + 1) / 2 if config.pixels == "unit" else data
 
     def judge(self, config: Any) -> Any:
         """The sample-quality judge of the data set (:mod:`rdlens.quality`), None where the
@@ -162,23 +165,28 @@ class DDPM(System):
         from rdlens import controls, curve, ddpm
         from rdlens import quality as q
         from rdlens.report.figures import plot_balance, plot_images, tile
-        from rdlens.unet import UNet, n_params
+        from rdlens.unet import build as build_unet, n_params
 
         rd, dev, cfg = ctx.dir, ctx.device, config
         shape = (cfg.samples, cfg.unet.in_channels, cfg.unet.image_size, cfg.unet.image_size)
         judge = self.judge(cfg)
 
-        def quality_of(samples: Any) -> dict[str, Any] | None:
-            return None if judge is None else q.report(judge, samples.detach().cpu())
+        def signed(samples: Any) -> Any:
+            """Samples in [-1, 1], whatever the range the model works in."""
+            samples = samples.detach().float().cpu()
+            return samples * 2 - 1 if cfg.pixels == "unit" else samples
 
-        def draw(model: Any, progress: Any = None) -> Any:
+        def quality_of(samples: Any) -> dict[str, Any] | None:
+            return None if judge is None else q.report(judge, signed(samples))
+
+        def draw(model: Any, progress: Any = None, seed: int = cfg.seed + 2) -> Any:
             """The row's samples: always the same noise (seed + 2), so that only the model differs."""
-            return ddpm.sample(model, shape, cfg.schedule, seed=cfg.seed + 2, sigma=cfg.sigma, device=dev,
-                               progress=progress)
+            return ddpm.sample(model, shape, cfg.schedule, seed=seed, sigma=cfg.sigma, device=dev, progress=progress,
+                               last_step=cfg.last_step)
 
         def grid_png(step: int, model: Any) -> None:
-            res = ddpm.sample(model, shape, cfg.schedule, seed=cfg.seed, sigma=cfg.sigma, device=dev)
-            plot_images(tile(res.samples), rd.file(f"grid-step{step}.png"), title=f"samples at step {step}")
+            res = draw(model, seed=cfg.seed)
+            plot_images(tile(signed(res.samples)), rd.file(f"grid-step{step}.png"), title=f"samples at step {step}")
 
         track = curve.Curve(rd.file("training_curve.csv"), resume=ctx.resume) if cfg.track_every else None
 
@@ -189,7 +197,7 @@ class DDPM(System):
         if track is not None and 0 not in track.steps():
             with rd.stage("track"):
                 torch.manual_seed(cfg.seed)  # the initial weights that training starts from
-                track_point(0, UNet(cfg.unet).to(dev).eval())
+                track_point(0, build_unet(cfg.unet).to(dev).eval())
         with rd.stage("train"), ctx.bars(f"DDPM train {cfg.dataset}", cfg.steps) as bar:
             trained = ddpm.train(cfg, prepared, str(rd.path), device=dev, resume=ctx.resume, progress=bar.update,
                                  hooks=[(cfg.grid_every, grid_png), (cfg.track_every, track_point)])
@@ -201,8 +209,8 @@ class DDPM(System):
         with rd.stage("write"):
             tr.save(rd.file("trace.csv"))
             save_losses(rd.file("losses.csv"), trained.losses)
-            save_npz(rd.file("samples.npz"), samples=result.samples.detach().float().cpu().numpy())
-            plot_images(tile(result.samples), rd.file("samples.png"),
+            save_npz(rd.file("samples.npz"), samples=signed(result.samples).numpy())
+            plot_images(tile(signed(result.samples)), rd.file("samples.png"),
                         title=f"DDPM samples, {SETTING_NAMES[cfg.dataset]}\n{trained.steps_done} training steps")
             plot_balance(tr, rd.file("balance.png"))
         ctx.manifest.update(parameters=n_params(trained.model))
@@ -225,8 +233,10 @@ class DDPM(System):
             "M_score": m_score,
             "M_eps": float(np.mean(tr.extra["eps_norm"][counted])),
             "R_score": m_score / tr.M_diff,
-            "last_step": "t = 1 adds no noise (diffusion 0): kept in trace.csv with counted = 0, "
-                         "excluded from M_react, M_diff, R, R(tau) and final_R",
+            "last_step": ("t = 1 adds no noise (diffusion 0): kept in trace.csv with counted = 0, "
+                          "excluded from M_react, M_diff, R, R(tau) and final_R") if cfg.last_step == "exclude" else
+                         ("public-code quirk: the t = 1 row is recorded with the previous step's eps and "
+                          "coefficients and the norm of a noise never added, and counted"),
             "T": cfg.schedule.T,
             "schedule": cfg.schedule.kind,
             "sigma": cfg.sigma,
@@ -244,7 +254,9 @@ class DDPM(System):
     def summary_lines(self, summary: dict[str, Any]) -> list[str]:
         loss = "—" if summary["final_loss"] is None else f"{summary['final_loss']:.4f}"
         lines = [f"score-only M = {summary['M_score']:.4f} (R_score = {summary['R_score']:.4f})   "
-                 f"final loss = {loss}   last step excluded (no noise)"]
+                 f"final loss = {loss}   "
+                 + ("last step excluded (no noise)" if summary["last_step"].startswith("t = 1") else
+                    "last step recorded as the public code did (quirk)")]
         q = summary.get("quality")
         if q:
             r = q["real"]

@@ -40,9 +40,9 @@ class RD(System):
         return RDRun
 
     def choices(self) -> dict[str, tuple[Any, ...]]:
-        from rdlens.grayscott import DTYPES
+        from rdlens.grayscott import DTYPES, NORMS
 
-        return {"dtype": DTYPES}
+        return {"dtype": DTYPES, "norms": NORMS}
 
     def build(self, values: dict[str, Any]) -> Any:
         """As the base class, except that an ``init`` file sets ``size`` and ``length`` (the
@@ -103,7 +103,8 @@ class RD(System):
         with ctx.bars("Gray-Scott", config.steps) as bar, rd.stage("simulate"):
             result = grayscott.run(config.model, config.steps, config.seed, init=prepared,
                                    snapshot_every=config.snapshot_every, stop_tol=config.stop_tol,
-                                   stop_after=config.stop_after, residual=config.residual, progress=bar.update)
+                                   stop_after=config.stop_after, residual=config.residual, norms=config.norms,
+                                   progress=bar.update)
         with rd.stage("write"):
             result.trace.save(rd.file("trace.csv"))
             plot_field(result.v, rd.file("v.png"),
@@ -118,7 +119,7 @@ class RD(System):
                          **{k: np.float64(getattr(m, k)) for k in ("length", "F", "k", "Du", "Dv", "dt")})
         ctx.manifest.update(kernel="numba fused stencil", numba_threading_layer=numba.threading_layer())
         fields = {**result.trace.summary(), "steps": result.steps, "stopped_early": result.stopped_early,
-                  "init": config.init or "pearson", "wall_time_s": result.wall_time_s}
+                  "init": config.init or "pearson", "wall_time_s": result.wall_time_s, "norms": config.norms}
         if "residual" in result.trace.extra:
             fields["final_residual"] = float(result.trace.extra["residual"][-1])
         return fields

@@ -1,0 +1,104 @@
+"""The public code's protocol (the `authors` profile): each quirk rebuilt in rdlens and checked
+against an independent computation: a parameter count, a hand replay, a closed form."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rdlens import ddpm, unet
+from rdlens.errors import ConfigError
+from rdlens.unet_public import AUTHORS_ATTENTION, AUTHORS_CHANNELS
+
+
+def _authors_config(in_channels: int = 1) -> unet.UNetConfig:
+    return unet.UNetConfig(in_channels=in_channels, channels=AUTHORS_CHANNELS, attention=AUTHORS_ATTENTION,
+                           groups=8, dropout=0.1, network="public-code")
+
+
+def test_the_authors_unet_has_their_parameter_count():
+    """8,916,321 for one channel: the count of the authors' UNET(Channels=[32, 64, 128, 256,
+    256, 192], Attentions at layers 1 and 4, num_groups=8) as the issue measured it."""
+    assert unet.n_params(unet.build(_authors_config())) == 8_916_321
+    out = unet.build(_authors_config()).eval()(torch.randn(2, 1, 32, 32), torch.tensor([0, 999]))
+    assert out.shape == (2, 1, 32, 32)
+
+
+def test_the_authors_attention_dropout_acts_even_in_evaluation():
+    net = unet.build(_authors_config()).eval()
+    x, s = torch.randn(1, 1, 32, 32), torch.tensor([500])
+    with torch.no_grad():
+        torch.manual_seed(0)
+        a = net(x, s)
+        torch.manual_seed(1)
+        b = net(x, s)
+    assert not torch.equal(a, b)  # the quirk: sampling depends on torch's global generator
+
+
+@pytest.mark.parametrize("channels, fragment", [((32, 64, 128, 256, 256), "even number"),
+                                                ((32, 64, 128, 256, 200, 192), "up layer 4 receives 256")])
+def test_a_layer_list_that_does_not_chain_is_refused(channels, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        unet.UNetConfig(channels=channels, attention=(1,), network="public-code")
+
+
+def _authors_inference(eps_model, x, schedule: ddpm.Schedule, gen: torch.Generator):
+    """The authors' sampler, written after their ``inference`` loop: steps t = T-1 .. 1 with
+    noise sqrt(beta_t) z, then a final entry built from the t = 1 quantities."""
+    b, ab = schedule.betas, schedule.alpha_bars
+    drift, diffusion = [], []
+    for t in range(schedule.T - 1, 0, -1):
+        pred = eps_model(x, torch.full((x.shape[0],), t))
+        term1 = 1 / math.sqrt(1 - float(b[t]))
+        term2 = float(b[t]) / (math.sqrt(1 - float(ab[t])) * math.sqrt(1 - float(b[t])))
+        mean = term1 * x - term2 * pred
+        noise = math.sqrt(float(b[t])) * torch.randn(x.shape, generator=gen, dtype=x.dtype)
+        drift.append(float(torch.linalg.vector_norm(mean - x)))
+        diffusion.append(float(torch.linalg.vector_norm(noise)))
+        x = mean + noise
+    mean0 = term1 * x - term2 * pred  # stale term1, term2 and pred: those of t = 1
+    noise = math.sqrt(float(b[1])) * torch.randn(x.shape, generator=gen, dtype=x.dtype)
+    drift.append(float(torch.linalg.vector_norm(mean0 - x)))
+    diffusion.append(float(torch.linalg.vector_norm(noise)))
+    return np.array(drift), np.array(diffusion)
+
+
+def test_public_code_last_step_matches_a_replay_of_the_authors_sampler():
+    sched = ddpm.Schedule(T=30)
+    model = lambda x, s: 0.3 * x + 0.01 * s[:, None, None, None].float()  # noqa: E731
+    res = ddpm.sample(model, (1, 1, 8, 8), sched, seed=5, last_step="public-code", dtype=torch.float64)
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn((1, 1, 8, 8), generator=gen, dtype=torch.float64)  # x_T, then the noises in order
+    drift, diffusion = _authors_inference(model, x, sched, gen)
+    np.testing.assert_allclose(res.trace.reaction, drift, rtol=1e-10)
+    np.testing.assert_allclose(res.trace.diffusion, diffusion, rtol=1e-10)
+    assert res.trace.counted.all()
+    plain = ddpm.sample(model, (1, 1, 8, 8), sched, seed=5, dtype=torch.float64)
+    assert torch.equal(plain.samples, res.samples)  # the quirk changes the measurement only
+    assert not plain.trace.counted[-1] and plain.trace.R != res.trace.R
+
+
+def test_public_code_training_settings_are_adam_and_an_ema_without_warm_up():
+    from rdlens import images
+
+    data = images.load("digits")[:16]
+    cfg = ddpm.config_for("default", unet={"channels": (8, 16)}, schedule={"T": 20}, steps=1, batch_size=4,
+                          optimizer="adam", ema=0.9999, ema_warmup=False, grad_clip=0.0)
+    torch.manual_seed(cfg.seed)
+    init = [p.detach().clone() for p in unet.build(cfg.unet).parameters()]
+    res = ddpm.train(cfg, data)
+    for p0, p1, pe in zip(init, res.model.parameters(), res.ema_model.parameters()):
+        torch.testing.assert_close(pe, 0.9999 * p0 + 0.0001 * p1.detach(), rtol=0, atol=1e-7)
+    with pytest.raises(ConfigError, match="optimizer must be one of"):
+        ddpm.config_for("default", optimizer="sgd")
+
+
+def test_unit_pixels_are_in_zero_one_with_zero_padding():
+    from rdlens import systems
+
+    ddpm_system = systems.get("ddpm")
+    cfg = ddpm_system.build({"dataset": "digits", "pixels": "unit", "max_images": 8})
+    data = ddpm_system.prepare(cfg, "cpu")
+    assert float(data.min()) == 0.0 and float(data.max()) <= 1.0
+    assert float(data[:, :, :2].abs().max()) == 0.0  # the 2-pixel border
