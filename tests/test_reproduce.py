@@ -123,3 +123,29 @@ def test_shipped_profiles_resolve_every_row(name):
     plans = [R.plan_row(row, profile, 0, None) for row in R.ROWS]
     assert [p.status for p in plans[-2:]] == ["skipped", "skipped"]
     assert plans[5].data == "digits"
+
+
+def test_a_longer_training_continues_the_saved_row_and_equals_a_run_of_that_length(tmp_path, capsys):
+    """DDPM training has no schedule over its length, so 4 steps + 2 more from the checkpoint
+    must be the 6-step run itself: the same losses and the same R, bit for bit."""
+    smoke_text = (R.resources.files("rdlens") / "profiles/smoke.toml").read_text()
+    profiles = {}
+    for steps in (4, 6):
+        profiles[steps] = tmp_path / f"p{steps}.toml"
+        profiles[steps].write_text(smoke_text.replace("steps = 4\n", f"steps = {steps}\n"))
+    args = ["reproduce", "--rows", "ddpm-mnist", "--quiet", "--device", "cpu"]
+    main([*args, "--profile", str(profiles[4]), "--out", str(tmp_path / "a")])
+    folder = tmp_path / "a" / "reproduce-p4"
+    (folder.parent / "reproduce-p6").symlink_to(folder)  # the same folder under the longer profile's name
+    capsys.readouterr()
+    main([*args, "--profile", str(profiles[6]), "--out", str(tmp_path / "a")])
+    assert "extending from its checkpoint (steps 4 -> 6)" in capsys.readouterr().err
+    row = folder / "rows" / "ddpm-mnist" / "seed0"
+    extended = json.loads((row / "summary.json").read_text())
+    main([*args, "--profile", str(profiles[6]), "--out", str(tmp_path / "b")])
+    straight_row = tmp_path / "b" / "reproduce-p6" / "rows" / "ddpm-mnist" / "seed0"
+    straight = json.loads((straight_row / "summary.json").read_text())
+    assert extended["resumed_from_step"] == 4 and extended["steps"] == 6
+    assert extended["R"] == straight["R"] and extended["final_R"] == straight["final_R"]
+    assert (row / "losses.csv").read_text() == (straight_row / "losses.csv").read_text()
+    assert (row / "training_curve.csv").read_text() == (straight_row / "training_curve.csv").read_text()

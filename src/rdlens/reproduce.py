@@ -207,16 +207,19 @@ def plan_row(row: Row, profile: dict[str, Any], seed: int, data_dir: str | None)
 
 def row_state(row_dir: Path, plan: Plan) -> tuple[str, str]:
     """(state, why): done (finished, same config, every result file as written), resume
-    (unfinished or damaged results, same config, a checkpoint to continue from) or fresh."""
+    (unfinished or damaged results, same config, a checkpoint to continue from), extend (the
+    config differs only by larger values of the system's ``extendable`` fields, a checkpoint to
+    continue from) or fresh."""
     cfg_file = row_dir / "config.json"
     if not cfg_file.exists():
         return "fresh", ""
+    wanted = config_json(plan.system, plan.config)
     try:
-        same = json.loads(cfg_file.read_text()) == config_json(plan.system, plan.config)
+        saved = json.loads(cfg_file.read_text())
     except (OSError, ValueError):
-        same = False
-    if not same:
         return "fresh", ""
+    if saved != wanted:
+        return _extension(row_dir, plan, saved, wanted)
     finished = (row_dir / "summary.json").exists()
     damage = verify(row_dir) if finished else None
     if finished and damage is None:
@@ -226,6 +229,19 @@ def row_state(row_dir: Path, plan: Plan) -> tuple[str, str]:
     if plan.system.resumable and checkpoint.exists() and (damage is None or str(checkpoint) not in damage):
         return "resume", why
     return "fresh", why
+
+
+def _extension(row_dir: Path, plan: Plan, saved: dict[str, Any], wanted: dict[str, Any]) -> tuple[str, str]:
+    """("extend", what grows) when only extendable fields grew and an intact checkpoint exists."""
+    system = plan.system
+    changed = {k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k)}
+    checkpoint = row_dir / "checkpoint.pt"
+    grows = (changed and system.resumable and changed <= set(system.extendable) and checkpoint.exists()
+             and all(isinstance(saved.get(k), int) and isinstance(wanted.get(k), int) and wanted[k] > saved[k]
+                     for k in changed))
+    if not grows or ((row_dir / "summary.json").exists() and verify(row_dir) is not None):
+        return "fresh", ""
+    return "extend", ", ".join(f"{k} {saved[k]} -> {wanted[k]}" for k in sorted(changed))
 
 
 def default_dir(profile: dict[str, Any], out: str | os.PathLike | None) -> Path:
@@ -341,12 +357,15 @@ def _do_row(plan: Plan, seed: int, folder: Path, top: RunDir, force: bool, contr
         (row_dir / "summary.json").unlink(missing_ok=True)  # a damaged finished row resumes as unfinished
         row_dir.mkdir(parents=True, exist_ok=True)
         note = f" (offline stand-in: {plan.data})" if plan.stand_in else ""
-        if why:
+        if state == "extend":
+            log(f"{tag:<28} extending from its checkpoint ({why}): the same result as a run of that length")
+            write_json(row_dir / "config.json", config_json(plan.system, plan.config))
+        elif why:
             log(f"{tag:<28} recomputing: the saved result cannot be trusted{why}")
-        log(f"{tag:<28} {'resuming' if state == 'resume' else 'running'}{note}")
+        log(f"{tag:<28} {'running' if state == 'fresh' else 'resuming'}{note}")
         t0 = time.perf_counter()
         with top.stage(tag):
-            run(plan.system, plan.config, run_dir=row_dir, resume=state == "resume", device=device, bars=bars,
+            run(plan.system, plan.config, run_dir=row_dir, resume=state != "fresh", device=device, bars=bars,
                 setting=plan.label)
         log(f"{tag:<28} done in {time.perf_counter() - t0:.1f} s")
     if controls and not (row_dir / "controls.json").exists():

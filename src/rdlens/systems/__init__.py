@@ -62,6 +62,10 @@ class System:
     """runs on a torch device: gets ``--device`` (and the device is resolved before work)"""
     resumable: ClassVar[bool] = False
     """keeps a checkpoint an interrupted run can continue from: gets ``--resume``"""
+    extendable: ClassVar[tuple[str, ...]] = ()
+    """config fields that nothing before their old value depends on (e.g. a training length with
+    no schedule over it): a saved row whose config differs only by a larger value of these
+    continues from its checkpoint instead of starting over, with the same result"""
     hidden: ClassVar[tuple[str, ...]] = ()
     """dotted config paths that are derived, not settings (e.g. ``data.seed``)"""
     renames: ClassVar[dict[str, str]] = {}

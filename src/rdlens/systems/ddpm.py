@@ -51,6 +51,7 @@ class DDPM(System):
     color = "C2"
     uses_torch = True
     resumable = True
+    extendable = ("steps",)  # constant learning rate; the EMA warm-up and data order depend on the step only
     hidden = ("unet.in_channels", "unet.image_size")
     renames = {"schedule.kind": "schedule"}
     control_labels = {"untrained": "untrained network", "oracle_one_point": "oracle, one-point data",
