@@ -102,3 +102,70 @@ def test_unit_pixels_are_in_zero_one_with_zero_padding():
     data = ddpm_system.prepare(cfg, "cpu")
     assert float(data.min()) == 0.0 and float(data.max()) <= 1.0
     assert float(data[:, :, :2].abs().max()) == 0.0  # the 2-pixel border
+
+
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def test_one_value_warm_up_and_zero_first_cprev_match_a_hand_replay_of_the_authors_generation():
+    """The authors' generate_sequence warms up on seed_data.size(1) = 1 value, then feeds its
+    predictions back; their metric takes C_prev = 0 at the first recorded step. Replayed here
+    in NumPy with the model's own weights (gate order i, f, g, o as in torch)."""
+    from rdlens import lstm
+    from rdlens.sequences import make_sequences
+
+    cfg = lstm.config_for("paper", "sine", data={"n_sequences": 10, "length": 20}, steps=3, eval_mode="free",
+                          generate_steps=6, warmup="first-value", first_cprev="zero", bias="single", eval_sequences=2)
+    data = make_sequences(cfg.data)
+    model = lstm.train(cfg, data).model
+    assert float(model.lstm.bias_hh_l0.abs().max()) == 0.0  # single bias: b_hh never moves
+    ev = lstm.evaluate(cfg, model, data)
+    w_ih, w_hh = model.lstm.weight_ih_l0.detach().double().numpy(), model.lstm.weight_hh_l0.detach().double().numpy()
+    b = (model.lstm.bias_ih_l0 + model.lstm.bias_hh_l0).detach().double().numpy()
+    w_out, b_out = model.readout.weight.detach().double().numpy(), model.readout.bias.detach().double().numpy()
+    H = cfg.hidden
+    for seq in range(2):
+        h, c = np.zeros(H), np.zeros(H)
+
+        def cell(x, h, c):
+            z = w_ih[:, 0] * x + w_hh @ h + b
+            i, f, g, o = _sigmoid(z[:H]), _sigmoid(z[H:2 * H]), np.tanh(z[2 * H:3 * H]), _sigmoid(z[3 * H:])
+            c_new = f * c + i * g
+            return o * np.tanh(c_new), c_new, i, f, g
+
+        h, c, *_ = cell(data.test[seq, 0], h, c)  # the one warm-up value
+        x = float((w_out @ h + b_out)[0])
+        react, diff = [], []
+        for t in range(cfg.generate_steps):
+            c_prev = np.zeros(H) if t == 0 else c
+            h, c, i, f, g = cell(x, h, c)
+            react.append(np.linalg.norm(i * g))
+            diff.append(np.linalg.norm((1 - f) * c_prev))
+            x = float((w_out @ h + b_out)[0])
+        np.testing.assert_allclose(ev.trace.reaction_samples[:, seq], react, rtol=2e-5, atol=1e-7)
+        np.testing.assert_allclose(ev.trace.diffusion_samples[:, seq], diff, rtol=2e-5, atol=1e-7)
+    assert ev.trace.diffusion[0] == 0.0
+
+
+def test_public_code_sequences_are_the_notebooks_formulas():
+    from rdlens.sequences import SequenceConfig, lorenz_rhs, make_sequences
+
+    cfg = SequenceConfig(dataset="sine", n_sequences=5, length=7, form="public-code", seed=4)
+    seqs = make_sequences(cfg)
+    rng = np.random.default_rng(4)
+    freq, phase = rng.uniform(0.5, 2.0, 5), rng.uniform(0, 2 * np.pi, 5)
+    t = np.linspace(0, 10, 7)
+    want = np.sin(freq[:, None] * t + phase[:, None])  # no 2 pi, not standardised
+    np.testing.assert_allclose(np.concatenate([seqs.train, seqs.test]), want, rtol=1e-12)
+    lor = make_sequences(SequenceConfig(dataset="lorenz", n_sequences=5, length=4, form="public-code", seed=4))
+    y = np.random.default_rng(4).standard_normal((5, 3))
+    raw = []
+    for _ in range(4):
+        y = y + lorenz_rhs()(y) * 0.02
+        raw.append(y[:, 0])
+    raw = np.array(raw).T
+    allx = np.concatenate([lor.train, lor.test])
+    np.testing.assert_allclose(allx, (raw - raw.mean()) / raw.std(), rtol=1e-10)
+    with pytest.raises(ConfigError, match="no Van der Pol"):
+        SequenceConfig(dataset="vanderpol", form="public-code")

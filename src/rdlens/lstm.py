@@ -15,6 +15,7 @@ trained model, not of a look-alike. :func:`balance_trace` turns one layer's reco
 from __future__ import annotations
 
 import math
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -225,6 +226,9 @@ def generate(
 
 INITS = ("pytorch", "normal")
 EVAL_MODES = ("teacher", "free")
+WARMUPS = ("sequence", "first-value")
+FIRST_CPREV = ("state", "zero")
+BIASES = ("double", "single")
 
 
 @dataclass(frozen=True)
@@ -253,6 +257,15 @@ class LSTMConfig:
     """free mode: fed-back steps after the warm-up (the paper's code: 199)"""
     eval_sequences: int = 0
     """held-out sequences to evaluate the metric on (0: all)"""
+    warmup: str = "sequence"
+    """free mode: warm up on the whole held-out sequence, or on its first value only
+    (first-value: the public code, a quirk: its warm-up loop runs seed_data.size(1) = 1 times)"""
+    first_cprev: str = "state"
+    """C_{t-1} of the first recorded step: the state the warm-up left (state), or zero as in the
+    public code's metric (zero, a quirk: diffusion 0 at the first step)"""
+    bias: str = "double"
+    """double: PyTorch's two trained bias vectors b_ih + b_hh; single: one per gate, as the public
+    code (b_hh held at zero)"""
     checkpoint_every: int = 100
     """save a resumable checkpoint every this many steps"""
     seed: int = 0
@@ -265,6 +278,9 @@ class LSTMConfig:
             raise ConfigError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.eval_mode not in EVAL_MODES:
             raise ConfigError(f"eval_mode must be one of {', '.join(EVAL_MODES)}, got {self.eval_mode!r}")
+        for name, allowed in (("warmup", WARMUPS), ("first_cprev", FIRST_CPREV), ("bias", BIASES)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         check_seed(self.seed)
         for name, low in (("hidden", 1), ("layers", 1), ("steps", 0), ("batch_size", 0), ("generate_steps", 1),
                           ("eval_sequences", 0), ("checkpoint_every", 1)):
@@ -323,6 +339,10 @@ def build_model(cfg: LSTMConfig, device: torch.device | str = "cpu") -> Sequence
     model = SequenceModel(cfg.hidden, cfg.layers)
     if cfg.init == "normal":
         init_paper_(model)
+    if cfg.bias == "single":
+        for k in range(cfg.layers):
+            getattr(model.lstm, f"bias_hh_l{k}").data.zero_()
+            getattr(model.lstm, f"bias_hh_l{k}").requires_grad_(False)
     return model.to(device)
 
 
@@ -407,8 +427,10 @@ def evaluate(cfg: LSTMConfig, model: SequenceModel, data: Sequences, device: tor
         with torch.no_grad():
             outputs = model.readout(record.h).squeeze(-1).T
     else:
-        outputs, records = generate(model, x, cfg.generate_steps)
+        outputs, records = generate(model, x[:, :1] if cfg.warmup == "first-value" else x, cfg.generate_steps)
         record = records[-1]
+    if cfg.first_cprev == "zero":
+        record = dataclasses.replace(record, c0=torch.zeros_like(record.c0))
     return Evaluation(
         trace=balance_trace(record), record=record, train_mse=mse(model, data.train, device),
         test_mse=mse(model, data.test, device), naive_mse=naive_mse(data.test), eval_mode=cfg.eval_mode,

@@ -23,6 +23,9 @@ DATASETS = ("sine", "lorenz", "vanderpol")
 DEFAULT_DT = {"lorenz": 0.02, "vanderpol": 0.1}
 
 
+FORMS = ("rdlens", "public-code")
+
+
 @dataclass(frozen=True)
 class SequenceConfig:
     """What data set to make, and how much of it."""
@@ -49,12 +52,20 @@ class SequenceConfig:
     """ODEs: integration time discarded before the first sample"""
     mu: float = 1.0
     """Van der Pol damping parameter"""
+    form: str = "rdlens"
+    """rdlens, or public-code (the authors' notebook, quirks: sine sin(f t + phase), not
+    standardised; Lorenz by Euler steps of dt from N(0, 1) starts, no transient, z-scored with
+    the statistics of all sequences; no Van der Pol data set there)"""
     seed: int = 0
 
     def __post_init__(self) -> None:
         check_seed(self.seed)
         if self.dataset not in DATASETS:
             raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
+        if self.form not in FORMS:
+            raise ConfigError(f"form must be one of {', '.join(FORMS)}, got {self.form!r}")
+        if self.form == "public-code" and self.dataset == "vanderpol":
+            raise ConfigError("form = public-code: the public code has no Van der Pol data set; use form = rdlens")
         if not isinstance(self.length, int) or self.length < 3:
             raise ConfigError(f"sequence length must be an integer >= 3 (a step and its successor), got {self.length!r}")
         if not isinstance(self.n_sequences, int) or self.n_sequences < 2:
@@ -159,9 +170,40 @@ def _ode_x(cfg: SequenceConfig, rng: np.random.Generator) -> np.ndarray:
     return path[:, :, 0].T.copy()
 
 
+def euler_lorenz(n: int, length: int, dt: float, rng: np.random.Generator) -> np.ndarray:
+    """The public code's Lorenz data: x after each of ``length`` Euler steps of ``dt`` from a
+    N(0, 1) start (the start itself is not a sample), no transient; (n, length)."""
+    f = lorenz_rhs()
+    y = rng.standard_normal((n, 3))
+    out = np.empty((n, length))
+    for k in range(length):
+        y = y + f(y) * dt
+        out[:, k] = y[:, 0]
+    return out
+
+
+def _public_code(cfg: SequenceConfig, rng: np.random.Generator) -> Sequences:
+    n_train = cfg.n_sequences - cfg.n_test
+    if cfg.dataset == "sine":
+        t = np.linspace(0.0, cfg.t_max, cfg.length)
+        freq = rng.uniform(*cfg.freq_range, cfg.n_sequences)
+        phase = rng.uniform(0.0, 2 * np.pi, cfg.n_sequences)
+        x = np.sin(freq[:, None] * t[None, :] + phase[:, None])
+        if cfg.noise > 0:
+            x = x + cfg.noise * rng.standard_normal(x.shape)
+        return Sequences(cfg, x[:n_train], x[n_train:], 0.0, 1.0)
+    x = euler_lorenz(cfg.n_sequences, cfg.length, cfg.sample_dt, rng)
+    if not np.all(np.isfinite(x)):
+        raise ConfigError(f"{cfg.dataset}: the Euler integration produced non-finite values; try a smaller dt")
+    mean, std = float(x.mean()), float(x.std())
+    return Sequences(cfg, (x[:n_train] - mean) / std, (x[n_train:] - mean) / std, mean, std)
+
+
 def make_sequences(cfg: SequenceConfig) -> Sequences:
     """Generate the data set described by ``cfg``: deterministic for its seed."""
     rng = np.random.default_rng(cfg.seed)
+    if cfg.form == "public-code":
+        return _public_code(cfg, rng)
     if cfg.dataset == "sine":
         t = np.linspace(0.0, cfg.t_max, cfg.length)
         freq = rng.uniform(*cfg.freq_range, cfg.n_sequences)

@@ -45,10 +45,11 @@ class LSTM(System):
         return LSTMConfig
 
     def choices(self) -> dict[str, tuple[Any, ...]]:
-        from rdlens.lstm import EVAL_MODES, INITS, SETTINGS
-        from rdlens.sequences import DATASETS
+        from rdlens.lstm import BIASES, EVAL_MODES, FIRST_CPREV, INITS, SETTINGS, WARMUPS
+        from rdlens.sequences import DATASETS, FORMS
 
-        return {"dataset": DATASETS, "init": INITS, "eval_mode": EVAL_MODES, "setting": tuple(SETTINGS)}
+        return {"dataset": DATASETS, "init": INITS, "eval_mode": EVAL_MODES, "setting": tuple(SETTINGS),
+                "warmup": WARMUPS, "first_cprev": FIRST_CPREV, "bias": BIASES, "form": FORMS}
 
     def presets(self) -> dict[str, dict[str, Any]]:
         from rdlens.lstm import SETTINGS
