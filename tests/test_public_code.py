@@ -169,3 +169,34 @@ def test_public_code_sequences_are_the_notebooks_formulas():
     np.testing.assert_allclose(allx, (raw - raw.mean()) / raw.std(), rtol=1e-10)
     with pytest.raises(ConfigError, match="no Van der Pol"):
         SequenceConfig(dataset="vanderpol", form="public-code")
+
+
+def test_the_authors_profile_takes_the_public_codes_side_of_every_difference():
+    """Every row of `--profile authors` resolves, and each listed difference is switched to the
+    public code's side (Van der Pol keeps rdlens's data: the public code has none)."""
+    from rdlens import public_code
+    from rdlens import reproduce as R
+    from rdlens.run import config_json
+
+    profile = R.load_profile("authors")
+    configs = []
+    for row in R.profile_rows(profile):
+        plan = R.plan_row(row, profile, 0, "/nonexistent")
+        config = plan.config if plan.config is not None else plan.system.build(R.row_values(row, profile, 0, None))
+        configs.append((row.id, config_json(plan.system, config)))
+    text = public_code.markdown(configs)
+    for d in public_code.DIFFERENCES:
+        line = next(line for line in text.splitlines() if line.startswith(f"| {d.area} |"))
+        expected = "mixed" if d.path == ("data", "form") else "public code"
+        assert line.split("|")[5].strip() == expected, d.area
+    ddpm_cfg = dict(configs)["ddpm-mnist"]
+    assert ddpm_cfg["unet"]["network"] == "public-code" and ddpm_cfg["steps"] == 2340
+
+
+def test_rows_written_before_a_switch_existed_count_as_rdlens():
+    from rdlens import public_code
+
+    text = public_code.markdown([("rd-spot", {"system": "rd", "model": {"F": 0.029, "size": 200}})])
+    line = next(line for line in text.splitlines() if line.startswith("| RD states and diffusion norm |"))
+    assert line.split("|")[5].strip() == "rdlens"
+    assert "| LSTM warm-up |" in text and "no rows" in text

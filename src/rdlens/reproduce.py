@@ -44,7 +44,7 @@ from rdlens.paper import TABLE1
 from rdlens.run import Bars, config_json, default_runs_root, resolve, run, verify
 from rdlens.rundir import RunDir, check_writable, write_json
 
-PROFILES = ("quick", "cpu", "paper", "smoke")
+PROFILES = ("quick", "cpu", "paper", "authors", "smoke")
 MAX_SEEDS = 1000
 """most independent seeds one command may ask for"""
 

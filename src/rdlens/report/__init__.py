@@ -46,9 +46,11 @@ def _load_traces(folder: Path, info: dict) -> dict[str, list[BalanceTrace]]:
 
 def build_report(folder: str | os.PathLike) -> str:
     """Write table1.{md,csv,json,tex}, fig2.{png,svg}, fig3.png, patterns.png, quality.md (when
-    rows carry a sample-quality measure) and, for a run with controls, controls.{md,json,png},
+    rows carry a sample-quality measure), differences.md (which side of each difference from the
+    public code the rows took) and, for a run with controls, controls.{md,json,png},
     from the saved rows of a reproduce folder;
     return the Markdown table (and controls)."""
+    from rdlens import public_code
     from rdlens.report import controls, paper_figures, table
 
     folder = Path(folder)
@@ -65,6 +67,9 @@ def build_report(folder: str | os.PathLike) -> str:
     if quality_md:
         atomic_write_text(folder / "quality.md", quality_md.lstrip("\n"))
         md += quality_md
+    differences = public_code.markdown(public_code.folder_configs(folder, info))
+    atomic_write_text(folder / "differences.md", differences)
+    md += "\n" + differences
     atomic_write_text(folder / "table1.csv", table.table_csv(records))
     atomic_write_text(folder / "table1.json", dumps({"profile": info["profile"], "seeds": seeds, "rows": records}))
     atomic_write_text(folder / "table1.tex", table.table_latex(records))
