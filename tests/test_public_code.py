@@ -200,3 +200,19 @@ def test_rows_written_before_a_switch_existed_count_as_rdlens():
     line = next(line for line in text.splitlines() if line.startswith("| RD states and diffusion norm |"))
     assert line.split("|")[5].strip() == "rdlens"
     assert "| LSTM warm-up |" in text and "no rows" in text
+
+
+def test_a_tiny_run_with_every_ddpm_quirk_on_goes_end_to_end(tmp_path, capsys):
+    import json
+
+    from rdlens.cli import main
+
+    args = ["ddpm", "--network", "public-code", "--channels", "32,64,128,256,256,192", "--attention", "1,4",
+            "--steps", "2", "--batch-size", "2", "--T", "10", "--samples", "2", "--pixels", "unit",
+            "--last-step", "public-code", "--optimizer", "adam", "--no-ema-warmup", "--grad-clip", "0",
+            "--max-images", "16", "--quiet", "--json", "--device", "cpu", "--out", str(tmp_path)]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps_counted"] == 10 and "public-code quirk" in summary["last_step"]
+    samples = np.load(tmp_path / summary["run_dir"].split("/")[-1] / "samples.npz")["samples"]
+    assert samples.shape == (2, 1, 32, 32)
