@@ -149,3 +149,23 @@ def test_a_longer_training_continues_the_saved_row_and_equals_a_run_of_that_leng
     assert extended["R"] == straight["R"] and extended["final_R"] == straight["final_R"]
     assert (row / "losses.csv").read_text() == (straight_row / "losses.csv").read_text()
     assert (row / "training_curve.csv").read_text() == (straight_row / "training_curve.csv").read_text()
+
+
+def test_a_row_saved_before_a_setting_existed_matches_that_settings_default():
+    """Rows run before rdlens grew a setting (e.g. rd `norms`, ddpm `unet.network`) ran as its
+    default does: they are reused, not recomputed; a non-default value still differs."""
+    from rdlens import systems
+    from rdlens.run import config_json
+
+    for name, nested_new in (("rd", None), ("ddpm", "network")):
+        system = systems.get(name)
+        defaults = config_json(system, system.config_type()())
+        wanted = json.loads(json.dumps(defaults))
+        old = json.loads(json.dumps(defaults))
+        new_key = "norms" if name == "rd" else "last_step"
+        del old[new_key]
+        if nested_new:
+            del old["unet"][nested_new]
+        assert R._with_new_defaults(old, wanted, defaults) == wanted
+        changed = dict(wanted, **{new_key: "public-code"})
+        assert R._with_new_defaults(old, changed, defaults) != changed

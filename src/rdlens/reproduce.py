@@ -218,6 +218,8 @@ def row_state(row_dir: Path, plan: Plan) -> tuple[str, str]:
         saved = json.loads(cfg_file.read_text())
     except (OSError, ValueError):
         return "fresh", ""
+    if isinstance(saved, dict):
+        saved = _with_new_defaults(saved, wanted, config_json(plan.system, plan.system.config_type()()))
     if saved != wanted:
         return _extension(row_dir, plan, saved, wanted)
     finished = (row_dir / "summary.json").exists()
@@ -229,6 +231,19 @@ def row_state(row_dir: Path, plan: Plan) -> tuple[str, str]:
     if plan.system.resumable and checkpoint.exists() and (damage is None or str(checkpoint) not in damage):
         return "resume", why
     return "fresh", why
+
+
+def _with_new_defaults(saved: dict[str, Any], wanted: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``saved`` with the fields it lacks filled in where the wanted value is the field's
+    default: a row written before rdlens had a setting ran as that setting's default does."""
+    out = dict(saved)
+    for key, value in wanted.items():
+        if key not in out:
+            if key in defaults and defaults[key] == value:
+                out[key] = value
+        elif isinstance(value, dict) and isinstance(out[key], dict) and isinstance(defaults.get(key), dict):
+            out[key] = _with_new_defaults(out[key], value, defaults[key])
+    return out
 
 
 def _extension(row_dir: Path, plan: Plan, saved: dict[str, Any], wanted: dict[str, Any]) -> tuple[str, str]:
