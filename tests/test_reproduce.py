@@ -42,8 +42,12 @@ def test_smoke_run_writes_every_output_and_all_rows(smoke):
         assert row["rel_diff_R"] == pytest.approx(row["R"] / row["paper_R"] - 1)
     with open(folder / "table1.csv") as fh:
         assert len(list(csv.DictReader(fh))) == 8
-    md = (folder / "table1.md").read_text()
+    md, differences = (folder / "table1.md").read_text().split("## Differences from the public code")
     assert "digits" in md and md.count("\n| ") == 9  # header + 8 rows
+    assert "| RD states and diffusion norm |" in differences and differences.strip() in (
+        folder / "differences.md").read_text()
+    norms = next(line for line in differences.splitlines() if line.startswith("| RD states"))
+    assert norms.split("|")[5].strip() == "rdlens"  # the smoke profile keeps rdlens's measurement
     assert "\\begin{tabular}" in (folder / "table1.tex").read_text()
 
 

@@ -62,13 +62,13 @@ def build_report(folder: str | os.PathLike) -> str:
     seeds = info["seeds"]
     seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
     md = table.table_markdown(records, f"Table 1 reproduced (profile {info['profile']}, {seed_text})")
-    atomic_write_text(folder / "table1.md", md)
+    differences = public_code.markdown(public_code.folder_configs(folder, info))
+    atomic_write_text(folder / "differences.md", differences)
+    atomic_write_text(folder / "table1.md", md + "\n" + differences)
     quality_md = table.quality_markdown(folder, info)
     if quality_md:
         atomic_write_text(folder / "quality.md", quality_md.lstrip("\n"))
         md += quality_md
-    differences = public_code.markdown(public_code.folder_configs(folder, info))
-    atomic_write_text(folder / "differences.md", differences)
     md += "\n" + differences
     atomic_write_text(folder / "table1.csv", table.table_csv(records))
     atomic_write_text(folder / "table1.json", dumps({"profile": info["profile"], "seeds": seeds, "rows": records}))
