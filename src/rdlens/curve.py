@@ -107,6 +107,5 @@ def plot(rows: list[dict[str, float]], path: str | os.PathLike, *, oracle_R: flo
         ax.set_ylabel("sample quality")
         ax.legend(loc="best", fontsize=8)
     axes[-1].set_xlabel("training step")
-    axes[-1].set_xscale("symlog", linthresh=max(1, min((s for s in steps if s > 0), default=1)))
     fig.tight_layout()
     return save_figure(fig, path)
