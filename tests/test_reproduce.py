@@ -57,8 +57,12 @@ def test_profiles_track_R_along_training_and_the_report_says_whether_samples_con
     row = next(line for line in quality.splitlines() if line.startswith("| ddpm-mnist |"))
     assert row.split("|")[8].strip() == "no"  # 4 training steps cannot converge
     assert "## R along training" in quality and "### ddpm-mnist, seed 0" in quality
+    from rdlens.systems.ddpm import converged
+
     summary = json.loads((folder / "rows" / "ddpm-mnist" / "seed0" / "summary.json").read_text())
-    assert summary["converged"] is False
+    assert converged(summary["quality"]) is False
+    real = summary["quality"]["real"]
+    assert converged({"confident": 0.8 * real["confident"], "coverage": 0.9, "real": real}) is True
     steps = [line.split("|")[1].strip() for line in quality.split("### ddpm-mnist")[1].splitlines()
              if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
     assert steps == ["0", "2", "4"]

@@ -135,6 +135,7 @@ def quality_markdown(folder: Any, info: dict[str, Any]) -> str:
     from rdlens import layout
 
     from rdlens import curve
+    from rdlens.systems.ddpm import converged
 
     lines, curves = [], []
     for r in info["rows"]:
@@ -146,7 +147,7 @@ def quality_markdown(folder: Any, info: dict[str, Any]) -> str:
             summary = json.loads(path.read_text()) if path.exists() else {}
             if summary.get("quality"):
                 vals.append(summary["quality"])
-                verdicts.append(summary.get("converged"))
+                verdicts.append(converged(summary["quality"]))
             tracked = summary.get("training_curve")
             if tracked and s == info["seeds"][0] and (path.parent / "training_curve.csv").exists():
                 c = curve.Curve(path.parent / "training_curve.csv", resume=True)
@@ -170,8 +171,8 @@ def quality_markdown(folder: Any, info: dict[str, Any]) -> str:
             "log 10), each beside the same numbers for as many real held-out images (the floor for that many "
             "samples). With fewer samples than the classifier's 64 features (the quick profile draws 8), the "
             "Fréchet distance mostly measures the sample size: compare it with its real floor, and read the "
-            "confident share first. Converged: >= 80 % confident and coverage >= 0.9 in every seed; a row that "
-            "is not measures an under-trained model.", "",
+            "confident share first. Converged: a confident share at least 80 % of the real images' and coverage "
+            ">= 0.9, in every seed; a row that is not measures an under-trained model.", "",
             "| row | Fréchet | real | confident | real | coverage | real | converged | classifier accuracy |",
             "|---|---|---|---|---|---|---|---|---|"]
     head_curve = ["", "## R along training", "",
