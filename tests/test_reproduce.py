@@ -177,3 +177,21 @@ def test_a_row_saved_before_a_setting_existed_matches_that_settings_default():
         assert R._with_new_defaults(old, wanted, defaults) == wanted
         changed = dict(wanted, **{new_key: "public-code"})
         assert R._with_new_defaults(old, changed, defaults) != changed
+
+
+def test_quality_table_judges_every_ddpm_row(tmp_path):
+    """Two rows with quality (it once failed on the second: a name shadowed in the loop)."""
+    from rdlens import layout
+    from rdlens.report import table
+
+    real = {"frechet": 20.0, "confident": 0.7, "coverage": 0.97}
+    for row, confident in (("ddpm-mnist", 0.5), ("ddpm-fashion-mnist", 0.6)):
+        d = layout.seed_dir(tmp_path, row, 0)
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({"quality": {
+            "frechet": 30.0, "confident": confident, "coverage": 0.95, "real": real, "classifier_accuracy": 0.9}}))
+    info = {"rows": [{"id": "ddpm-mnist", "status": "ran"}, {"id": "ddpm-fashion-mnist", "status": "ran"}],
+            "seeds": [0]}
+    lines = {line.split("|")[1].strip(): line.split("|")[8].strip()
+             for line in table.quality_markdown(tmp_path, info).splitlines() if line.startswith("| ddpm-")}
+    assert lines == {"ddpm-mnist": "no", "ddpm-fashion-mnist": "yes"}  # 0.6 >= 0.8 * 0.7, 0.5 is not

@@ -159,10 +159,10 @@ def quality_markdown(folder: Any, info: dict[str, Any]) -> str:
             def mean(key: str, sub: str | None = None) -> float:
                 return float(np.mean([(v[sub] if sub else v)[key] for v in vals]))
 
-            converged = "yes" if all(verdicts) else "no" if not any(v is None for v in verdicts) else "—"
+            verdict = "yes" if all(verdicts) else "no" if not any(v is None for v in verdicts) else "—"
             lines.append(f"| {r['id']} | {mean('frechet'):.1f} | {mean('frechet', 'real'):.1f} | "
                          f"{mean('confident'):.0%} | {mean('confident', 'real'):.0%} | {mean('coverage'):.2f} | "
-                         f"{mean('coverage', 'real'):.2f} | {converged} | {mean('classifier_accuracy'):.1%} |")
+                         f"{mean('coverage', 'real'):.2f} | {verdict} | {mean('classifier_accuracy'):.1%} |")
     if not lines and not curves:
         return ""
     head = ["", "## Sample quality of the DDPM rows", "",
