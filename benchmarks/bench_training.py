@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from rdlens import ddpm, reproduce, systems
+from rdlens import ddpm, reproduce, systems, threads
 from rdlens.unet import UNet, n_params
 
 
@@ -56,9 +56,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    import os
-
-    os.environ["RDLENS_THREADS"] = str(args.threads)
+    threads.POLICY.configure(args.threads)  # rdlens's loop on the same count as the plain one
     profile = reproduce.load_profile(args.profile)
     row = next(r for r in reproduce.profile_rows(profile) if r.id == "ddpm-mnist")
     cfg = systems.get("ddpm").build({**reproduce.row_values(row, profile, 0, None), "dataset": "digits"})

@@ -336,6 +336,13 @@ class CombinedBalance:
         return {k: getattr(self, k).as_dict() for k in ("M_react", "M_diff", "R", "final_R")}
 
 
+def score_ratio(trace: BalanceTrace) -> float:
+    """R_score of a DDPM trace: the mean norm of the learned (score) part of the drift over the
+    counted steps, over M_diff (nan when the trace has no ``score`` column)."""
+    score = trace.extra.get("score")
+    return float(np.mean(score[trace.counted]) / trace.M_diff) if score is not None else math.nan
+
+
 def combine(traces: Sequence[BalanceTrace], grid: int = 201, level: float = 0.95) -> CombinedBalance:
     """Combine runs of independent seeds: per-quantity mean and 95 % t-interval, and R(tau)
     resampled on a common tau grid with a pointwise interval.

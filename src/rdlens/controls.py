@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rdlens.balance import BalanceTrace
+from rdlens.balance import BalanceTrace, score_ratio
 
 ControlResult = dict[str, Any]
 
@@ -162,7 +162,6 @@ def ddpm_controls(cfg: Any, images: torch.Tensor, device: Any = "cpu") -> tuple[
     for name, model in models.items():
         res = ddpm.sample(model, shape, cfg.schedule, seed=cfg.seed + 2, sigma=cfg.sigma, device=device)
         traces[name] = res.trace
-    results: ControlResult = {name: {**trace_numbers(tr), "R_score": float(
-        np.mean(tr.extra["score"][tr.counted]) / tr.M_diff)} for name, tr in traces.items()}
+    results: ControlResult = {name: {**trace_numbers(tr), "R_score": score_ratio(tr)} for name, tr in traces.items()}
     results["schedule_only"] = schedule_only_R(cfg.schedule)
     return results, traces

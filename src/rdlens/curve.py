@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from rdlens.balance import BalanceTrace
+from rdlens.balance import BalanceTrace, score_ratio
 from rdlens.rundir import atomic_write_text
 
 COLUMNS = ("step", "M_react", "M_diff", "R", "final_R", "R_score", "frechet", "confident", "coverage")
@@ -26,13 +26,9 @@ COLUMNS = ("step", "M_react", "M_diff", "R", "final_R", "R_score", "frechet", "c
 
 def point(step: int, trace: BalanceTrace, quality: dict[str, Any] | None) -> dict[str, float]:
     """One row: the trace's numbers (R_score from its score part) and, if measured, quality."""
-    import numpy as np
-
-    score = trace.extra.get("score")
-    r_score = float(np.mean(score[trace.counted]) / trace.M_diff) if score is not None else math.nan
     q = quality or {}
     return {"step": step, "M_react": trace.M_react, "M_diff": trace.M_diff, "R": trace.R, "final_R": trace.final_R,
-            "R_score": r_score, **{k: float(q.get(k, math.nan)) for k in ("frechet", "confident", "coverage")}}
+            "R_score": score_ratio(trace), **{k: float(q.get(k, math.nan)) for k in ("frechet", "confident", "coverage")}}
 
 
 def read(path: str | os.PathLike) -> list[dict[str, float]]:

@@ -182,33 +182,18 @@ def euler_lorenz(n: int, length: int, dt: float, rng: np.random.Generator) -> np
     return out
 
 
-def _public_code(cfg: SequenceConfig, rng: np.random.Generator) -> Sequences:
-    n_train = cfg.n_sequences - cfg.n_test
-    if cfg.dataset == "sine":
-        t = np.linspace(0.0, cfg.t_max, cfg.length)
-        freq = rng.uniform(*cfg.freq_range, cfg.n_sequences)
-        phase = rng.uniform(0.0, 2 * np.pi, cfg.n_sequences)
-        x = np.sin(freq[:, None] * t[None, :] + phase[:, None])
-        if cfg.noise > 0:
-            x = x + cfg.noise * rng.standard_normal(x.shape)
-        return Sequences(cfg, x[:n_train], x[n_train:], 0.0, 1.0)
-    x = euler_lorenz(cfg.n_sequences, cfg.length, cfg.sample_dt, rng)
-    if not np.all(np.isfinite(x)):
-        raise ConfigError(f"{cfg.dataset}: the Euler integration produced non-finite values; try a smaller dt")
-    mean, std = float(x.mean()), float(x.std())
-    return Sequences(cfg, (x[:n_train] - mean) / std, (x[n_train:] - mean) / std, mean, std)
-
-
 def make_sequences(cfg: SequenceConfig) -> Sequences:
     """Generate the data set described by ``cfg``: deterministic for its seed."""
     rng = np.random.default_rng(cfg.seed)
-    if cfg.form == "public-code":
-        return _public_code(cfg, rng)
+    public = cfg.form == "public-code"
     if cfg.dataset == "sine":
         t = np.linspace(0.0, cfg.t_max, cfg.length)
         freq = rng.uniform(*cfg.freq_range, cfg.n_sequences)
         phase = rng.uniform(0.0, 2 * np.pi, cfg.n_sequences)
-        x = np.sin(2 * np.pi * freq[:, None] * t[None, :] + phase[:, None])
+        omega = freq if public else 2 * np.pi * freq  # the public code omits the 2 pi
+        x = np.sin(omega[:, None] * t[None, :] + phase[:, None])
+    elif public:
+        x = euler_lorenz(cfg.n_sequences, cfg.length, cfg.sample_dt, rng)
     else:
         x = _ode_x(cfg, rng)
     if cfg.noise > 0:
@@ -217,7 +202,11 @@ def make_sequences(cfg: SequenceConfig) -> Sequences:
         raise ConfigError(f"{cfg.dataset}: the integration produced non-finite values; try a smaller dt")
     n_train = cfg.n_sequences - cfg.n_test
     train, test = x[:n_train], x[n_train:]
-    mean, std = float(train.mean()), float(train.std())
+    if public and cfg.dataset == "sine":
+        mean, std = 0.0, 1.0  # the public code does not standardise its sine waves
+    else:
+        # the public code z-scores its Lorenz data with the statistics of all sequences
+        mean, std = (float(x.mean()), float(x.std())) if public else (float(train.mean()), float(train.std()))
     if std == 0:
         raise ConfigError(f"{cfg.dataset}: the training split is constant; it cannot be standardised")
     return Sequences(cfg, (train - mean) / std, (test - mean) / std, mean, std)

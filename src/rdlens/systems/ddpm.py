@@ -169,6 +169,7 @@ class DDPM(System):
         import torch
 
         from rdlens import controls, curve, ddpm
+        from rdlens.balance import score_ratio
         from rdlens import quality as q
         from rdlens.report.figures import plot_balance, plot_images, tile
         from rdlens.unet import build as build_unet, n_params
@@ -183,7 +184,8 @@ class DDPM(System):
             return samples * 2 - 1 if cfg.pixels == "unit" else samples
 
         def quality_of(samples: Any) -> dict[str, Any] | None:
-            return None if judge is None else q.report(judge, signed(samples))
+            """Quality of samples already in [-1, 1] (None without a classifier)."""
+            return None if judge is None else q.report(judge, samples)
 
         def draw(model: Any, progress: Any = None, seed: int = cfg.seed + 2) -> Any:
             """The row's samples: always the same noise (seed + 2), so that only the model differs."""
@@ -198,7 +200,7 @@ class DDPM(System):
 
         def track_point(step: int, model: Any) -> None:
             res = draw(model)
-            track.add(curve.point(step, res.trace, quality_of(res.samples)))
+            track.add(curve.point(step, res.trace, quality_of(signed(res.samples))))
 
         if track is not None and 0 not in track.steps():
             with rd.stage("track"):
@@ -209,14 +211,14 @@ class DDPM(System):
                                  hooks=[(cfg.grid_every, grid_png), (cfg.track_every, track_point)])
         with rd.stage("sample"), ctx.bars("DDPM sample", cfg.schedule.T) as bar:
             result = draw(trained.ema_model, bar.update)
-        tr = result.trace
+        tr, samples = result.trace, signed(result.samples)
         with rd.stage("quality"):
-            quality = quality_of(result.samples)
+            quality = quality_of(samples)
         with rd.stage("write"):
             tr.save(rd.file("trace.csv"))
             save_losses(rd.file("losses.csv"), trained.losses)
-            save_npz(rd.file("samples.npz"), samples=signed(result.samples).numpy())
-            plot_images(tile(signed(result.samples)), rd.file("samples.png"),
+            save_npz(rd.file("samples.npz"), samples=samples.numpy())
+            plot_images(tile(samples), rd.file("samples.png"),
                         title=f"DDPM samples, {SETTING_NAMES[cfg.dataset]}\n{trained.steps_done} training steps")
             plot_balance(tr, rd.file("balance.png"))
         ctx.manifest.update(parameters=n_params(trained.model))
@@ -233,12 +235,12 @@ class DDPM(System):
                            schedule_R_score=tracked["schedule_only_R_score"],
                            title=f"R along training, {SETTING_NAMES[cfg.dataset]}")
         counted = tr.counted
-        m_score = float(np.mean(tr.extra["score"][counted]))
+
         return {
             **tr.summary(),
-            "M_score": m_score,
+            "M_score": float(np.mean(tr.extra["score"][counted])),
             "M_eps": float(np.mean(tr.extra["eps_norm"][counted])),
-            "R_score": m_score / tr.M_diff,
+            "R_score": score_ratio(tr),
             "last_step": ("t = 1 adds no noise (diffusion 0): kept in trace.csv with counted = 0, "
                           "excluded from M_react, M_diff, R, R(tau) and final_R") if cfg.last_step == "exclude" else
                          ("public-code quirk: the t = 1 row is recorded with the previous step's eps and "
