@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rdlens import ddpm
+from rdlens import ddpm, images
 from rdlens.cli import main
 from rdlens.errors import ConfigError
 
@@ -139,6 +139,27 @@ def test_ddpm_resume_matches_an_uninterrupted_run(tmp_path):
     assert resumed.resumed_from == 4 and resumed.losses == straight.losses
     for p, q in zip(straight.ema_model.parameters(), resumed.ema_model.parameters()):
         assert torch.equal(p, q)
+
+
+def test_cosine_learning_rate_follows_its_closed_form_and_resumes_bit_identically(tmp_path):
+    cfg = ddpm.config_for("default", unet={"channels": (8, 16)}, schedule={"T": 20}, steps=6, batch_size=4,
+                          checkpoint_every=2, lr=2e-3, lr_schedule="cosine")
+    rate = ddpm.lr_at(cfg)
+    assert [rate(s) for s in (0, 3, 6)] == pytest.approx([2e-3, 1e-3, 0.0], abs=1e-15)
+    assert rate(1) == pytest.approx(2e-3 * (1 + math.cos(math.pi / 6)) / 2, rel=1e-12)
+    assert ddpm.lr_at(ddpm.config_for("default", steps=6)) is None
+    straight, resumed = _straight_and_resumed(cfg, tmp_path)
+    assert resumed.resumed_from == 4 and resumed.losses == straight.losses
+    for p, q in zip(straight.ema_model.parameters(), resumed.ema_model.parameters()):
+        assert torch.equal(p, q)
+    constant = ddpm.train(ddpm.config_for("default", unet={"channels": (8, 16)}, schedule={"T": 20}, steps=6,
+                                          batch_size=4, lr=2e-3), images.load("digits")[:32])
+    assert constant.losses[0] == straight.losses[0] and constant.losses[1:] != straight.losses[1:]
+
+
+def test_unknown_learning_rate_schedule_is_refused_with_the_choices():
+    with pytest.raises(ConfigError, match="lr_schedule must be one of constant, cosine, got 'step'"):
+        ddpm.config_for("default", lr_schedule="step")
 
 
 def _straight_and_resumed(cfg, tmp_path, between=None):

@@ -159,6 +159,24 @@ def test_a_longer_training_continues_the_saved_row_and_equals_a_run_of_that_leng
     assert (row / "training_curve.csv").read_text() == (straight_row / "training_curve.csv").read_text()
 
 
+def test_a_cosine_schedule_row_is_retrained_not_extended_when_steps_grow(tmp_path, capsys):
+    """A cosine learning rate depends on the total number of steps: the first 4 steps of a
+    6-step run are not those of a 4-step run, so a longer profile starts the row over."""
+    smoke_text = (R.resources.files("rdlens") / "profiles/smoke.toml").read_text()
+    for steps in (4, 6):
+        (tmp_path / f"p{steps}.toml").write_text(smoke_text.replace("steps = 4\n", f"steps = {steps}\n")
+                                                 + '\n[rows.ddpm-mnist]\nlr_schedule = "cosine"\n')
+    args = ["reproduce", "--rows", "ddpm-mnist", "--quiet", "--device", "cpu", "--out", str(tmp_path / "a")]
+    assert main([*args, "--profile", str(tmp_path / "p4.toml")]) == 0
+    folder = tmp_path / "a" / "reproduce-p4"
+    (folder.parent / "reproduce-p6").symlink_to(folder)
+    capsys.readouterr()
+    assert main([*args, "--profile", str(tmp_path / "p6.toml")]) == 0
+    assert "extending" not in capsys.readouterr().err
+    summary = json.loads((folder / "rows" / "ddpm-mnist" / "seed0" / "summary.json").read_text())
+    assert summary["resumed_from_step"] == 0 and summary["steps"] == 6
+
+
 def test_a_row_saved_before_a_setting_existed_matches_that_settings_default():
     """Rows run before rdlens grew a setting (e.g. rd `norms`, ddpm `unet.network`) ran as its
     default does: they are reused, not recomputed; a non-default value still differs."""

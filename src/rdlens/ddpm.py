@@ -107,6 +107,10 @@ def loss(eps_model: EpsModel, schedule: Schedule, x0: torch.Tensor, generator: t
 LAST_STEPS = ("exclude", "public-code")
 OPTIMIZERS = ("adamw", "adam")
 PIXELS = ("signed", "unit")
+LR_SCHEDULES = ("constant", "cosine")
+FIELDS = "fields"
+"""the dataset name of images the caller supplies, of any channel count (rdlens patterns trains
+on Gray-Scott (u, v) states this way); nothing is loaded by name"""
 
 
 @dataclass
@@ -217,6 +221,9 @@ class DDPMConfig:
     batch_size: int = 32
     lr: float = 1e-3
     """learning rate"""
+    lr_schedule: str = "constant"
+    """constant, or cosine: lr * (1 + cos(pi * step / steps)) / 2, from lr down to 0 at the last step
+    (a cosine row cannot be extended to more steps: its schedule depends on the total)"""
     optimizer: str = "adamw"
     """adamw or adam (the public code: Adam)"""
     weight_decay: float = 0.0
@@ -257,7 +264,7 @@ class DDPMConfig:
     def __post_init__(self) -> None:
         from rdlens.images import DATASETS
 
-        if self.dataset not in DATASETS:
+        if self.dataset not in DATASETS and self.dataset != FIELDS:
             raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         check_seed(self.seed)
         for name, low in (("steps", 0), ("batch_size", 1), ("samples", 1), ("grid_every", 0), ("track_every", 0),
@@ -271,13 +278,14 @@ class DDPMConfig:
             raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
         if self.sigma not in SIGMAS:
             raise ConfigError(f"sigma must be one of {', '.join(SIGMAS)}, got {self.sigma!r}")
-        for name, allowed in (("optimizer", OPTIMIZERS), ("pixels", PIXELS), ("last_step", LAST_STEPS)):
+        for name, allowed in (("optimizer", OPTIMIZERS), ("pixels", PIXELS), ("last_step", LAST_STEPS),
+                              ("lr_schedule", LR_SCHEDULES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise ConfigError(f"grad_clip and weight_decay must be >= 0, got {self.grad_clip}, {self.weight_decay}")
         channels = 3 if self.dataset == "cifar10" else 1
-        if self.unet.in_channels != channels:
+        if self.dataset != FIELDS and self.unet.in_channels != channels:
             raise ConfigError(f"{self.dataset} has {channels} channel(s) but the U-Net expects {self.unet.in_channels}")
 
 
@@ -290,6 +298,13 @@ SETTINGS: dict[str, dict] = {
     "paper": {"unet": {"channels": (32, 64, 128, 256), "res_blocks": 2, "attention": (2, 3), "dropout": 0.1},
               "steps": 2345, "batch_size": 128, "lr": 2e-5, "ema": 0.9999, "samples": 3},
 }
+
+
+def lr_at(cfg: DDPMConfig) -> Callable[[int], float] | None:
+    """The learning rate of optimiser step ``step`` (0-based) under ``cfg.lr_schedule``; None = constant."""
+    if cfg.lr_schedule == "constant":
+        return None
+    return lambda step: cfg.lr * 0.5 * (1.0 + math.cos(math.pi * step / max(cfg.steps, 1)))
 
 
 def config_for(setting: str, dataset: str = "digits", *, unet: dict | None = None, schedule: dict | None = None,
@@ -365,6 +380,6 @@ def train(
                ema=ema_model, ema_decay=cfg.ema, ema_warmup=cfg.ema_warmup,
                checkpoint=Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None,
                checkpoint_every=cfg.checkpoint_every, config=plain(asdict(cfg)), resume=resume,
-               after_step=after_step, progress=progress)
+               after_step=after_step, progress=progress, lr_at=lr_at(cfg))
     return TrainResult(model, ema_model if cfg.ema > 0 else model, done.losses, done.steps_done, done.resumed_from,
                        done.wall_time_s)

@@ -88,7 +88,8 @@ ROW_IDS = tuple(r.id for r in ROWS)
 def load_profile(name_or_path: str) -> dict[str, Any]:
     """A profile by name (shipped with rdlens) or from a .toml file, every key and value checked.
 
-    Returns ``{"name", "description", SYSTEM: {values}, "rows": {ID: {values}}, "extra_rows": [Row]}``.
+    Returns ``{"name", "description", SYSTEM: {values}, "rows": {ID: {values}}, "extra_rows": [Row],
+    "patterns": {values}}`` (the last: settings of ``rdlens patterns``, checked by its config).
     """
     if name_or_path in PROFILES:
         text = resources.files("rdlens").joinpath(f"profiles/{name_or_path}.toml").read_text()
@@ -108,12 +109,12 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"profile {source}: not valid TOML ({exc})") from None
     names = systems.names()
-    unknown = set(raw) - {"description", "rows", *names}
+    unknown = set(raw) - {"description", "rows", "patterns", *names}
     if unknown:
         raise ConfigError(f"profile {source}: unknown section(s) {sorted(unknown)}; allowed: "
-                          f"{', '.join(names)}, rows, description")
+                          f"{', '.join(names)}, rows, patterns, description")
     profile: dict[str, Any] = {"name": source, "description": str(raw.get("description", "")), "rows": {},
-                               "extra_rows": []}
+                               "extra_rows": [], "patterns": dict(_table(raw, "patterns", source))}
     for name in names:
         section = _table(raw, name, source)
         profile[name] = check_values(systems.get(name).options, section, f"profile {source} [{name}]")
@@ -252,6 +253,7 @@ def _extension(row_dir: Path, plan: Plan, saved: dict[str, Any], wanted: dict[st
     changed = {k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k)}
     checkpoint = row_dir / "checkpoint.pt"
     grows = (changed and system.resumable and changed <= set(system.extendable) and checkpoint.exists()
+             and system.can_extend(wanted)
              and all(isinstance(saved.get(k), int) and isinstance(wanted.get(k), int) and wanted[k] > saved[k]
                      for k in changed))
     if not grows or ((row_dir / "summary.json").exists() and verify(row_dir) is not None):

@@ -63,6 +63,7 @@ def fit(
     after_step: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
     parallel: bool = True,
+    lr_at: Callable[[int], float] | None = None,
 ) -> Fit:
     """Run optimiser steps until ``steps``; return the loss history.
 
@@ -73,6 +74,8 @@ def fit(
     the end; with ``resume`` the loop continues from the one at ``checkpoint``.
     ``after_step(step)`` runs after each step (e.g. a sample grid); ``progress(n)`` counts steps.
     ``parallel`` = False keeps a tiny model on one thread (see :mod:`rdlens.threads`).
+    ``lr_at(step)`` sets the learning rate of each step (a function of the step alone, so a
+    resumed run follows the same schedule); None keeps the optimiser's.
     """
     stateful: dict[str, Any] = {"model": model, "optimizer": optimizer}
     if ema is not None:
@@ -90,6 +93,9 @@ def fit(
     with threads.stage(name, parallel) as st:
         while step < steps:
             st.tick()
+            if lr_at is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step)
             loss = batch_loss()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

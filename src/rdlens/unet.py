@@ -17,6 +17,7 @@ from rdlens.errors import ConfigError
 
 
 NETWORKS = ("rdlens", "public-code")
+PADDINGS = ("zeros", "circular")
 
 
 @dataclass(frozen=True)
@@ -39,13 +40,20 @@ class UNetConfig:
     network, rdlens.unet_public: channels per layer, attention = layer indices, res_blocks unused)"""
     heads: int = 8
     """attention heads of the public-code network"""
+    padding: str = "zeros"
+    """padding of every 3 x 3 convolution: zeros, or circular for fields on a periodic domain
+    (rdlens patterns: Gray-Scott states)"""
 
     def __post_init__(self) -> None:
         if self.network not in NETWORKS:
             raise ConfigError(f"network must be one of {', '.join(NETWORKS)}, got {self.network!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.padding not in PADDINGS:
+            raise ConfigError(f"padding must be one of {', '.join(PADDINGS)}, got {self.padding!r}")
         if self.network == "public-code":
+            if self.padding != "zeros":
+                raise ConfigError("the public-code network pads with zeros only")
             from rdlens.unet_public import check_layers
 
             check_layers(tuple(self.channels), tuple(self.attention), self.groups, self.heads, self.image_size)
@@ -73,15 +81,19 @@ def timestep_embedding(s: torch.Tensor, dim: int) -> torch.Tensor:
     return F.pad(emb, (0, 1)) if dim % 2 else emb
 
 
+def _conv3(c_in: int, c_out: int, padding: str, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, padding_mode=padding)
+
+
 class ResBlock(nn.Module):
-    def __init__(self, c_in: int, c_out: int, t_dim: int, groups: int, dropout: float) -> None:
+    def __init__(self, c_in: int, c_out: int, t_dim: int, groups: int, dropout: float, padding: str = "zeros") -> None:
         super().__init__()
         self.norm1 = nn.GroupNorm(groups, c_in)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.conv1 = _conv3(c_in, c_out, padding)
         self.temb = nn.Linear(t_dim, c_out)
         self.norm2 = nn.GroupNorm(groups, c_out)
         self.drop = nn.Dropout(dropout)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.conv2 = _conv3(c_out, c_out, padding)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
@@ -113,37 +125,37 @@ class UNet(nn.Module):
     def __init__(self, cfg: UNetConfig = UNetConfig()) -> None:
         super().__init__()
         self.cfg = cfg
-        ch, g, p = cfg.channels, cfg.groups, cfg.dropout
+        ch, g, p, pad = cfg.channels, cfg.groups, cfg.dropout, cfg.padding
         t_dim = 4 * ch[0]
         self.t_dim = ch[0]
         self.time = nn.Sequential(nn.Linear(ch[0], t_dim), nn.SiLU(), nn.Linear(t_dim, t_dim))
-        self.conv_in = nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)
+        self.conv_in = _conv3(cfg.in_channels, ch[0], pad)
         self.down = nn.ModuleList()
         skips = [ch[0]]
         c = ch[0]
         for level, width in enumerate(ch):
             for _ in range(cfg.res_blocks):
-                self.down.append(ResBlock(c, width, t_dim, g, p))
+                self.down.append(ResBlock(c, width, t_dim, g, p, pad))
                 c = width
                 if level in cfg.attention:
                     self.down.append(Attention(c, g))
                 skips.append(c)
             if level < len(ch) - 1:
-                self.down.append(nn.Conv2d(c, c, 3, stride=2, padding=1))
+                self.down.append(_conv3(c, c, pad, stride=2))
                 skips.append(c)
-        self.mid = nn.ModuleList([ResBlock(c, c, t_dim, g, p), Attention(c, g), ResBlock(c, c, t_dim, g, p)])
+        self.mid = nn.ModuleList([ResBlock(c, c, t_dim, g, p, pad), Attention(c, g), ResBlock(c, c, t_dim, g, p, pad)])
         self.up = nn.ModuleList()
         for level in reversed(range(len(ch))):
             for _ in range(cfg.res_blocks + 1):
-                self.up.append(ResBlock(c + skips.pop(), ch[level], t_dim, g, p))
+                self.up.append(ResBlock(c + skips.pop(), ch[level], t_dim, g, p, pad))
                 c = ch[level]
                 if level in cfg.attention:
                     self.up.append(Attention(c, g))
             if level > 0:
                 self.up.append(nn.Upsample(scale_factor=2, mode="nearest"))
-                self.up.append(nn.Conv2d(c, c, 3, padding=1))
+                self.up.append(_conv3(c, c, pad))
         self.norm_out = nn.GroupNorm(g, c)
-        self.conv_out = nn.Conv2d(c, cfg.in_channels, 3, padding=1)
+        self.conv_out = _conv3(c, cfg.in_channels, pad)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 

@@ -85,6 +85,10 @@ class System:
         """The frozen config dataclass of one run (imported lazily)."""
         raise NotImplementedError
 
+    def can_extend(self, config: dict[str, Any]) -> bool:
+        """Whether a row with this (flat JSON) config may grow its ``extendable`` fields."""
+        return True
+
     def choices(self) -> dict[str, tuple[Any, ...]]:
         """Closed value sets of flat option names (e.g. ``{"dtype": ("float32", "float64")}``)."""
         return {}

@@ -56,7 +56,7 @@ class DDPM(System):
     color = "C2"
     uses_torch = True
     resumable = True
-    extendable = ("steps",)  # constant learning rate; the EMA warm-up and data order depend on the step only
+    extendable = ("steps",)  # with a constant learning rate: the EMA warm-up and data order depend on the step only
     hidden = ("unet.in_channels", "unet.image_size")
     renames = {"schedule.kind": "schedule"}
     control_labels = {"untrained": "untrained network", "oracle_one_point": "oracle, one-point data",
@@ -68,12 +68,16 @@ class DDPM(System):
         return DDPMConfig
 
     def choices(self) -> dict[str, tuple[Any, ...]]:
-        from rdlens.ddpm import LAST_STEPS, OPTIMIZERS, PIXELS, SCHEDULES, SETTINGS, SIGMAS
+        from rdlens.ddpm import LAST_STEPS, LR_SCHEDULES, OPTIMIZERS, PIXELS, SCHEDULES, SETTINGS, SIGMAS
         from rdlens.images import DATASETS
         from rdlens.unet import NETWORKS
 
         return {"dataset": DATASETS, "schedule": SCHEDULES, "sigma": SIGMAS, "setting": tuple(SETTINGS),
-                "optimizer": OPTIMIZERS, "pixels": PIXELS, "last_step": LAST_STEPS, "network": NETWORKS}
+                "optimizer": OPTIMIZERS, "pixels": PIXELS, "last_step": LAST_STEPS, "network": NETWORKS,
+                "lr_schedule": LR_SCHEDULES}
+
+    def can_extend(self, config: dict[str, Any]) -> bool:
+        return config.get("lr_schedule", "constant") == "constant"
 
     def presets(self) -> dict[str, dict[str, Any]]:
         from rdlens.ddpm import SETTINGS

@@ -1,0 +1,690 @@
+"""Turing patterns made by Gray-Scott, by a DDPM and by a convolutional LSTM, compared.
+
+``rdlens patterns`` (see :func:`run_study`) is the one experiment in which the three systems
+work on the same data:
+
+- ground truth: Gray-Scott at several (F, k) (spots, stripes and mixtures between the
+  paper's two settings) from seeded Pearson starts (:func:`rdlens.grayscott.pearson_spots`),
+  run to near stationarity, u and v kept; and Gray-Scott trajectories sampled every
+  ``frame_every`` steps, for the LSTM;
+- a DDPM trained on the stationary states as 2-channel (u, v) images (circular padding, no
+  conditioning), sampled with the instrumented reverse process;
+- a convolutional LSTM (:mod:`rdlens.convlstm`) trained for next-frame prediction on the
+  trajectories, conditioned on (F, k), rolled out on its own from starts it never saw for the
+  training horizon and for ``long_factor`` times longer.
+
+Every field goes through the same measures (:mod:`rdlens.patterns`): wavelength, spectral
+entropy, components, elongation, label; and stability: the relative residual under the true
+dynamics and the correlation of the pattern with itself after ``continue_steps`` more
+Gray-Scott steps. A DDPM sample has no (F, k): it is judged at the ground-truth setting under
+which its residual is smallest (its best case), and that assignment is its "class mix".
+
+The study folder holds one sub-folder per stage, each finished by a summary.json with the
+checksums of its files (a stage is redone unless that verifies); the tables and figures are
+written from those, and the folder's own summary.json last.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from rdlens import patterns as P
+from rdlens.balance import BalanceTrace, combine, t_interval
+from rdlens.errors import ConfigError, SimulationDiverged, check_memory, check_seed
+from rdlens.grayscott import GrayScott, pearson_spots
+from rdlens.rundir import atomic_write_text, save_npz, write_json
+
+OPTION_HIDDEN = ("model.F", "model.k")
+"""each setting gives its own F and k"""
+SYSTEMS = ("gray-scott", "gray-scott-1x", "convlstm-1x", "gray-scott-long", "convlstm-long", "ddpm")
+"""rows of the table: stationary ground truth, true and learned states at the LSTM's training
+horizon and at the long horizon, DDPM samples"""
+TITLES = {"gray-scott": "Gray-Scott, stationary", "gray-scott-1x": "Gray-Scott at the horizon",
+          "convlstm-1x": "ConvLSTM at the horizon", "gray-scott-long": "Gray-Scott at 5x horizon",
+          "convlstm-long": "ConvLSTM at 5x horizon", "ddpm": "DDPM samples"}
+STEADY_RESIDUAL = 0.05
+"""a pattern counts as a steady state when its relative residual is below this ..."""
+STEADY_CORRELATION = 0.9
+"""... and it correlates at least this well with itself after continue_steps more steps"""
+SEED_OFFSETS = {"ground-truth": 1_000_000, "trajectory": 2_000_000, "rollout": 3_000_000}
+"""the Pearson starts of each use come from disjoint seed ranges: no rollout start was seen in training"""
+
+
+@dataclass(frozen=True)
+class PatternsConfig:
+    """Ground truth, the two learned systems and the measures of one patterns study."""
+
+    settings: str = "0.029:0.062,0.035:0.062,0.046:0.062,0.055:0.062"
+    """(F, k) pairs of the ground truth, F:k,F:k,... (default: the paper's spots and stripes
+    at k = 0.062 and two mixtures between them)"""
+    model: GrayScott = field(default_factory=lambda: GrayScott(size=32, length=0.32))
+    """grid, spacing, time step and diffusion (h = 0.01 and dt = 2 as in the paper)"""
+    patterns: int = 16
+    """stationary ground-truth patterns per setting (the DDPM's training set)"""
+    steps: int = 30000
+    """Gray-Scott steps to (near) stationarity of each ground-truth pattern"""
+    start_squares: int = 3
+    """Pearson squares placed at random in each start"""
+    frame_every: int = 100
+    """Gray-Scott steps between two frames of a trajectory (one LSTM step)"""
+    frames: int = 30
+    """training horizon of the LSTM, in frames"""
+    long_factor: int = 5
+    """the long rollout is this many times the training horizon"""
+    trajectories: int = 8
+    """training trajectories per setting"""
+    rollouts: int = 4
+    """unseen starts per setting that the LSTM rolls out from (and Gray-Scott runs from)"""
+    continue_steps: int = 2000
+    """Gray-Scott steps each pattern is continued for the stability test"""
+    seed: int = 0
+    """first seed of the learned systems; the ground truth's starts derive from it too"""
+    seeds: int = 1
+    """independently trained DDPMs and LSTMs (seed, seed + 1, ...)"""
+    ddpm_steps: int = 1500
+    """DDPM optimiser steps"""
+    ddpm_batch: int = 32
+    ddpm_lr: float = 1e-3
+    ddpm_channels: tuple[int, ...] = (16, 32, 64)
+    """U-Net width per resolution level"""
+    ddpm_T: int = 1000
+    """diffusion steps (the paper: 1000)"""
+    ddpm_samples: int = 32
+    """DDPM samples per seed"""
+    ddpm_ema: float = 0.995
+    lstm_hidden: int = 16
+    """hidden channels of the ConvLSTM"""
+    lstm_kernel: int = 3
+    """side of its gate convolution"""
+    lstm_steps: int = 1500
+    """ConvLSTM optimiser steps"""
+    lstm_batch: int = 8
+    lstm_lr: float = 2e-3
+    lstm_window: int = 10
+    """frames per teacher-forced training window"""
+
+    def __post_init__(self) -> None:
+        self.setting_pairs  # noqa: B018 - parses and checks
+        for name, low, high in (("patterns", 1, 10**5), ("steps", 1, 10**8), ("start_squares", 1, 1000),
+                                ("frame_every", 1, 10**6), ("frames", 2, 10**4), ("long_factor", 1, 100),
+                                ("trajectories", 1, 10**4), ("rollouts", 1, 10**4), ("continue_steps", 1, 10**8),
+                                ("seeds", 1, 100), ("ddpm_steps", 0, 10**7), ("ddpm_batch", 1, 4096),
+                                ("ddpm_T", 2, 10**5), ("ddpm_samples", 2, 10**5), ("lstm_hidden", 1, 1024),
+                                ("lstm_kernel", 1, 31), ("lstm_steps", 0, 10**7), ("lstm_batch", 1, 4096),
+                                ("lstm_window", 1, 10**4)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+        check_seed(self.seed)
+        check_seed(self.seed + self.seeds - 1 + max(SEED_OFFSETS.values()) + 10**5)
+        if self.lstm_window > self.frames:
+            raise ConfigError(f"lstm_window = {self.lstm_window} exceeds frames = {self.frames}")
+        if self.lstm_kernel % 2 == 0:
+            raise ConfigError(f"lstm_kernel must be odd, got {self.lstm_kernel}")
+        for name in ("ddpm_lr", "lstm_lr"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
+        if not 0 <= self.ddpm_ema < 1:
+            raise ConfigError(f"ddpm_ema must be in [0, 1), got {self.ddpm_ema}")
+        self.ddpm_config(self.seed)  # the U-Net must fit the grid
+        for F, k in self.setting_pairs:
+            self.model_at(F, k)
+
+    @property
+    def setting_pairs(self) -> list[tuple[float, float]]:
+        pairs = []
+        for item in str(self.settings).split(","):
+            try:
+                F, k = (float(x) for x in item.split(":"))
+            except ValueError:
+                raise ConfigError(f"settings must be F:k pairs separated by commas, e.g. 0.029:0.062,0.055:0.062; "
+                                  f"got {self.settings!r}") from None
+            if not (0 <= F <= 1 and 0 <= k <= 1):
+                raise ConfigError(f"F and k of each setting must be in [0, 1], got {F}:{k}")
+            pairs.append((F, k))
+        if not 1 <= len(pairs) <= 100:
+            raise ConfigError(f"settings must hold 1 to 100 pairs, got {len(pairs)}")
+        return pairs
+
+    def model_at(self, F: float, k: float) -> GrayScott:
+        return replace(self.model, F=F, k=k)
+
+    @property
+    def long_frames(self) -> int:
+        return self.frames * self.long_factor
+
+    def ddpm_config(self, seed: int) -> Any:
+        from rdlens import ddpm
+
+        return ddpm.config_for("default", ddpm.FIELDS, schedule={"T": self.ddpm_T},
+                               unet={"in_channels": 2, "image_size": self.model.size, "channels": self.ddpm_channels,
+                                     "attention": (len(self.ddpm_channels) - 1,), "padding": "circular"},
+                               steps=self.ddpm_steps, batch_size=self.ddpm_batch, lr=self.ddpm_lr, ema=self.ddpm_ema,
+                               samples=self.ddpm_samples, seed=seed, checkpoint_every=_checkpoint_every(self.ddpm_steps))
+
+    def memory_bytes(self) -> float:
+        """Peak memory estimate: the fields kept (float64 ground truth, float32 trajectories
+        and rollouts) and the networks' activations."""
+        cells = 2 * self.model.size**2
+        n = len(self.setting_pairs)
+        kept = (n * self.patterns * cells * 8 + n * self.trajectories * (self.frames + 1) * cells * 4
+                + 3 * n * self.rollouts * (self.long_frames + 1) * cells * 4)
+        lstm = 8 * self.lstm_batch * self.lstm_window * cells * self.lstm_hidden * 4 * 2
+        unet = 40 * self.ddpm_batch * self.model.size**2 * max(self.ddpm_channels) * 4
+        sample = 40 * min(self.ddpm_samples, 256) * self.model.size**2 * max(self.ddpm_channels) * 4
+        return kept + max(lstm, unet, sample)
+
+
+def _checkpoint_every(steps: int) -> int:
+    """Every 100 steps, or twice in a shorter training (so an interrupted one has a checkpoint)."""
+    return max(1, min(100, steps // 2))
+
+
+def from_json(data: dict[str, Any]) -> PatternsConfig:
+    from rdlens.options import from_dict
+
+    return from_dict(PatternsConfig, data)
+
+
+# ---- the map between physical fields and the networks' [-1, 1] ------------------------------
+
+V_MAX = 0.5
+"""v is mapped from [0, V_MAX] (Gray-Scott's v stays below ~0.45 here) and u from [0, 1] to [-1, 1]"""
+
+
+def to_unit(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(u, v) (..., H, W) each -> (..., 2, H, W) in about [-1, 1], the networks' scale."""
+    return np.stack([2.0 * u - 1.0, 2.0 * v / V_MAX - 1.0], axis=-3).astype(np.float32)
+
+
+def from_unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`to_unit`: (..., 2, H, W) -> u, v in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    return (x[..., 0, :, :] + 1.0) / 2.0, (x[..., 1, :, :] + 1.0) * V_MAX / 2.0
+
+
+def conditions(F: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """(F, k) scaled to order one for the ConvLSTM's condition planes."""
+    return np.stack([(np.asarray(F) - 0.04) / 0.02, (np.asarray(k) - 0.062) / 0.004], axis=-1).astype(np.float32)
+
+
+# ---- stages -------------------------------------------------------------------------------
+
+
+Bars = Callable[[str, int], Any]
+
+
+class _NoBar:
+    def __enter__(self) -> "_NoBar":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        return None
+
+
+def _no_bars(desc: str, total: int) -> _NoBar:
+    return _NoBar()
+
+
+def _done(stage: Path) -> bool:
+    from rdlens.run import verify
+
+    return stage.is_dir() and verify(stage) is None
+
+
+def _finish(stage: Path, summary: dict[str, Any]) -> None:
+    from rdlens.run import checksums
+
+    write_json(stage / "summary.json", {**summary, "files": checksums(stage)})
+
+
+def _fresh(stage: Path) -> Path:
+    """An empty folder for a stage to be (re)done; a training stage keeps its checkpoint."""
+    if stage.exists():
+        for p in stage.iterdir():
+            if p.name != "checkpoint.pt":
+                p.unlink() if p.is_file() else shutil.rmtree(p)
+    stage.mkdir(parents=True, exist_ok=True)
+    return stage
+
+
+def _advance(models: list[GrayScott], u: np.ndarray, v: np.ndarray, steps: int, chunks: int = 1,
+             ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Advance a batch of grids ``steps`` steps in ``chunks`` equal parts; return (u, v, norms)
+    after each part (norms: (B, steps per part, 3) reaction, diffusion, residual)."""
+    from rdlens.grayscott import BatchStepper
+
+    stepper = BatchStepper(models, np.ascontiguousarray(u), np.ascontiguousarray(v))
+    out = []
+    for _ in range(chunks):
+        norms = stepper.advance(steps // chunks)
+        out.append((stepper.u.copy(), stepper.v.copy(), norms))
+    return out
+
+
+def _starts(cfg: PatternsConfig, use: str, per_setting: int) -> tuple[list[GrayScott], np.ndarray, np.ndarray, np.ndarray]:
+    models, us, vs, seeds = [], [], [], []
+    for i, (F, k) in enumerate(cfg.setting_pairs):
+        model = cfg.model_at(F, k)
+        for j in range(per_setting):
+            seed = cfg.seed + SEED_OFFSETS[use] + 1000 * i + j
+            u, v = pearson_spots(model, seed, count=cfg.start_squares)
+            models.append(model)
+            us.append(u)
+            vs.append(v)
+            seeds.append(seed)
+    return models, np.stack(us), np.stack(vs), np.array(seeds)
+
+
+def ground_truth(cfg: PatternsConfig, stage: Path) -> None:
+    """Stationary patterns (fields.npz, with each one's balance), training trajectories
+    (trajectories.npz) and the true continuation of the rollout starts (truth.npz)."""
+    _fresh(stage)
+    t0 = time.perf_counter()
+    models, u, v, seeds = _starts(cfg, "ground-truth", cfg.patterns)
+    (u_end, v_end, norms), = _advance(models, u, v, cfg.steps)
+    if not np.isfinite(v_end).all():
+        raise SimulationDiverged("Gray-Scott ground truth", cfg.steps, "a field went NaN")
+    traces = [BalanceTrace.from_series(n[:, 0], n[:, 1]) for n in norms]
+    F = np.array([m.F for m in models])
+    k = np.array([m.k for m in models])
+    tau, r_tau = _curves(traces)
+    save_npz(stage / "fields.npz", u=u_end, v=v_end, F=F, k=k, seed=seeds,
+             M_react=np.array([t.M_react for t in traces]), M_diff=np.array([t.M_diff for t in traces]),
+             R=np.array([t.R for t in traces]), final_R=np.array([t.final_R for t in traces]), tau=tau, R_tau=r_tau)
+    for use, per, frames, name in (("trajectory", cfg.trajectories, cfg.frames, "trajectories.npz"),
+                                   ("rollout", cfg.rollouts, cfg.long_frames, "truth.npz")):
+        models, u, v, seeds = _starts(cfg, use, per)
+        parts = _advance(models, u, v, cfg.frame_every * frames, chunks=frames)
+        x = np.stack([to_unit(u, v)] + [to_unit(pu, pv) for pu, pv, _ in parts], axis=1)
+        norms = np.concatenate([n for _, _, n in parts], axis=1)
+        horizon = cfg.frame_every * cfg.frames
+        R = {f"R_{part}": np.array([BalanceTrace.from_series(n[:upto, 0], n[:upto, 1]).R for n in norms])
+             for part, upto in (("horizon", horizon), ("all", norms.shape[1]))}
+        save_npz(stage / name, x=x, F=np.array([m.F for m in models]), k=np.array([m.k for m in models]), seed=seeds,
+                 **R)
+    _finish(stage, {"wall_time_s": time.perf_counter() - t0, "patterns": len(F)})
+
+
+def _curves(traces: list[BalanceTrace], grid: int = 201) -> tuple[np.ndarray, np.ndarray]:
+    c = combine(traces, grid=grid)
+    return c.tau, np.stack([t.resample(c.tau)[1] for t in traces])
+
+
+def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, bars: Bars) -> None:
+    """Train the DDPM on the stationary (u, v) states and sample it with the instrumented sampler."""
+    import torch
+
+    from rdlens import ddpm
+    from rdlens.rundir import save_losses
+
+    _fresh(stage)
+    t0 = time.perf_counter()
+    with np.load(gt / "fields.npz") as f:
+        images = torch.from_numpy(to_unit(f["u"], f["v"]))
+    dcfg = cfg.ddpm_config(seed)
+    with bars(f"DDPM on (u, v), seed {seed}", dcfg.steps) as bar:
+        result = ddpm.train(dcfg, images, str(stage), device=device, resume=True, progress=bar.update)
+    with bars(f"DDPM sampling, seed {seed}", dcfg.schedule.T) as bar:
+        out = ddpm.sample(result.ema_model, (cfg.ddpm_samples, 2, cfg.model.size, cfg.model.size), dcfg.schedule,
+                          seed=seed + 2, device=device, progress=bar.update)
+    x = out.samples.double().cpu().numpy()
+    if not np.isfinite(x).all():
+        raise SimulationDiverged("DDPM sampling", dcfg.schedule.T, "a sample went NaN")
+    save_npz(stage / "samples.npz", x=x.astype(np.float32))
+    out.trace.save(stage / "trace.csv")
+    save_losses(stage / "losses.csv", result.losses)
+    _finish(stage, {"wall_time_s": time.perf_counter() - t0, **out.trace.summary(), "seed": seed,
+                    "steps": result.steps_done})
+
+
+def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, bars: Bars) -> None:
+    """Train the ConvLSTM on the trajectories and roll it out from the unseen starts."""
+    import torch
+
+    from rdlens import threads
+    from rdlens.convlstm import ConvLSTM, step_loss
+    from rdlens.rundir import save_losses
+    from rdlens.training import fit
+
+    _fresh(stage)
+    t0 = time.perf_counter()
+    with np.load(gt / "trajectories.npz") as f:
+        x = torch.from_numpy(f["x"]).to(device)
+        cond = torch.from_numpy(conditions(f["F"], f["k"])).to(device)
+    torch.manual_seed(seed)
+    model = ConvLSTM(2, cfg.lstm_hidden, cfg.lstm_kernel, conditions=2).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lstm_lr)
+    gen = torch.Generator().manual_seed(seed + 1)
+
+    def batch_loss() -> torch.Tensor:
+        which = torch.randint(0, x.shape[0], (cfg.lstm_batch,), generator=gen)
+        first = torch.randint(0, cfg.frames - cfg.lstm_window + 1, (cfg.lstm_batch,), generator=gen)
+        rows = first[:, None] + torch.arange(cfg.lstm_window + 1)[None]
+        return step_loss(model, x[which[:, None].to(device), rows.to(device)], cond[which.to(device)])
+
+    with bars(f"ConvLSTM on trajectories, seed {seed}", cfg.lstm_steps) as bar:
+        done = fit(model, opt, batch_loss, steps=cfg.lstm_steps, generator=gen, name="ConvLSTM training",
+                   grad_clip=1.0, checkpoint=stage / "checkpoint.pt", checkpoint_every=_checkpoint_every(cfg.lstm_steps),
+                   config=json.loads(json.dumps(asdict(cfg))), resume=True, progress=bar.update)
+    with np.load(gt / "truth.npz") as f:
+        start = torch.from_numpy(f["x"][:, 0]).to(device)
+        rcond = torch.from_numpy(conditions(f["F"], f["k"])).to(device)
+    with threads.stage("ConvLSTM rollout", parallel=True):
+        frames, record = model.eval().rollout(start, cfg.long_frames, rcond)
+    save_npz(stage / "rollouts.npz", x=frames.cpu().numpy(), reaction=record.reaction, diffusion=record.diffusion,
+             input_gate=record.input_gate, forget_gate=record.forget_gate)
+    save_losses(stage / "losses.csv", done.losses)
+    horizon = BalanceTrace.from_samples(record.reaction[: cfg.frames], record.diffusion[: cfg.frames])
+    _finish(stage, {"wall_time_s": time.perf_counter() - t0, **horizon.summary(), "seed": seed,
+                    "R_long": record.trace().R, "steps": done.steps_done})
+
+
+# ---- measures -----------------------------------------------------------------------------
+
+
+def _physical(u: np.ndarray, v: np.ndarray) -> bool:
+    """A state the true dynamics can continue from: finite and within a generous range."""
+    return bool(np.isfinite(u).all() and np.isfinite(v).all() and -0.5 <= u.min() and u.max() <= 1.5
+                and -0.5 <= v.min() and v.max() <= 1.5)
+
+
+def measure_fields(cfg: PatternsConfig, system: str, seed: int, u: np.ndarray, v: np.ndarray,
+                   F: np.ndarray | None, k: np.ndarray | None, truth_v: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """One row per field: the pattern measures of v, and its stability under the true dynamics
+    at (F, k); with F = None (DDPM samples) at the setting of smallest residual."""
+    pairs = cfg.setting_pairs
+    rows: list[dict[str, Any]] = []
+    ok = [_physical(u[j], v[j]) for j in range(len(u))]
+    for j in range(len(u)):
+        row: dict[str, Any] = {"system": system, "seed": seed, "index": j, "physical": ok[j]}
+        if ok[j]:
+            row.update(P.measure(v[j], cfg.model.length))
+            if F is None:
+                res = [P.relative_residual(u[j], v[j], cfg.model_at(*p)) for p in pairs]
+                best = int(np.nanargmin(res)) if np.isfinite(res).any() else 0
+                row.update(F=pairs[best][0], k=pairs[best][1], residual=res[best])
+            else:
+                row.update(F=float(F[j]), k=float(k[j]),
+                           residual=P.relative_residual(u[j], v[j], cfg.model_at(float(F[j]), float(k[j]))))
+        else:
+            row.update(label="blown up", F=float(F[j]) if F is not None else math.nan,
+                       k=float(k[j]) if k is not None else math.nan)
+        row["amplitude"] = float(np.std(v[j])) if np.isfinite(v[j]).all() else math.nan
+        if truth_v is not None:
+            row["rmse_vs_truth"] = float(np.sqrt(np.mean((v[j] - truth_v[j]) ** 2))) if ok[j] else math.nan
+        rows.append(row)
+    idx = [j for j in range(len(u)) if ok[j]]
+    if idx:
+        models = [cfg.model_at(rows[j]["F"], rows[j]["k"]) for j in idx]
+        (_, v_after, norms), = _advance(models, u[idx], v[idx], cfg.continue_steps)
+        for n, j in enumerate(idx):
+            a, b = v[j] - v[j].mean(), v_after[n] - v_after[n].mean()
+            denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+            finite = np.isfinite(v_after[n]).all()
+            rows[j]["correlation"] = float((a * b).sum() / denom) if finite and denom > 0 else math.nan
+            rows[j]["steady"] = bool(finite and rows[j]["residual"] < STEADY_RESIDUAL
+                                     and rows[j]["correlation"] >= STEADY_CORRELATION)
+    return rows
+
+
+NUMERIC = ("wavelength", "spectral_entropy", "components", "mean_area", "elongation", "residual", "correlation",
+           "amplitude", "rmse_vs_truth")
+LABEL_COLUMNS = ("spots", "stripes", "mixed", "none", "blown up")
+
+
+def table(rows: list[dict[str, Any]], R: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """Per system: n, each numeric measure's mean and 95 % interval over patterns and seeds
+    (finite values only, with how many were finite), label shares, steady share and R."""
+    out = []
+    for system in SYSTEMS:
+        mine = [r for r in rows if r["system"] == system]
+        if not mine:
+            continue
+        entry: dict[str, Any] = {"system": system, "title": TITLES[system], "n": len(mine)}
+        for key in NUMERIC:
+            values = [float(r[key]) for r in mine if key in r and r[key] is not None and math.isfinite(float(r[key]))]
+            entry[key] = t_interval(values).as_dict() if values else None
+        for lab in LABEL_COLUMNS:
+            entry[f"share_{lab}"] = sum(r.get("label") == lab for r in mine) / len(mine)
+        entry["share_steady"] = sum(bool(r.get("steady")) for r in mine) / len(mine)
+        settings: dict[str, int] = {}
+        for r in mine:
+            if math.isfinite(r["F"]):
+                key = f"{r['F']:g}:{r['k']:g}"
+                settings[key] = settings.get(key, 0) + 1
+        entry["settings"] = {k: n / len(mine) for k, n in sorted(settings.items())}
+        values = R.get(system, [])
+        entry["R"] = t_interval(values).as_dict() if values else None
+        out.append(entry)
+    return out
+
+
+def _fmt(e: dict[str, Any] | None, digits: int = 3) -> str:
+    if e is None:
+        return "—"
+    if math.isnan(e["low"]):
+        return f"{e['mean']:.{digits}g}"
+    return f"{e['mean']:.{digits}g} [{e['low']:.{digits}g}, {e['high']:.{digits}g}]"
+
+
+def table_markdown(entries: list[dict[str, Any]], cfg: PatternsConfig) -> str:
+    """The comparison table and the class mix, as Markdown."""
+    lines = ["| system | n | wavelength | spectral entropy | components | mean area (cells) | elongation | "
+             "residual | correlation after continuing | steady | R |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        lines.append(f"| {e['title']} | {e['n']} | {_fmt(e['wavelength'])} | {_fmt(e['spectral_entropy'])} | "
+                     f"{_fmt(e['components'])} | {_fmt(e['mean_area'])} | {_fmt(e['elongation'])} | "
+                     f"{_fmt(e['residual'])} | {_fmt(e['correlation'])} | {e['share_steady']:.0%} | "
+                     f"{_fmt(e['R'], 4)} |")
+    lines += ["", "| system | " + " | ".join(LABEL_COLUMNS) + " | settings (F:k share) |",
+              "|---|" + "---|" * (len(LABEL_COLUMNS) + 1)]
+    for e in entries:
+        mix = ", ".join(f"{k} {v:.0%}" for k, v in e["settings"].items())
+        lines.append(f"| {e['title']} | " + " | ".join(f"{e['share_' + lab]:.0%}" for lab in LABEL_COLUMNS)
+                     + f" | {mix} |")
+    lines += ["", f"Mean [95 % t-interval] over patterns and seeds. Wavelength in domain units (side "
+              f"{cfg.model.length:g}); residual = ||dv/dt|| / ||reaction|| under the true dynamics at the pattern's "
+              f"(F, k) (a DDPM sample: at the setting where it is smallest); correlation of v with itself after "
+              f"{cfg.continue_steps} more Gray-Scott steps; steady = residual < {STEADY_RESIDUAL} and correlation >= "
+              f"{STEADY_CORRELATION}. R: the system's Dynamic Balance Ratio on this task (Gray-Scott: the "
+              f"ground-truth runs; DDPM: its reverse process; ConvLSTM: its rollouts, over the training horizon and "
+              f"over the long one)."]
+    return "\n".join(lines) + "\n"
+
+
+def verdicts(entries: list[dict[str, Any]]) -> list[str]:
+    """Plain sentences from the numbers: does each learned system reproduce the ground truth's
+    wavelength and class mix, and are its patterns steady states of the true dynamics?"""
+    by = {e["system"]: e for e in entries}
+    out = []
+    for system, reference in (("ddpm", "gray-scott"), ("convlstm-1x", "gray-scott-1x"),
+                              ("convlstm-long", "gray-scott-long")):
+        if system not in by or reference not in by:
+            continue
+        e, ref = by[system], by[reference]
+        w, wr = e["wavelength"], ref["wavelength"]
+        if w is None:
+            out.append(f"{e['title']}: no measurable pattern (all {e['n']} fields blown up or uniform).")
+            continue
+        same_w = wr is not None and _overlap(w, wr)
+        tv = 0.5 * sum(abs(e[f"share_{lab}"] - ref[f"share_{lab}"]) for lab in LABEL_COLUMNS)
+        out.append(
+            f"{e['title']}: wavelength {_fmt(w)} vs {_fmt(wr)} for {ref['title'].lower()} — "
+            f"{'reproduced (intervals overlap)' if same_w else 'NOT reproduced'}; class mix differs by "
+            f"{tv:.0%} (total variation; {'reproduced' if tv <= 0.2 else 'NOT reproduced'}, threshold 20 %); "
+            f"{e['share_steady']:.0%} of its patterns are steady states of the true dynamics "
+            f"({ref['share_steady']:.0%} of the reference's).")
+    return out
+
+
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    lo_a, hi_a = (a["mean"], a["mean"]) if math.isnan(a["low"]) else (a["low"], a["high"])
+    lo_b, hi_b = (b["mean"], b["mean"]) if math.isnan(b["low"]) else (b["low"], b["high"])
+    return lo_a <= hi_b and lo_b <= hi_a
+
+
+def rows_csv(rows: list[dict[str, Any]]) -> str:
+    keys = ["system", "seed", "index", "F", "k", "label", "physical", *NUMERIC, "elongated_fraction", "steady"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k, "") for k in keys})
+    return buf.getvalue()
+
+
+# ---- the study ------------------------------------------------------------------------------
+
+
+def profile_config(profile: str, overrides: dict[str, Any] | None = None) -> PatternsConfig:
+    """The study's settings: a profile's ``[patterns]`` table (shipped or a TOML file), then
+    ``overrides`` (flat option names, e.g. from the command line)."""
+    from rdlens.options import check_values, flatten, from_dict, nest
+    from rdlens.reproduce import load_profile
+
+    options = flatten(PatternsConfig, hidden=OPTION_HIDDEN)
+    values = {**check_values(options, load_profile(profile)["patterns"], f"profile {profile} [patterns]"),
+              **(overrides or {})}
+    return from_dict(PatternsConfig, nest(options, values))
+
+
+def default_dir(profile: str, out: str | Path | None) -> Path:
+    """``OUT/patterns-PROFILE``: the same command finds (and continues) its own study again."""
+    from rdlens.run import default_runs_root
+
+    return Path(out or default_runs_root()) / f"patterns-{Path(profile).stem}"
+
+
+def config_json(cfg: PatternsConfig) -> dict[str, Any]:
+    return {"study": "patterns", **json.loads(json.dumps(asdict(cfg)))}
+
+
+def _claim_folder(folder: Path, cfg: PatternsConfig, force: bool) -> None:
+    """Start, continue or (with ``force``) restart a study in ``folder``; refuse a folder that
+    holds something else or a study with other settings."""
+    cfg_file = folder / "config.json"
+    saved = None
+    if cfg_file.exists():
+        try:
+            saved = json.loads(cfg_file.read_text())
+        except (OSError, ValueError):
+            saved = {}
+    elif folder.exists() and any(p.name != ".rdlens.lock" for p in folder.iterdir()):
+        raise ConfigError(f"{folder} is not empty and holds no patterns study; choose another --out")
+    if saved is not None and not (isinstance(saved, dict) and saved.get("study") == "patterns"):
+        raise ConfigError(f"{folder}/config.json is not a patterns study's; choose another --out")
+    if saved is not None and saved != config_json(cfg) and not force:
+        differ = sorted(k for k in saved.keys() | config_json(cfg).keys() if saved.get(k) != config_json(cfg).get(k))
+        raise ConfigError(f"{folder} holds a study with other settings ({', '.join(differ)}); add --force to start "
+                          "it over, or choose another --out")
+    if force:
+        for p in folder.iterdir() if folder.exists() else ():
+            if p.name != ".rdlens.lock":
+                p.unlink() if p.is_file() else shutil.rmtree(p)
+    write_json(cfg_file, config_json(cfg))
+
+
+def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", force: bool = False,
+              bars: Bars | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run (or continue) the study into ``folder``; return its summary. Finished stages are
+    reused, an interrupted training resumes from its checkpoint, tables and figures are
+    rewritten from the saved stages, and summary.json is written last."""
+    from rdlens.layout import lock
+    from rdlens.rundir import RunDir
+    from rdlens.run import _begin_threads, checksums
+    from rdlens.torchutil import resolve_device
+
+    bars = bars or _no_bars
+    log = log or (lambda line: None)
+    folder = Path(folder)
+    check_memory("this patterns study", cfg.memory_bytes())
+    dev = resolve_device(device)
+    t0 = time.perf_counter()
+    with lock(folder):
+        _claim_folder(folder, cfg, force)
+        (folder / "summary.json").unlink(missing_ok=True)
+        _begin_threads(RunDir(folder), resume=True)
+        timings: dict[str, float] = {}
+        stages: list[tuple[str, Path, Callable[[], None]]] = [
+            ("Gray-Scott ground truth", folder / "ground-truth", lambda: ground_truth(cfg, folder / "ground-truth"))]
+        for s in range(cfg.seed, cfg.seed + cfg.seeds):
+            stages.append((f"DDPM seed {s}", folder / "ddpm" / f"seed{s}",
+                           lambda s=s: train_ddpm(cfg, s, folder / "ground-truth", folder / "ddpm" / f"seed{s}", dev,
+                                                  bars)))
+            stages.append((f"ConvLSTM seed {s}", folder / "convlstm" / f"seed{s}",
+                           lambda s=s: train_lstm(cfg, s, folder / "ground-truth", folder / "convlstm" / f"seed{s}",
+                                                  dev, bars)))
+        for name, stage, work in stages:
+            if _done(stage):
+                log(f"{name}: finished before, reused")
+                continue
+            log(f"{name}: running")
+            t = time.perf_counter()
+            work()
+            timings[name] = time.perf_counter() - t
+        t = time.perf_counter()
+        rows, R = collect(cfg, folder)
+        entries = table(rows, R)
+        said = verdicts(entries)
+        atomic_write_text(folder / "measures.csv", rows_csv(rows))
+        write_json(folder / "table.json", {"systems": entries, "verdicts": said})
+        atomic_write_text(folder / "table.md", "# Turing patterns: Gray-Scott, DDPM, ConvLSTM\n\n"
+                          + table_markdown(entries, cfg) + "\n" + "\n".join(f"- {v}" for v in said) + "\n")
+        from rdlens.report.patterns import figures
+
+        figures(folder, cfg)
+        timings["measures and figures"] = time.perf_counter() - t
+        summary = {"study": "patterns", "device": str(dev), "wall_time_s": time.perf_counter() - t0,
+                   "stage_times_s": timings, "verdicts": said, "files": checksums(folder)}
+        write_json(folder / "summary.json", summary)
+    return summary
+
+
+def collect(cfg: PatternsConfig, folder: Path) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
+    """Measure every saved field of the study (one row each) and gather each system's R."""
+    gt = folder / "ground-truth"
+    rows: list[dict[str, Any]] = []
+    with np.load(gt / "fields.npz") as f:
+        rows += measure_fields(cfg, "gray-scott", -1, f["u"], f["v"], f["F"], f["k"])
+        R: dict[str, list[float]] = {"gray-scott": f["R"].tolist()}
+    with np.load(gt / "truth.npz") as f:
+        truth, tF, tk = f["x"], f["F"], f["k"]
+        R["gray-scott-1x"], R["gray-scott-long"] = f["R_horizon"].tolist(), f["R_all"].tolist()
+    u1, v1 = from_unit(truth[:, cfg.frames])
+    uL, vL = from_unit(truth[:, -1])
+    rows += measure_fields(cfg, "gray-scott-1x", -1, u1, v1, tF, tk)
+    rows += measure_fields(cfg, "gray-scott-long", -1, uL, vL, tF, tk)
+    for s in range(cfg.seed, cfg.seed + cfg.seeds):
+        with np.load(folder / "convlstm" / f"seed{s}" / "rollouts.npz") as f:
+            x = f["x"]
+            reaction, diffusion = f["reaction"], f["diffusion"]
+        for system, frame, true_v in (("convlstm-1x", cfg.frames, v1), ("convlstm-long", x.shape[1] - 1, vL)):
+            u, v = from_unit(x[:, frame])
+            rows += measure_fields(cfg, system, s, u, v, tF, tk, truth_v=true_v)
+        for system, steps in (("convlstm-1x", cfg.frames), ("convlstm-long", reaction.shape[0])):
+            R.setdefault(system, []).append(BalanceTrace.from_samples(reaction[:steps], diffusion[:steps]).R)
+        with np.load(folder / "ddpm" / f"seed{s}" / "samples.npz") as f:
+            u, v = from_unit(f["x"])
+        rows += measure_fields(cfg, "ddpm", s, u, v, None, None)
+        R.setdefault("ddpm", []).append(BalanceTrace.load(folder / "ddpm" / f"seed{s}" / "trace.csv").R)
+    return rows, R
+
+
+__all__ = ["PatternsConfig", "SYSTEMS", "collect", "conditions", "from_unit", "ground_truth", "measure_fields",
+           "profile_config", "run_study", "table", "table_markdown", "to_unit", "verdicts"]

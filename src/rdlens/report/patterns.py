@@ -1,0 +1,208 @@
+"""Figures of a patterns study (``rdlens patterns``), drawn from its saved stages only.
+
+- ``patterns.png/.svg``: example v fields of every system side by side, one colour scale;
+- ``distributions.png/.svg``: each measure's distribution per system (from measures.csv);
+- ``balance.png/.svg``: each system's R(tau) on this task with R = 1 marked;
+- ``drift.png/.svg``: the ConvLSTM's long rollout against the true dynamics, frame by frame.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rdlens.balance import BalanceTrace, normalised_time
+from rdlens.report.figures import pyplot, save_formats
+
+COLORS = {"gray-scott": "C0", "gray-scott-1x": "C0", "gray-scott-long": "C0", "convlstm-1x": "C1",
+          "convlstm-long": "C1", "ddpm": "C2"}
+
+
+def figures(folder: Path, cfg: Any) -> None:
+    """Write every figure of the study in ``folder``."""
+    fields_figure(folder, cfg)
+    distributions_figure(folder)
+    balance_figure(folder, cfg)
+    drift_figure(folder, cfg)
+
+
+def fields_figure(folder: Path, cfg: Any) -> None:
+    from rdlens.pattern_study import TITLES, from_unit
+
+    plt = pyplot()
+    pairs = cfg.setting_pairs
+    gt = np.load(folder / "ground-truth" / "fields.npz")
+    truth = np.load(folder / "ground-truth" / "truth.npz")
+    seed = cfg.seed
+    roll = np.load(folder / "convlstm" / f"seed{seed}" / "rollouts.npz")["x"]
+    samples = np.load(folder / "ddpm" / f"seed{seed}" / "samples.npz")["x"]
+    measures = {(r["system"], r["seed"], r["index"]): r for r in _rows(folder)}
+    first_gt = [int(np.flatnonzero((gt["F"] == F) & (gt["k"] == k))[0]) for F, k in pairs]
+    first_roll = [int(np.flatnonzero((truth["F"] == F) & (truth["k"] == k))[0]) for F, k in pairs]
+    panels: list[tuple[str, list[tuple[np.ndarray, str]]]] = [
+        ("gray-scott", [(gt["v"][j], _caption(measures.get(("gray-scott", -1, j)))) for j in first_gt])]
+    for system, source, frame, s in (("gray-scott-1x", truth["x"], cfg.frames, -1),
+                                     ("convlstm-1x", roll, cfg.frames, seed),
+                                     ("gray-scott-long", truth["x"], -1, -1),
+                                     ("convlstm-long", roll, -1, seed)):
+        panels.append((system, [(from_unit(source[j, frame])[1], _caption(measures.get((system, s, j))))
+                                for j in first_roll]))
+    panels.append(("ddpm", [(from_unit(samples[j])[1], _caption(measures.get(("ddpm", seed, j))))
+                            for j in range(min(len(pairs), len(samples)))]))
+    vmax = float(np.max(gt["v"]))
+    cols = len(pairs)
+    fig, axes = plt.subplots(len(panels), cols, figsize=(1.9 * cols + 1.2, 1.9 * len(panels)), squeeze=False,
+                             constrained_layout=True)
+    im = None
+    for r, (system, fields) in enumerate(panels):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < len(fields):
+                field, caption = fields[c]
+                im = ax.imshow(np.where(np.isfinite(field), field, np.nan), cmap="viridis", vmin=0.0, vmax=vmax)
+                ax.set_title(caption, fontsize=7)
+            else:
+                ax.axis("off")
+            if c == 0:
+                ax.set_ylabel(TITLES[system], fontsize=8)
+    for c, (F, k) in enumerate(pairs):
+        axes[0, c].set_title(f"F = {F:g}, k = {k:g}\n" + axes[0, c].get_title(), fontsize=7)
+    if im is not None:
+        fig.colorbar(im, ax=axes, shrink=0.6, label="v (same scale in every panel)")
+    fig.suptitle("v fields: one start per setting (DDPM: its first samples, judged at the setting of "
+                 "smallest residual)", fontsize=9)
+    save_formats(fig, folder / "patterns")
+
+
+def _caption(row: dict[str, Any] | None) -> str:
+    if row is None:
+        return ""
+    if row.get("label") == "blown up":
+        return "blown up"
+    res = row.get("residual")
+    res_text = f", res {float(res):.2g}" if res not in (None, "") and math.isfinite(float(res)) else ""
+    return f"{row.get('label', '')}{res_text}"
+
+
+def _rows(folder: Path) -> list[dict[str, Any]]:
+    with open(folder / "measures.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["seed"], r["index"] = int(r["seed"]), int(r["index"])
+    return rows
+
+
+def _numbers(rows: list[dict[str, Any]], system: str, key: str) -> np.ndarray:
+    out = []
+    for r in rows:
+        if r["system"] == system and r.get(key) not in (None, ""):
+            x = float(r[key])
+            if math.isfinite(x):
+                out.append(x)
+    return np.array(out)
+
+
+def distributions_figure(folder: Path) -> None:
+    from rdlens.pattern_study import SYSTEMS, TITLES
+
+    plt = pyplot()
+    rows = _rows(folder)
+    keys = [("wavelength", "dominant wavelength (domain units)", False),
+            ("spectral_entropy", "spectral entropy (0: one wavelength, 1: noise)", False),
+            ("components", "connected components above the v threshold", False),
+            ("elongation", "mean elongation of components", False),
+            ("residual", "relative residual ||dv/dt|| / ||reaction||", True),
+            ("correlation", "correlation with itself after continuing", False)]
+    present = [s for s in SYSTEMS if any(r["system"] == s for r in rows)]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7), constrained_layout=True)
+    for ax, (key, label, log) in zip(axes.flat, keys):
+        data = [_numbers(rows, s, key) for s in present]
+        finite = np.concatenate([d for d in data if len(d)]) if any(len(d) for d in data) else np.array([1.0])
+        if log:
+            finite = finite[finite > 0] if (finite > 0).any() else np.array([1e-6, 1.0])
+            bins = np.logspace(np.log10(finite.min()), np.log10(finite.max()) + 1e-9, 25)
+            ax.set_xscale("log")
+        else:
+            lo, hi = float(finite.min()), float(finite.max())
+            bins = np.linspace(lo, hi + max(1e-9, 1e-6 * abs(hi)), 25)
+        for s, d in zip(present, data):
+            if len(d):
+                ax.hist(np.clip(d, bins[0], bins[-1]), bins=bins, histtype="step", density=True, linewidth=1.4,
+                        color=COLORS[s], linestyle="-" if s in ("gray-scott", "ddpm") or s.endswith("1x") else "--",
+                        label=f"{TITLES[s]} (n = {len(d)})")
+        ax.set_xlabel(label)
+        ax.set_ylabel("density")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle("Distributions of each measure over patterns and seeds (solid: stationary / horizon / DDPM; "
+                 "dashed: 5x horizon)", fontsize=10)
+    save_formats(fig, folder / "distributions")
+
+
+def balance_figure(folder: Path, cfg: Any) -> None:
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
+    with np.load(folder / "ground-truth" / "fields.npz") as f:
+        tau, r_tau = f["tau"], f["R_tau"]
+    _band(ax, tau, r_tau, "C0", "-", "Gray-Scott (ground-truth runs, v)")
+    grid = normalised_time(201)
+    curves, longs = [], []
+    for s in range(cfg.seed, cfg.seed + cfg.seeds):
+        curves.append(BalanceTrace.load(folder / "ddpm" / f"seed{s}" / "trace.csv").resample(grid)[1])
+        with np.load(folder / "convlstm" / f"seed{s}" / "rollouts.npz") as f:
+            trace = BalanceTrace.from_samples(f["reaction"], f["diffusion"])
+        longs.append(trace.resample(grid)[1])
+    _band(ax, grid, np.array(curves), "C2", "-.", "DDPM reverse process")
+    _band(ax, grid, np.array(longs), "C1", "--", f"ConvLSTM rollout ({cfg.long_factor}x horizon)")
+    ax.axvline(1.0 / cfg.long_factor, color="C1", linewidth=0.8, linestyle=":", label="ConvLSTM training horizon")
+    ax.axhline(1.0, color="0.5", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("normalised time tau (each system's own run)")
+    ax.set_ylabel("R(tau) = reaction / diffusion (log)")
+    ax.set_title("Dynamic Balance Ratio on the Turing-pattern task (mean over runs; band: 95 % interval)", fontsize=9)
+    ax.legend(fontsize=7)
+    save_formats(fig, folder / "balance")
+
+
+def _band(ax: Any, tau: np.ndarray, curves: np.ndarray, color: str, style: str, label: str) -> None:
+    curves = np.atleast_2d(curves)
+    mean = np.nanmean(curves, axis=0)
+    ax.plot(tau, mean, color=color, linestyle=style, label=label)
+    if curves.shape[0] > 1:
+        from scipy import stats
+
+        half = stats.t.ppf(0.975, curves.shape[0] - 1) * np.nanstd(curves, axis=0, ddof=1) / math.sqrt(curves.shape[0])
+        ax.fill_between(tau, np.maximum(mean - half, 1e-6), mean + half, color=color, alpha=0.2, linewidth=0)
+
+
+def drift_figure(folder: Path, cfg: Any) -> None:
+    from rdlens.pattern_study import from_unit
+
+    plt = pyplot()
+    with np.load(folder / "ground-truth" / "truth.npz") as f:
+        _, v_true = from_unit(f["x"])
+    frames = np.arange(v_true.shape[1])
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
+    axes[0].plot(frames, v_true.std(axis=(2, 3)).mean(axis=0), color="C0", label="Gray-Scott")
+    axes[1].plot(frames, v_true.mean(axis=(2, 3)).mean(axis=0), color="C0", label="Gray-Scott")
+    for s in range(cfg.seed, cfg.seed + cfg.seeds):
+        with np.load(folder / "convlstm" / f"seed{s}" / "rollouts.npz") as f:
+            _, v = from_unit(f["x"])
+        with np.errstate(invalid="ignore", over="ignore"):
+            axes[0].plot(frames, v.std(axis=(2, 3)).mean(axis=0), color="C1", alpha=0.8,
+                         label="ConvLSTM" if s == cfg.seed else None)
+            axes[1].plot(frames, v.mean(axis=(2, 3)).mean(axis=0), color="C1", alpha=0.8)
+            axes[2].plot(frames, np.sqrt(((v - v_true) ** 2).mean(axis=(2, 3))).mean(axis=0), color="C1", alpha=0.8)
+    for ax, label in zip(axes, ("pattern amplitude: std of v", "mean of v", "RMS error of v vs the true run")):
+        ax.axvline(cfg.frames, color="0.5", linestyle=":", linewidth=0.8)
+        ax.set_xlabel(f"frame ({cfg.frame_every} Gray-Scott steps each; dotted: training horizon)")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("ConvLSTM rolled out on its own from unseen starts vs the true dynamics (mean over starts)",
+                 fontsize=10)
+    save_formats(fig, folder / "drift")

@@ -1,0 +1,156 @@
+"""rdlens patterns: the study end to end on tiny sizes, its run-folder rules and its measures."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rdlens import grayscott, pattern_study as S
+from rdlens.cli import main
+from rdlens.run import verify
+
+ARGS = ["patterns", "--profile", "smoke", "--quiet", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("patterns")
+    assert main([*ARGS, "--out", str(out)]) == 0
+    return out / "patterns-smoke"
+
+
+def test_a_study_writes_every_result_and_its_summary_last(study):
+    for name in ("table.md", "table.json", "measures.csv", "patterns.png", "patterns.svg", "distributions.png",
+                 "balance.png", "drift.png", "drift.svg"):
+        assert (study / name).stat().st_size > 0, name
+    assert verify(study) is None
+    for stage in ("ground-truth", "ddpm/seed0", "convlstm/seed0"):
+        assert verify(study / stage) is None
+    table = json.loads((study / "table.json").read_text())
+    assert [e["system"] for e in table["systems"]] == list(S.SYSTEMS)
+    cfg = S.profile_config("smoke")
+    n = {e["system"]: e["n"] for e in table["systems"]}
+    settings = len(cfg.setting_pairs)
+    assert n["gray-scott"] == settings * cfg.patterns and n["ddpm"] == cfg.ddpm_samples
+    assert n["convlstm-1x"] == n["convlstm-long"] == settings * cfg.rollouts
+    gt = next(e for e in table["systems"] if e["system"] == "gray-scott")
+    assert 0.9 < gt["R"]["mean"] < 1.1  # Gray-Scott balances near 1, as in Table 1
+    assert len(table["verdicts"]) == 3 and "wavelength" in table["verdicts"][1]
+
+
+def test_the_rollouts_start_where_the_true_runs_start_and_the_lstm_saw_none_of_them(study):
+    with np.load(study / "ground-truth" / "truth.npz") as t, np.load(study / "ground-truth" / "trajectories.npz") as tr:
+        assert not set(t["seed"].tolist()) & set(tr["seed"].tolist())
+        with np.load(study / "convlstm" / "seed0" / "rollouts.npz") as r:
+            np.testing.assert_array_equal(r["x"][:, 0], t["x"][:, 0])
+            assert r["x"].shape == t["x"].shape
+
+
+def test_running_the_same_command_again_reuses_every_stage(study, capsys):
+    before = (study / "convlstm" / "seed0" / "rollouts.npz").read_bytes()
+    assert main([*ARGS, "--out", str(study.parent)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("reused") == 3 and "running" not in err
+    assert (study / "convlstm" / "seed0" / "rollouts.npz").read_bytes() == before
+
+
+def test_other_settings_in_the_same_folder_need_force(study, capsys):
+    assert main([*ARGS, "--out", str(study.parent), "--lstm-steps", "5"]) == 2
+    assert "holds a study with other settings (lstm_steps)" in capsys.readouterr().err
+    assert verify(study) is None
+
+
+def test_an_interrupted_study_leaves_no_summary_and_resumes_to_the_same_numbers(study, tmp_path):
+    cfg = S.profile_config("smoke")
+    counted = []
+
+    class Stop:
+        def __init__(self, desc):
+            self.desc = desc
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def update(self, n=1):
+            counted.append(self.desc)
+            if self.desc.startswith("ConvLSTM") and counted.count(self.desc) == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        S.run_study(cfg, tmp_path / "s", device="cpu", bars=lambda desc, total: Stop(desc))
+    assert not (tmp_path / "s" / "summary.json").exists()
+    assert verify(tmp_path / "s" / "ground-truth") is None
+    assert (tmp_path / "s" / "convlstm" / "seed0" / "checkpoint.pt").exists()
+    S.run_study(cfg, tmp_path / "s", device="cpu")
+    for name in ("convlstm/seed0/rollouts.npz", "ddpm/seed0/samples.npz", "measures.csv"):
+        assert (tmp_path / "s" / name).read_bytes() == (study / name).read_bytes(), name
+
+
+def test_force_starts_over(tmp_path, capsys):
+    args = [*ARGS, "--out", str(tmp_path), "--lstm-steps", "2", "--ddpm-steps", "2"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--lstm-steps", "3", "--force"]) == 0
+    assert "reused" not in capsys.readouterr().err
+    assert json.loads((tmp_path / "patterns-smoke" / "config.json").read_text())["lstm_steps"] == 3
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--settings", "0.03"], "settings must be F:k pairs"),
+    (["--lstm-window", "9"], "lstm_window = 9 exceeds frames = 4"),
+    (["--size", "33"], "image_size 33 is not divisible"),
+    (["--patterns", "100000", "--size", "4096", "--length", "40.96"], "needs about"),
+    (["--lstm-kernel", "2"], "lstm_kernel must be odd"),
+])
+def test_bad_settings_exit_2_with_one_line_before_any_work(tmp_path, capsys, args, fragment):
+    assert main([*ARGS, "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_folder_holding_something_else_is_refused(tmp_path, capsys):
+    (tmp_path / "patterns-smoke").mkdir()
+    (tmp_path / "patterns-smoke" / "notes.txt").write_text("mine")
+    assert main([*ARGS, "--out", str(tmp_path)]) == 2
+    assert "holds no patterns study" in capsys.readouterr().err
+
+
+def test_field_scale_round_trips():
+    rng = np.random.default_rng(0)
+    u, v = rng.uniform(0, 1, (3, 8, 8)), rng.uniform(0, 0.5, (3, 8, 8))
+    x = S.to_unit(u, v)
+    assert x.shape == (3, 2, 8, 8) and x.min() >= -1 and x.max() <= 1
+    back = S.from_unit(x)
+    np.testing.assert_allclose(back[0], u, atol=1e-6)
+    np.testing.assert_allclose(back[1], v, atol=1e-6)
+
+
+def test_a_ddpm_sample_is_judged_at_the_setting_it_is_a_steady_state_of():
+    cfg = S.PatternsConfig(settings="0.029:0.062,0.055:0.062", continue_steps=500)
+    model = cfg.model_at(0.055, 0.062)
+    stripes = grayscott.run(model, 20000, init=grayscott.pearson_spots(model, 1))
+    u = np.stack([stripes.u, np.full_like(stripes.u, np.nan)])
+    v = np.stack([stripes.v, stripes.v])
+    rows = S.measure_fields(cfg, "ddpm", 0, u, v, None, None)
+    assert (rows[0]["F"], rows[0]["k"]) == (0.055, 0.062)
+    assert rows[0]["residual"] < 0.01 and rows[0]["correlation"] > 0.99 and rows[0]["steady"]
+    assert rows[1]["label"] == "blown up" and "correlation" not in rows[1]
+
+
+def test_verdicts_say_reproduced_only_when_the_numbers_agree():
+    def entry(system, w, share_spots, steady):
+        e = {"system": system, "title": S.TITLES[system], "n": 10, "share_steady": steady,
+             "wavelength": {"mean": w, "low": w - 0.005, "high": w + 0.005, "n": 10}}
+        for lab in S.LABEL_COLUMNS:
+            e[f"share_{lab}"] = 0.0
+        e["share_spots"], e["share_stripes"] = share_spots, 1 - share_spots
+        return e
+
+    same = S.verdicts([entry("gray-scott", 0.08, 0.5, 1.0), entry("ddpm", 0.082, 0.6, 0.4)])
+    assert "reproduced (intervals overlap)" in same[0] and "differs by 10%" in same[0] and "40%" in same[0]
+    other = S.verdicts([entry("gray-scott", 0.08, 0.5, 1.0), entry("ddpm", 0.12, 1.0, 0.0)])
+    assert "NOT reproduced;" in other[0] and "differs by 50% (total variation; NOT reproduced" in other[0]
