@@ -203,3 +203,38 @@ def test_ddpm_resume_with_dropout_matches_an_uninterrupted_run(tmp_path):
     assert resumed.resumed_from == 4 and resumed.losses == straight.losses
     for p, q in zip(straight.model.parameters(), resumed.model.parameters()):
         assert torch.equal(p, q)
+
+
+def test_ddim_with_eta_1_is_the_ddpm_sampler_with_the_posterior_sigma():
+    """Song et al. (2021): DDIM's update at eta = 1 is DDPM's ancestral step with
+    sigma_t^2 = the posterior variance; same seed, same draws: the same samples and norms."""
+    schedule = ddpm.Schedule(T=50)
+
+    def net(x, s):  # any smooth eps model: the identity holds for every eps
+        return torch.tanh(0.7 * x.roll(1, dims=-1) + 0.002 * s.view(-1, 1, 1, 1).to(x))
+
+    a = ddpm.sample(net, (3, 1, 8, 8), schedule, seed=4, sigma="posterior", dtype=torch.float64)
+    b = ddpm.sample(net, (3, 1, 8, 8), schedule, seed=4, eta=1.0, dtype=torch.float64)
+    torch.testing.assert_close(b.samples, a.samples, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(b.trace.reaction, a.trace.reaction, rtol=1e-8)
+    np.testing.assert_allclose(b.trace.diffusion, a.trace.diffusion, rtol=1e-12)
+    np.testing.assert_allclose(b.trace.extra["score"], a.trace.extra["score"], rtol=1e-8)
+
+
+def test_ddim_with_eta_0_adds_no_noise_and_depends_on_x_T_alone():
+    schedule = ddpm.Schedule(T=30)
+    point = torch.full((1, 1, 8, 8), 0.3)
+    oracle = ddpm.one_point_oracle(point, schedule)
+    res = ddpm.sample(oracle, (2, 1, 8, 8), schedule, seed=1, eta=0.0, dtype=torch.float64)
+    assert np.all(res.trace.diffusion == 0)
+    # the exact denoiser of one-point data maps every start onto the point, noise or not
+    torch.testing.assert_close(res.samples, point.double().expand(2, -1, -1, -1), rtol=0, atol=1e-6)
+    again = ddpm.sample(oracle, (2, 1, 8, 8), schedule, seed=1, eta=0.0, dtype=torch.float64)
+    assert torch.equal(res.samples, again.samples)
+
+
+@pytest.mark.parametrize("eta", [-0.1, 1.5, True, "half"])
+def test_ddim_eta_outside_0_1_is_refused(eta):
+    with pytest.raises(ConfigError, match="DDIM eta must be a number in \\[0, 1\\]"):
+        ddpm.sample(ddpm.one_point_oracle(torch.zeros(1, 1, 4, 4), ddpm.Schedule(T=5)), (1, 1, 4, 4),
+                    ddpm.Schedule(T=5), eta=eta)

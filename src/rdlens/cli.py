@@ -267,6 +267,10 @@ def _add_reproduce(p: argparse.ArgumentParser) -> None:
     p.add_argument("--controls", action="store_true",
                    help="also measure each row's controls (untrained models, oracles, identities, homogeneous "
                         "start) and write controls.md/.json/.png (default: off)")
+    p.add_argument("--claims", action="store_true",
+                   help="also put each of the paper's claims to a test (LSTM gates, monotonicity of R(tau), R "
+                        "against T, DDIM's eta, final R per data set, R ~ 1 and stability) and write claims.md/.json "
+                        "with a verdict per claim (default: off)")
     from rdlens.images import default_data_dir
 
     p.add_argument("--data-dir", default=str(default_data_dir()),
@@ -293,7 +297,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     rows = None if args.rows is None else tuple(r.strip() for r in args.rows.split(",") if r.strip())
     try:
         folder, table, complete = reproduce(
-            args.profile, out=args.out, rows=rows, seed=args.seed, seeds=args.seeds, controls=args.controls,
+            args.profile, out=args.out, rows=rows, seed=args.seed, seeds=args.seeds, controls=args.controls, claims=args.claims,
             data_dir=args.data_dir, download=args.download, device=args.device, force=args.force, bars=_bars(args.quiet),
             log=lambda line: print(line, file=sys.stderr),
         )

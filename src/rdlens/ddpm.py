@@ -130,6 +130,7 @@ def sample(
     dtype: torch.dtype = torch.float32,
     progress: Callable[[int], None] | None = None,
     last_step: str = "exclude",
+    eta: float | None = None,
 ) -> SampleResult:
     """Run the reverse process from x_T ~ N(0, I) of ``shape`` (batch first) to x_0, and
     record reaction, diffusion, score and eps_norm per step and image (see module doc).
@@ -140,16 +141,31 @@ def sample(
     previous step's eps and coefficients applied to the current x, and a diffusion norm of
     sqrt(beta) z for a fresh z that is never added; the row is then counted. The samples are
     the same either way.
+
+    ``eta`` (0 <= eta <= 1) samples with DDIM (Song et al. 2021) over all T steps instead:
+    x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t), sigma_t = eta sqrt(posterior variance),
+    x_{t-1} = sqrt(abar_{t-1}) x0 + sqrt(1 - abar_{t-1} - sigma_t^2) eps + sigma_t z; reaction is
+    the deterministic part minus x_t, diffusion ||sigma_t z|| (0 at eta = 0: R is then undefined).
+    eta = 1 is the DDPM sampler with the posterior sigma (the same samples for the same seed).
     """
     if last_step not in LAST_STEPS:
         raise ConfigError(f"last_step must be one of {', '.join(LAST_STEPS)}, got {last_step!r}")
     schedule = schedule or Schedule()
+    if eta is not None and (isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1):
+        raise ConfigError(f"DDIM eta must be a number in [0, 1], got {eta!r}")
+    if eta is not None and last_step != "exclude":
+        raise ConfigError("last_step = public-code describes the authors' DDPM sampler, not DDIM")
     if len(shape) < 2:
         raise ConfigError(f"shape must be (batch, ...) with at least one data dimension, got {shape}")
     device = torch.device(device)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     n, T = shape[0], schedule.T
-    sig = schedule.sigmas(sigma)
+    sig = schedule.sigmas(sigma) if eta is None else eta * schedule.posterior_variance.sqrt()
+    learned = (schedule.betas / (schedule.alphas.sqrt() * (1 - schedule.alpha_bars).sqrt())).flip(0).numpy()
+    if eta is not None:  # the eps coefficient of the DDIM update, per step in sampling order
+        ab = schedule.alpha_bars
+        ab_prev = torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]])
+        learned = ((ab_prev / ab).sqrt() * (1 - ab).sqrt() - (1 - ab_prev - sig**2).clamp(min=0).sqrt()).flip(0).numpy()
     x = torch.randn(shape, generator=gen, dtype=dtype).to(device)
     # per step and image: reaction, diffusion, eps_norm; kept on the device, copied once at the end
     norms = torch.zeros(T, 3, n, dtype=dtype, device=device)
@@ -161,7 +177,13 @@ def sample(
             beta, alpha, ab = (float(v[s]) for v in (schedule.betas, schedule.alphas, schedule.alpha_bars))
             eps = eps_model(x, torch.full((n,), s, dtype=torch.long, device=device)).to(dtype)
             coef = beta / math.sqrt(1.0 - ab)
-            drift = (x - coef * eps) / math.sqrt(alpha) - x
+            if eta is None:
+                drift = (x - coef * eps) / math.sqrt(alpha) - x
+            else:
+                ab_prev = float(schedule.alpha_bars[s - 1]) if s > 0 else 1.0
+                x0 = (x - math.sqrt(1.0 - ab) * eps) / math.sqrt(ab)
+                keep = max(0.0, 1.0 - ab_prev - float(sig[s]) ** 2)
+                drift = math.sqrt(ab_prev) * x0 + math.sqrt(keep) * eps - x
             if s == 0 and last_step == "public-code" and previous is not None:
                 stale_eps, stale_coef, stale_sqrt_alpha = previous
                 stale = (x - stale_coef * stale_eps) / stale_sqrt_alpha - x
@@ -180,9 +202,8 @@ def sample(
             if progress is not None:
                 progress(1)
     norms = norms.double().cpu().numpy()
-    coefs = (schedule.betas / (schedule.alphas.sqrt() * (1 - schedule.alpha_bars).sqrt())).flip(0).numpy()
     cols = {"reaction": norms[:, 0], "diffusion": norms[:, 1], "eps_norm": norms[:, 2],
-            "score": coefs[:, None] * norms[:, 2]}
+            "score": np.abs(learned)[:, None] * norms[:, 2]}
     counted = np.ones(T, dtype=bool)
     counted[-1] = last_step == "public-code" and T > 1
     trace = BalanceTrace.from_samples(

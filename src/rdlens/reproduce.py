@@ -47,6 +47,8 @@ from rdlens.rundir import RunDir, check_writable, write_json
 PROFILES = ("quick", "cpu", "paper", "authors", "smoke")
 MAX_SEEDS = 1000
 """most independent seeds one command may ask for"""
+CLAIMS = "claims.json"
+"""what a row's claims measured (rdlens.claims), beside its summary"""
 
 
 @dataclass(frozen=True)
@@ -275,6 +277,7 @@ def reproduce(
     seed: int = 0,
     seeds: int = 1,
     controls: bool = False,
+    claims: bool = False,
     data_dir: str | None = None,
     download: bool = False,
     device: str = "auto",
@@ -283,7 +286,8 @@ def reproduce(
     log: Callable[[str], None] = print,
 ) -> tuple[Path, str, bool]:
     """Run (or reuse) the requested rows (default: all of the profile's) for seeds
-    ``seed ... seed + seeds - 1`` (and their controls), then write the tables and figures.
+    ``seed ... seed + seeds - 1`` (and their controls and claims' measurements), then write the
+    tables, figures and the report page.
 
     Returns (folder, Markdown table, whether every requested row ran).
     """
@@ -314,7 +318,8 @@ def reproduce(
     folder = Path(run_dir) if run_dir is not None else default_dir(profile, out)
     check_writable(folder)
     with layout.lock(folder):
-        return _reproduce(profile, folder, rows, plans, seed, seed_list, controls, data_dir, device, force, bars, log)
+        return _reproduce(profile, folder, rows, plans, seed, seed_list, controls, claims, data_dir, device, force,
+                          bars, log)
 
 
 def _download_missing(rows: list[Row], profile: dict[str, Any], seed: int, data_dir: str | None,
@@ -334,21 +339,21 @@ def _download_missing(rows: list[Row], profile: dict[str, Any], seed: int, data_
 
 
 def _reproduce(profile: dict[str, Any], folder: Path, rows: tuple[str, ...], plans: dict[int, list[Plan]], seed: int,
-               seed_list: list[int], controls: bool, data_dir: str | None, device: str, force: bool,
-               bars: Bars | None, log: Callable[[str], None]) -> tuple[Path, str, bool]:
+               seed_list: list[int], controls: bool, claims: bool, data_dir: str | None, device: str,
+               force: bool, bars: Bars | None, log: Callable[[str], None]) -> tuple[Path, str, bool]:
     """The work of :func:`reproduce` once the plan is checked and the folder is locked."""
     top = RunDir(folder)
     write_json(folder / layout.PLAN, {"profile": profile["name"], "seeds": seed_list, "data_dir": data_dir,
-                                      "controls": controls, "rows": list(rows)})
+                                      "controls": controls, "claims": claims, "rows": list(rows)})
     for s in seed_list:
         for plan in plans[s]:
-            _do_row(plan, s, folder, top, force, controls, device, bars, log)
+            _do_row(plan, s, folder, top, force, controls, claims, device, bars, log)
     first = plans[seed_list[0]]
     rows_info = [{"id": p.row.id, "system": p.row.system, "title": p.system.title, "setting": p.row.label,
                   "data": p.data, "status": p.status, "reason": p.skip_reason, "dir": f"rows/{p.row.id}",
                   "paper": p.row.paper} for p in first]
     layout.write_rows(folder, {"profile": profile["name"], "description": profile["description"],
-                               "seeds": seed_list, "controls": controls, "rows": rows_info})
+                               "seeds": seed_list, "controls": controls, "claims": claims, "rows": rows_info})
     from rdlens.report import build_report
 
     table = build_report(folder)
@@ -357,9 +362,9 @@ def _reproduce(profile: dict[str, Any], folder: Path, rows: tuple[str, ...], pla
     return folder, table, all(p.skip_reason is None for p in first)
 
 
-def _do_row(plan: Plan, seed: int, folder: Path, top: RunDir, force: bool, controls: bool, device: str,
-            bars: Bars | None, log: Callable[[str], None]) -> None:
-    """Run, reuse or resume one row and seed; then its controls if asked and not yet there."""
+def _do_row(plan: Plan, seed: int, folder: Path, top: RunDir, force: bool, controls: bool, claims: bool,
+            device: str, bars: Bars | None, log: Callable[[str], None]) -> None:
+    """Run, reuse or resume one row and seed; then its controls and claims if asked and not yet there."""
     tag = f"{plan.row.id} seed {seed}"
     if plan.skip_reason:
         log(f"{tag:<28} skipped: {plan.skip_reason}")
@@ -391,9 +396,16 @@ def _do_row(plan: Plan, seed: int, folder: Path, top: RunDir, force: bool, contr
             measured = plan.system.controls(plan.config, row_dir, resolve(plan.system, device))
         if measured is None:
             log(f"{tag:<28} no controls defined for the {plan.system.name} system")
-            return
-        results, traces = measured
-        for name, tr in traces.items():
-            tr.save(row_dir / f"control-{name}.csv")
-        write_json(row_dir / "controls.json", results)
-        log(f"{tag:<28} controls done in {time.perf_counter() - t0:.1f} s")
+        else:
+            results, traces = measured
+            for name, tr in traces.items():
+                tr.save(row_dir / f"control-{name}.csv")
+            write_json(row_dir / "controls.json", results)
+            log(f"{tag:<28} controls done in {time.perf_counter() - t0:.1f} s")
+    if claims and not (row_dir / CLAIMS).exists():
+        t0 = time.perf_counter()
+        with top.stage(f"{tag} claims"):
+            measured = plan.system.claims(plan.config, row_dir, resolve(plan.system, device))
+        if measured is not None:
+            write_json(row_dir / CLAIMS, measured)
+            log(f"{tag:<28} claims measured in {time.perf_counter() - t0:.1f} s")

@@ -80,6 +80,17 @@ def build_report(folder: str | os.PathLike) -> str:
         paper_figures.plot_patterns(folder, records, seeds[0], folder / "patterns.png")
     if info.get("controls"):
         md += "\n" + controls.build(folder, records, seeds)
+    if info.get("claims") or any((layout.seed_dir(folder, r["id"], s) / "claims.json").exists()
+                                 for r in info["rows"] for s in seeds):
+        from rdlens.report import claims
+
+        claims_md, claims_data = claims.build(folder, info, records)
+        atomic_write_text(folder / "claims.md", claims_md)
+        atomic_write_text(folder / "claims.json", dumps(claims_data))
+        md += "\n" + claims_md
+    from rdlens.report import html
+
+    html.write_page(folder, info)
     return md
 
 

@@ -169,6 +169,11 @@ class System:
         """Control measurements of a finished run (results, traces), or None if it has none."""
         return None
 
+    def claims(self, config: Any, run_dir: Path, device: Any) -> dict[str, Any] | None:
+        """Measurements of the paper's claims about this system for a finished run
+        (:mod:`rdlens.claims`; ``rdlens reproduce --claims``), or None if it has none."""
+        return None
+
     def control_sentence(self, controls: dict[str, Any], bound: str) -> str:
         """The system-specific clause of its controls.md sentence (``bound``: the identity
         bound in words, when the controls hold one)."""

@@ -285,6 +285,38 @@ class DDPM(System):
                          f"{curve['oracle_gaussian_R']:.4f}, schedule-only R_score {curve['schedule_only_R_score']:.4f}")
         return lines
 
+    def claims(self, config: Any, run_dir: Path, device: Any) -> dict[str, Any]:
+        """Claims 2-4: monotonicity of R(tau) (trained, exact Gaussian-data denoiser, schedule
+        alone), R against the number of steps T (denoiser and schedule), and DDIM's eta from
+        the row's trained model and noise."""
+        import torch
+
+        from rdlens import claims, controls, ddpm
+        from rdlens.balance import BalanceTrace
+        from rdlens.torchutil import load_checkpoint
+        from rdlens.unet import build as build_unet
+
+        cfg = config
+        images = self.prepare(cfg, device)
+        shape = (cfg.samples, cfg.unet.in_channels, cfg.unet.image_size, cfg.unet.image_size)
+        torch.manual_seed(cfg.seed)
+        model = build_unet(cfg.unet).to(device)
+        state = load_checkpoint(run_dir / ddpm.CHECKPOINT, device)
+        model.load_state_dict(state["ema"] if cfg.ema > 0 and "ema" in state else state["model"])
+        model.eval()
+        trained = BalanceTrace.load(run_dir / "trace.csv")
+        oracle = ddpm.sample(controls.data_oracles(images, cfg.schedule)["oracle_gaussian"], shape, cfg.schedule,
+                             seed=cfg.seed + 2, sigma=cfg.sigma, device=device).trace
+        monotonic = {"trained": claims.decreasing_stretches(trained.R_tau, trained.tau),
+                     "oracle_gaussian": claims.decreasing_stretches(oracle.R_tau, oracle.tau),
+                     "schedule_only": claims.decreasing_stretches(claims.schedule_only_curve(cfg.schedule))}
+        signed = (lambda x: x * 2 - 1) if cfg.pixels == "unit" else None
+        return {"monotonic": monotonic,
+                "steps": claims.r_versus_T(images.double(), cfg.schedule, cfg.samples, cfg.seed + 2),
+                "trained_T": cfg.schedule.T, "trained_R": trained.R, "trained_final_R": trained.final_R,
+                "ddim": claims.ddim_sweep(model, shape, cfg.schedule, cfg.seed + 2, self.judge(cfg), device,
+                                          signed=signed, sigma=cfg.sigma)}
+
     def controls(self, config: Any, run_dir: Path, device: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         from rdlens import controls
 

@@ -142,6 +142,25 @@ class LSTM(System):
         model.eval()
         return controls.lstm_controls(config, model, data, lstm.evaluate(config, model, data, device), device)
 
+    def claims(self, config: Any, run_dir: Path, device: Any) -> dict[str, Any]:
+        """Claim 1: R(t) against the gates' activity, for the trained model and an untrained one
+        (PyTorch's initialisation), on the row's held-out sequences."""
+        from dataclasses import replace
+
+        from rdlens import claims, lstm, sequences
+        from rdlens.torchutil import load_checkpoint
+
+        data = sequences.make_sequences(config.data)
+        trained = lstm.build_model(config, device)
+        trained.load_state_dict(load_checkpoint(run_dir / lstm.CHECKPOINT, device)["model"])
+        out = {}
+        for name, model in (("trained", trained), ("untrained", lstm.build_model(replace(config, init="pytorch"),
+                                                                                 device))):
+            ev = lstm.evaluate(config, model.eval(), data, device)
+            i, f = (getattr(ev.record, k).mean(dim=(1, 2)).double().cpu().numpy() for k in ("i", "f"))
+            out[name] = claims.gate_correlations(ev.trace, i, f)
+        return {"gates": out}
+
     def control_sentence(self, controls: dict[str, Any], bound: str) -> str:
         return (f"; the update identity bounds R to {bound} for any weights (telescoping residual "
                 f"{controls['identities']['telescoping_residual']['mean']:.3f})")

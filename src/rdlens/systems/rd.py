@@ -130,6 +130,18 @@ class RD(System):
 
         return controls.rd_controls(config, BalanceTrace.load(run_dir / "trace.csv"))
 
+    def claims(self, config: Any, run_dir: Path, device: Any) -> dict[str, Any] | None:
+        """Claim 6: how far the residual identity alone confines R at the end of the run
+        (dv/dt = reaction + diffusion, so |R_t - 1| <= ||dv/dt|| / ||diffusion||)."""
+        from rdlens.balance import BalanceTrace
+
+        trace = BalanceTrace.load(run_dir / "trace.csv")
+        if "residual" not in trace.extra or not trace.reaction[-1] > 0:
+            return None
+        e = float(trace.extra["residual"][-1] / trace.reaction[-1])
+        return {"final_R": trace.final_R, "relative_residual_final": e,
+                "final_R_bounds": [1 / (1 + e), 1 / (1 - e) if e < 1 else math.inf]}
+
     def control_sentence(self, controls: dict[str, Any], bound: str) -> str:
         end = controls["relative_residual_final"]["mean"]
         end_high = f"{1 / (1 - end):.3f}" if end < 1 else "inf"
