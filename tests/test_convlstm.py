@@ -88,3 +88,17 @@ def test_missing_conditions_are_refused():
     model = ConvLSTM(2, hidden=4, conditions=2)
     with pytest.raises(ConfigError, match=r"conditions of shape \(1, 2\)"):
         model.rollout(torch.zeros(1, 2, 8, 8), 2)
+
+
+def test_free_running_training_prediction_is_the_rollout():
+    """The free-running loss trains exactly what a rollout does: its predictions from frame 0 are
+    the rollout's frames, whatever the later true frames are."""
+    torch.manual_seed(1)
+    model = ConvLSTM(2, hidden=4, conditions=1).double()
+    torch.nn.init.normal_(model.readout.weight, std=0.1)
+    frames = torch.randn(2, 5, 2, 8, 8, dtype=torch.float64)
+    cond = torch.randn(2, 1, dtype=torch.float64)
+    free = model(frames, cond, free=True)
+    rolled, _ = model.rollout(frames[:, 0], 5, cond)
+    torch.testing.assert_close(free.detach(), rolled[:, 1:])
+    assert not torch.allclose(model(frames, cond).detach(), free.detach())  # teacher forcing differs

@@ -4,8 +4,8 @@ Each function measures what one claim says, for one row and seed; the verdict se
 made from these numbers by :mod:`rdlens.report.claims`.
 
 1. LSTM, "peaks of R(t) where the input gate encodes, valleys where the forget gate erases":
-   :func:`gate_correlations` (Pearson correlation over time of the per-step ratio with the
-   mean input-gate activity i and the mean erase activity 1 - f).
+   :func:`gate_correlations` (per sequence, the Pearson correlation over time of R_t with the
+   mean input-gate activity i and the mean erase activity 1 - f, averaged over sequences).
 2. DDPM, "the ratio is an increasing, monotonic function of time": :func:`decreasing_stretches`
    of R(tau) for the trained model, the exact Gaussian-data denoiser and the schedule alone
    (:func:`schedule_only_curve`: for the linear schedule it falls by 30 % until tau = 0.65 before
@@ -25,7 +25,6 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from rdlens.balance import BalanceTrace
 
 STRETCH_TOLERANCE = 0.01
 """a decreasing stretch counts when R falls by more than this share of its value at its start"""
@@ -42,38 +41,60 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a[ok], b[ok])[0, 1])
 
 
-def gate_correlations(trace: BalanceTrace, input_gate: np.ndarray, forget_gate: np.ndarray) -> dict[str, float]:
-    """Correlation over time of R(t) = reaction_t / diffusion_t with the mean input gate and
-    with the mean erase activity 1 - f (each: mean over sequences and units, per step)."""
-    r = trace.R_tau
-    return {"input": _corr(r, np.asarray(input_gate, dtype=np.float64)),
-            "erase": _corr(r, 1.0 - np.asarray(forget_gate, dtype=np.float64)),
-            "steps": int(np.isfinite(r).sum())}
+def gate_correlations(reaction: np.ndarray, diffusion: np.ndarray, input_gate: np.ndarray, forget_gate: np.ndarray,
+                      skip: float = 0.1) -> dict[str, float]:
+    """How R_t = reaction_t / diffusion_t of each sequence moves with that sequence's mean
+    input-gate activity i_t and erase activity 1 - f_t (means over units): the Pearson
+    correlation over time per sequence, averaged over sequences. All arrays are (steps,
+    sequences); the first ``skip`` share of steps (the state filling up from zero) is left out."""
+    r = np.asarray(reaction, dtype=np.float64) / np.where(np.asarray(diffusion) > 0, diffusion, np.nan)
+    i, f = (np.asarray(a, dtype=np.float64) for a in (input_gate, forget_gate))
+    first = int(round(skip * r.shape[0]))
+    per = {"input": [], "erase": []}
+    for b in range(r.shape[1]):
+        per["input"].append(_corr(r[first:, b], i[first:, b]))
+        per["erase"].append(_corr(r[first:, b], 1.0 - f[first:, b]))
+    out = {k: float(np.nanmean(v)) if np.isfinite(v).any() else math.nan for k, v in per.items()}
+    return {**out, "sequences": int(r.shape[1]), "steps": int(r.shape[0] - first), "skipped_steps": first}
+
+
+def smooth(r: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average over ``window`` (odd) points, the ends averaged over what exists."""
+    if window <= 1:
+        return r
+    kernel = np.ones(window)
+    return np.convolve(r, kernel, "same") / np.convolve(np.ones_like(r), kernel, "same")
 
 
 def decreasing_stretches(r_tau: np.ndarray, tau: np.ndarray | None = None,
-                         tolerance: float = STRETCH_TOLERANCE) -> dict[str, Any]:
-    """Maximal runs of steps over which R(tau) keeps falling: how many fall by more than
-    ``tolerance`` of their starting value, the largest relative fall and where it lies."""
+                         tolerance: float = STRETCH_TOLERANCE, window: int | None = None) -> dict[str, Any]:
+    """The stretches over which R(tau) falls: from a peak to the lowest point before R is back
+    at that peak (a drawdown). Counted when the fall exceeds ``tolerance`` of the peak; the
+    largest, with where it lies. The curve is first smoothed over ``window`` steps (default:
+    2 % of them, odd), so that the step-to-step jitter of a sampled trace is not a trend."""
     r = np.asarray(r_tau, dtype=np.float64)
     tau = np.linspace(0.0, 1.0, len(r)) if tau is None else np.asarray(tau, dtype=np.float64)
     ok = np.isfinite(r)
     r, tau = r[ok], tau[ok]
-    runs = []
-    start = 0
+    window = (len(r) // 50) | 1 if window is None else window
+    r = smooth(r, window)
+    stretches = []
+    peak = trough = 0
     for i in range(1, len(r) + 1):
-        if i == len(r) or r[i] >= r[i - 1]:
-            if i - 1 > start:
-                runs.append((start, i - 1, (r[start] - r[i - 1]) / abs(r[start]) if r[start] else math.inf))
-            start = i
-    big = [x for x in runs if x[2] > tolerance]
-    worst = max(runs, key=lambda x: x[2], default=None)
+        if i == len(r) or r[i] >= r[peak]:
+            if trough != peak:
+                stretches.append((peak, trough, (r[peak] - r[trough]) / abs(r[peak]) if r[peak] else math.inf))
+            peak = trough = i
+        elif r[i] < r[trough]:
+            trough = i
+    big = [x for x in stretches if x[2] > tolerance]
+    worst = max(stretches, key=lambda x: x[2], default=None)
     return {"count": len(big), "largest_drop": float(worst[2]) if worst else 0.0,
             "largest_from_tau": float(tau[worst[0]]) if worst else math.nan,
             "largest_to_tau": float(tau[worst[1]]) if worst else math.nan,
             "largest_from_R": float(r[worst[0]]) if worst else math.nan,
             "largest_to_R": float(r[worst[1]]) if worst else math.nan,
-            "monotonic": len(big) == 0, "tolerance": tolerance}
+            "monotonic": len(big) == 0, "tolerance": tolerance, "smoothing_steps": window}
 
 
 def schedule_only_curve(schedule: Any) -> np.ndarray:

@@ -78,18 +78,22 @@ class ConvLSTM(nn.Module):
         c_new = f * c + i * g
         return i, f, g, o, c_new, o * torch.tanh(c_new)
 
-    def forward(self, frames: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """Teacher-forced next-frame predictions: (B, T, C, H, W) -> (B, T, C, H, W), where
-        output t predicts frame t + 1 from frames 0..t."""
+    def forward(self, frames: torch.Tensor, cond: torch.Tensor | None = None, free: bool = False) -> torch.Tensor:
+        """Next-frame predictions: (B, T, C, H, W) -> (B, T, C, H, W), output t predicting
+        frame t + 1. Teacher-forced (input t is frame t), or with ``free`` fed back (input t
+        is prediction t - 1 from frame 0 on), as in a rollout."""
         b, steps = frames.shape[:2]
         h = frames.new_zeros(b, self.hidden, *frames.shape[-2:])
         c = torch.zeros_like(h)
         planes = self._planes(cond, frames[:, 0])
         out = []
+        x = frames[:, 0]
         for t in range(steps):
-            x = frames[:, t]
+            if not free:
+                x = frames[:, t]
             *_, c, h = self.cell(x, planes, h, c)
-            out.append(x + self.readout(h))
+            x = x + self.readout(h)
+            out.append(x)
         return torch.stack(out, dim=1)
 
     @torch.no_grad()
@@ -123,9 +127,12 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def step_loss(model: ConvLSTM, frames: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared error of the teacher-forced next-frame predictions of a window (B, T+1, ...)."""
-    return F.mse_loss(model(frames[:, :-1], cond), frames[:, 1:])
+def step_loss(model: ConvLSTM, frames: torch.Tensor, cond: torch.Tensor | None = None,
+              free: bool = False) -> torch.Tensor:
+    """Mean squared error of the next-frame predictions of a window (B, T+1, ...): teacher-forced,
+    or ``free``-running from its first frame (what a rollout does, so errors it makes compound
+    in training too and the model learns to correct them)."""
+    return F.mse_loss(model(frames[:, :-1], cond, free=free), frames[:, 1:])
 
 
 __all__ = ["ConvLSTM", "RolloutRecord", "n_params", "step_loss"]

@@ -50,12 +50,14 @@ SYSTEMS = ("gray-scott", "gray-scott-1x", "convlstm-1x", "gray-scott-long", "con
 """rows of the table: stationary ground truth, true and learned states at the LSTM's training
 horizon and at the long horizon, DDPM samples"""
 TITLES = {"gray-scott": "Gray-Scott, stationary", "gray-scott-1x": "Gray-Scott at the horizon",
-          "convlstm-1x": "ConvLSTM at the horizon", "gray-scott-long": "Gray-Scott at 5x horizon",
-          "convlstm-long": "ConvLSTM at 5x horizon", "ddpm": "DDPM samples"}
+          "convlstm-1x": "ConvLSTM at the horizon", "gray-scott-long": "Gray-Scott, long horizon",
+          "convlstm-long": "ConvLSTM, long horizon", "ddpm": "DDPM samples"}
 STEADY_RESIDUAL = 0.05
 """a pattern counts as a steady state when its relative residual is below this ..."""
 STEADY_CORRELATION = 0.9
 """... and it correlates at least this well with itself after continue_steps more steps"""
+MIN_CONTRAST = 0.05
+"""a field whose v spans less than this (Gray-Scott patterns here span ~0.35) is uniform: label none"""
 SEED_OFFSETS = {"ground-truth": 1_000_000, "trajectory": 2_000_000, "rollout": 3_000_000}
 """the Pearson starts of each use come from disjoint seed ranges: no rollout start was seen in training"""
 
@@ -69,19 +71,19 @@ class PatternsConfig:
     at k = 0.062 and two mixtures between them)"""
     model: GrayScott = field(default_factory=lambda: GrayScott(size=32, length=0.32))
     """grid, spacing, time step and diffusion (h = 0.01 and dt = 2 as in the paper)"""
-    patterns: int = 16
+    patterns: int = 32
     """stationary ground-truth patterns per setting (the DDPM's training set)"""
     steps: int = 30000
     """Gray-Scott steps to (near) stationarity of each ground-truth pattern"""
     start_squares: int = 3
     """Pearson squares placed at random in each start"""
-    frame_every: int = 100
+    frame_every: int = 50
     """Gray-Scott steps between two frames of a trajectory (one LSTM step)"""
-    frames: int = 30
+    frames: int = 40
     """training horizon of the LSTM, in frames"""
     long_factor: int = 5
     """the long rollout is this many times the training horizon"""
-    trajectories: int = 8
+    trajectories: int = 16
     """training trajectories per setting"""
     rollouts: int = 4
     """unseen starts per setting that the LSTM rolls out from (and Gray-Scott runs from)"""
@@ -91,7 +93,7 @@ class PatternsConfig:
     """first seed of the learned systems; the ground truth's starts derive from it too"""
     seeds: int = 1
     """independently trained DDPMs and LSTMs (seed, seed + 1, ...)"""
-    ddpm_steps: int = 1500
+    ddpm_steps: int = 3000
     """DDPM optimiser steps"""
     ddpm_batch: int = 32
     ddpm_lr: float = 1e-3
@@ -102,16 +104,19 @@ class PatternsConfig:
     ddpm_samples: int = 32
     """DDPM samples per seed"""
     ddpm_ema: float = 0.995
-    lstm_hidden: int = 16
+    lstm_hidden: int = 32
     """hidden channels of the ConvLSTM"""
     lstm_kernel: int = 3
     """side of its gate convolution"""
-    lstm_steps: int = 1500
+    lstm_steps: int = 2000
     """ConvLSTM optimiser steps"""
     lstm_batch: int = 8
-    lstm_lr: float = 2e-3
+    lstm_lr: float = 1e-3
     lstm_window: int = 10
-    """frames per teacher-forced training window"""
+    """frames per training window"""
+    lstm_training: str = "free"
+    """free: each window is rolled out from its first frame on the model's own predictions (as
+    in use); teacher: every input is the true frame (teacher forcing; rollouts then drift)"""
 
     def __post_init__(self) -> None:
         self.setting_pairs  # noqa: B018 - parses and checks
@@ -129,6 +134,8 @@ class PatternsConfig:
         check_seed(self.seed + self.seeds - 1 + max(SEED_OFFSETS.values()) + 10**5)
         if self.lstm_window > self.frames:
             raise ConfigError(f"lstm_window = {self.lstm_window} exceeds frames = {self.frames}")
+        if self.lstm_training not in ("free", "teacher"):
+            raise ConfigError(f"lstm_training must be free or teacher, got {self.lstm_training!r}")
         if self.lstm_kernel % 2 == 0:
             raise ConfigError(f"lstm_kernel must be odd, got {self.lstm_kernel}")
         for name in ("ddpm_lr", "lstm_lr"):
@@ -375,7 +382,8 @@ def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
         which = torch.randint(0, x.shape[0], (cfg.lstm_batch,), generator=gen)
         first = torch.randint(0, cfg.frames - cfg.lstm_window + 1, (cfg.lstm_batch,), generator=gen)
         rows = first[:, None] + torch.arange(cfg.lstm_window + 1)[None]
-        return step_loss(model, x[which[:, None].to(device), rows.to(device)], cond[which.to(device)])
+        return step_loss(model, x[which[:, None].to(device), rows.to(device)], cond[which.to(device)],
+                         free=cfg.lstm_training == "free")
 
     with bars(f"ConvLSTM on trajectories, seed {seed}", cfg.lstm_steps) as bar:
         done = fit(model, opt, batch_loss, steps=cfg.lstm_steps, generator=gen, name="ConvLSTM training",
@@ -414,6 +422,8 @@ def measure_fields(cfg: PatternsConfig, system: str, seed: int, u: np.ndarray, v
         row: dict[str, Any] = {"system": system, "seed": seed, "index": j, "physical": ok[j]}
         if ok[j]:
             row.update(P.measure(v[j], cfg.model.length))
+            if np.ptp(v[j]) < MIN_CONTRAST:  # noise on a uniform state is not a pattern
+                row.update(label="none", components=0)
             if F is None:
                 res = [P.relative_residual(u[j], v[j], cfg.model_at(*p)) for p in pairs]
                 best = int(np.nanargmin(res)) if np.isfinite(res).any() else 0
@@ -504,7 +514,8 @@ def table_markdown(entries: list[dict[str, Any]], cfg: PatternsConfig) -> str:
               f"{cfg.continue_steps} more Gray-Scott steps; steady = residual < {STEADY_RESIDUAL} and correlation >= "
               f"{STEADY_CORRELATION}. R: the system's Dynamic Balance Ratio on this task (Gray-Scott: the "
               f"ground-truth runs; DDPM: its reverse process; ConvLSTM: its rollouts, over the training horizon and "
-              f"over the long one)."]
+              f"over the long one). Horizon: the ConvLSTM's training horizon, {cfg.frames} frames of "
+              f"{cfg.frame_every} Gray-Scott steps; long horizon: {cfg.long_factor} times that."]
     return "\n".join(lines) + "\n"
 
 

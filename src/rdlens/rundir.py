@@ -106,16 +106,25 @@ def save_losses(path: str | os.PathLike, losses: list[float]) -> Path:
 
 
 def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
-    """Save a matplotlib figure atomically (format from the suffix) and close it."""
+    """Save a matplotlib figure atomically (format from the suffix) and close it; a PNG gets
+    an SVG beside it (the same stem), for papers. No dates or versions go into the files."""
     import io
 
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    buf = io.BytesIO()
-    fig.savefig(buf, format=path.suffix.lstrip("."), **kwargs)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    fmt = path.suffix.lstrip(".")
+    outputs = [(path, fmt)] + ([(path.with_suffix(".svg"), "svg")] if fmt == "png" else [])
+    try:
+        for target, kind in outputs:
+            buf = io.BytesIO()
+            meta = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
+                    "pdf": {"CreationDate": None}}.get(kind)
+            fig.savefig(buf, format=kind, **{"metadata": meta, **kwargs} if kind == fmt else {"metadata": meta})
+            atomic_write_bytes(target, buf.getvalue())
+    finally:
+        plt.close(fig)
+    return path
 
 
 def git_revision(start: Path | None = None) -> str | None:

@@ -100,8 +100,9 @@ def plot_gates(gates: dict[str, np.ndarray], trace: BalanceTrace, path: str | os
     fig, axes = plt.subplots(len(names) + 1, 1, figsize=(8, 1.6 * len(names) + 2.6), dpi=120, sharex=True)
     for ax, name in zip(axes, names):
         vmin, vmax = (-1, 1) if name == "g" else (0, 1)
-        ax.imshow(gates[name].T, aspect="auto", origin="lower", vmin=vmin, vmax=vmax, interpolation="nearest",
-                  cmap="RdBu_r" if name == "g" else "viridis")
+        im = ax.imshow(gates[name].T, aspect="auto", origin="lower", vmin=vmin, vmax=vmax, interpolation="nearest",
+                       cmap="RdBu_r" if name == "g" else "viridis")
+        fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01, label=f"{name} (activation)")
         ax.set_ylabel(f"{name} [{vmin}, {vmax}]\nunit")
     ax = axes[-1]
     steps = np.arange(len(trace))
@@ -120,7 +121,10 @@ def plot_images(tiled: np.ndarray, path: str | os.PathLike, title: str = "") -> 
     plt = pyplot()
     h, w = tiled.shape[:2]
     fig, ax = plt.subplots(figsize=(max(3.0, w / 60), max(3.0, h / 60) + 0.4), dpi=120)
-    ax.imshow(tiled[..., 0] if tiled.shape[2] == 1 else tiled, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    im = ax.imshow(tiled[..., 0] if tiled.shape[2] == 1 else tiled, cmap="gray", vmin=0, vmax=1,
+                   interpolation="nearest")
+    if tiled.shape[2] == 1:
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="pixel (the model's [-1, 1] shown as [0, 1])")
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
     fig.tight_layout()

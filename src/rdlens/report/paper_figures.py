@@ -16,6 +16,9 @@ from rdlens.rundir import save_figure
 from rdlens.systems import style_of
 
 
+STYLE_NAMES = {"-": "solid", "--": "dashed", "-.": "dash-dot", ":": "dotted"}
+
+
 def _label(r: dict[str, Any], sep: str = " ") -> str:
     stand_in = f"{sep}({r['data']} stand-in)" if r["status"] == "stand-in data" else ""
     return f"{r['system']}{sep}{r['setting']}{stand_in}"
@@ -24,21 +27,39 @@ def _label(r: dict[str, Any], sep: str = " ") -> str:
 def plot_fig2(pairs: list[tuple[dict, Any]], stem: Path) -> None:
     """R(tau) of every row in one plot, each system in its line style (the paper: RD solid,
     LSTM dashed, DDPM dash-dot); the mean over seeds, the pointwise 95 % interval shaded."""
+    from matplotlib.lines import Line2D
+
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
+    fig, (ax, zoom) = plt.subplots(1, 2, figsize=(12, 5.4), dpi=120, gridspec_kw={"width_ratios": [3, 2]})
+    near_one = []
     for r, comb in pairs:
-        line, = ax.plot(comb.tau, comb.R_tau_mean, ls=style_of(r["kind"]).linestyle, lw=1.2,
-                        label=f"{r['system']} {r['setting']}" + (f" ({r['data']})" if r["status"] == "stand-in data" else ""))
-        if np.isfinite(comb.R_tau_low).any():
-            ax.fill_between(comb.tau, comb.R_tau_low, comb.R_tau_high, color=line.get_color(), alpha=0.2, lw=0)
-    ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("normalised time tau")
+        for a in (ax, zoom):
+            line, = a.plot(comb.tau, comb.R_tau_mean, ls=style_of(r["kind"]).linestyle, lw=1.2,
+                           label=f"{r['system']} {r['setting']}" + (f" ({r['data']})" if r["status"] == "stand-in data"
+                                                                   else ""))
+            if np.isfinite(comb.R_tau_low).any():
+                a.fill_between(comb.tau, comb.R_tau_low, comb.R_tau_high, color=line.get_color(), alpha=0.2, lw=0)
+        late = comb.R_tau_mean[comb.tau >= 0.2]
+        if np.isfinite(late).any() and abs(np.nanmedian(late) - 1) < 0.5:
+            near_one.append(np.nanmax(np.abs(late - 1)))
+    half = min(0.5, max(0.02, 1.15 * max(near_one, default=0.1)))
+    for a in (ax, zoom):
+        a.axhline(1.0, color="grey", lw=0.8, ls=":")
+        a.set_xlabel("normalised time tau")
     ax.set_ylabel("R(tau) = reaction / diffusion")
     ax.set_ylim(0, 2)
+    zoom.set_xlim(0.2, 1.0)
+    zoom.set_ylim(1 - half, 1 + half)
+    zoom.set_title(f"zoom: tau >= 0.2, R in [{1 - half:.2f}, {1 + half:.2f}]", fontsize=9)
     n = len(pairs[0][1].traces) if pairs else 0
     ax.set_title("Dynamic Balance Ratio over time (Fig. 2); y clipped to [0, 2]"
-                 + (f"\nmean of {n} seeds, 95 % interval shaded" if n >= 2 else ""))
-    ax.legend(fontsize=7, ncol=2, loc="upper left")
+                 + (f"\nmean of {n} seeds, 95 % interval shaded" if n >= 2 else ""), fontsize=10)
+    rows = ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.13))
+    ax.add_artist(rows)
+    kinds = list(dict.fromkeys(r["kind"] for r, _ in pairs))
+    zoom.legend([Line2D([], [], color="k", ls=style_of(k).linestyle) for k in kinds],
+                [f"{style_of(k).title}: {STYLE_NAMES.get(style_of(k).linestyle, style_of(k).linestyle)}" for k in kinds], fontsize=7,
+                title="line style = system", title_fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13))
     fig.tight_layout()
     save_formats(fig, stem)
 
@@ -48,16 +69,31 @@ def plot_fig3(pairs: list[tuple[dict, Any]], path: Path) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=120)
     names = [_label(r, "\n") for r, _ in pairs]
-    values = [comb.final_R.mean for _, comb in pairs]
+    values = np.array([comb.final_R.mean for _, comb in pairs], dtype=float)
+    low = np.array([comb.final_R.low for _, comb in pairs], dtype=float)
+    high = np.array([comb.final_R.high for _, comb in pairs], dtype=float)
     colors = [style_of(r["kind"]).color for r, _ in pairs]
-    bars = ax.bar(range(len(values)), np.nan_to_num(values, nan=0.0), color=colors)
-    for b, v in zip(bars, values):
+    positive = values[np.isfinite(values) & (values > 0)]
+    log = len(positive) > 1 and positive.max() / positive.min() > 10
+    floor = positive.min() / 3 if log else 0.0
+    bars = ax.bar(range(len(values)), np.where(np.isfinite(values), values, floor) - floor, bottom=floor, color=colors)
+    has_ci = np.isfinite(low) & np.isfinite(high)
+    if has_ci.any():
+        idx = np.flatnonzero(has_ci)
+        ax.errorbar(idx, values[idx], yerr=[values[idx] - low[idx], high[idx] - values[idx]], fmt="none", ecolor="k",
+                    capsize=4, lw=1, label="95 % interval over seeds")
+        ax.legend(fontsize=7, loc="upper right")
+    for b, v, h in zip(bars, values, np.where(has_ci, high, values)):
         text = f"{v:.3f}" if np.isfinite(v) else "undefined\n(norms vanish)"
-        ax.annotate(text, (b.get_x() + b.get_width() / 2, b.get_height()), ha="center", va="bottom", fontsize=8)
+        ax.annotate(text, (b.get_x() + b.get_width() / 2, h if np.isfinite(h) else floor), ha="center",
+                    va="bottom", fontsize=8)
     ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+    if log:
+        ax.set_yscale("log")
     ax.set_xticks(range(len(values)), names, fontsize=7)
-    ax.set_ylabel("final R")
-    ax.set_title("Final Dynamic Balance Ratio (Fig. 3)")
+    ax.set_ylabel("final R" + (" (log scale: values span decades)" if log else ""))
+    n = len(pairs[0][1].traces) if pairs else 0
+    ax.set_title("Final Dynamic Balance Ratio (Fig. 3)" + (f", mean of {n} seeds" if n >= 2 else ""))
     fig.tight_layout()
     return save_figure(fig, path, metadata={"Software": None})
 

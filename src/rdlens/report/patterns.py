@@ -140,7 +140,7 @@ def distributions_figure(folder: Path) -> None:
         ax.set_ylabel("density")
     axes.flat[0].legend(fontsize=7)
     fig.suptitle("Distributions of each measure over patterns and seeds (solid: stationary / horizon / DDPM; "
-                 "dashed: 5x horizon)", fontsize=10)
+                 "dashed: long horizon)", fontsize=10)
     save_formats(fig, folder / "distributions")
 
 

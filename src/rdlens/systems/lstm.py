@@ -147,6 +147,8 @@ class LSTM(System):
         (PyTorch's initialisation), on the row's held-out sequences."""
         from dataclasses import replace
 
+        import torch
+
         from rdlens import claims, lstm, sequences
         from rdlens.torchutil import load_checkpoint
 
@@ -157,8 +159,10 @@ class LSTM(System):
         for name, model in (("trained", trained), ("untrained", lstm.build_model(replace(config, init="pytorch"),
                                                                                  device))):
             ev = lstm.evaluate(config, model.eval(), data, device)
-            i, f = (getattr(ev.record, k).mean(dim=(1, 2)).double().cpu().numpy() for k in ("i", "f"))
-            out[name] = claims.gate_correlations(ev.trace, i, f)
+            i, f = (getattr(ev.record, k).mean(dim=2).double().cpu().numpy() for k in ("i", "f"))
+            reaction, diffusion = (torch.linalg.vector_norm(x, dim=-1).double().cpu().numpy()
+                                   for x in (ev.record.reaction, ev.record.diffusion))
+            out[name] = claims.gate_correlations(reaction, diffusion, i, f)
         return {"gates": out}
 
     def control_sentence(self, controls: dict[str, Any], bound: str) -> str:

@@ -151,5 +151,6 @@ class RD(System):
 
     def draw_panel(self, ax: Any, run_dir: Path) -> str:
         with np.load(run_dir / "state.npz") as z:
-            ax.imshow(z["v"], cmap="viridis", origin="lower")
+            im = ax.imshow(z["v"], cmap="viridis", origin="lower")
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="v")
         return ""
