@@ -23,7 +23,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 from numba import get_num_threads, njit, prange
@@ -124,12 +124,21 @@ def pearson_init(
         raise ConfigError(f"initial square side must be in [1, {n}] grid points, got {side}")
     if not (math.isfinite(noise) and noise >= 0):
         raise ConfigError(f"initial noise must be a finite number >= 0, got {noise}")
-    rng = np.random.default_rng(seed)
+    lo = (n - side) // 2
+    return _perturbed(params, [(lo, lo)], side, noise, np.random.default_rng(seed))
+
+
+def _perturbed(params: GrayScott, corners: Any, side: int, noise: float, rng: np.random.Generator
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """u = 1, v = 0 with Pearson's squares (u = 0.5, v = 0.25; wrapping around the edges) at
+    ``corners``, then Gaussian noise on u and then on v, drawn from ``rng``."""
+    n = params.size
     u = np.ones((n, n))
     v = np.zeros((n, n))
-    lo = (n - side) // 2
-    u[lo : lo + side, lo : lo + side] = 0.5
-    v[lo : lo + side, lo : lo + side] = 0.25
+    for r, c in corners:
+        rows, cols = np.ix_(np.arange(r, r + side) % n, np.arange(c, c + side) % n)
+        u[rows, cols] = 0.5
+        v[rows, cols] = 0.25
     u += noise * rng.standard_normal((n, n))
     v += noise * rng.standard_normal((n, n))
     return u.astype(params.np_dtype), v.astype(params.np_dtype)
@@ -150,15 +159,7 @@ def pearson_spots(
     if not (math.isfinite(noise) and noise >= 0):
         raise ConfigError(f"initial noise must be a finite number >= 0, got {noise}")
     rng = np.random.default_rng(seed)
-    u = np.ones((n, n))
-    v = np.zeros((n, n))
-    for r, c in rng.integers(0, n, (count, 2)):
-        rows, cols = np.ix_(np.arange(r, r + square) % n, np.arange(c, c + square) % n)
-        u[rows, cols] = 0.5
-        v[rows, cols] = 0.25
-    u += noise * rng.standard_normal((n, n))
-    v += noise * rng.standard_normal((n, n))
-    return u.astype(params.np_dtype), v.astype(params.np_dtype)
+    return _perturbed(params, rng.integers(0, n, (count, 2)), square, noise, rng)
 
 
 def check_state(params: GrayScott, u: np.ndarray, v: np.ndarray, source: str = "initial state") -> None:

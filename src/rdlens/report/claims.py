@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from rdlens import layout
 from rdlens.balance import t_interval
@@ -43,6 +43,14 @@ def _seed_claims(folder: Path, row_id: str, seeds: list[int]) -> list[dict[str, 
     return out
 
 
+def _measured(folder: Path, rows: list[dict], seeds: list[int], system: str) -> Iterator[tuple[dict, list[dict]]]:
+    """(row, its seeds' claims) for every row of ``system`` whose claims were measured."""
+    for r in rows:
+        found = _seed_claims(folder, r["id"], seeds)
+        if r["system"] == system and found:
+            yield r, found
+
+
 def _est(values: list[float]) -> dict[str, Any] | None:
     values = [v for v in values if v is not None and math.isfinite(v)]
     return t_interval(values).as_dict() if values else None
@@ -67,10 +75,7 @@ def _sign(e: dict[str, Any] | None) -> int:
 def claim_gates(folder: Path, rows: list[dict], seeds: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": {}}
     sentences = []
-    for r in rows:
-        found = _seed_claims(folder, r["id"], seeds)
-        if r["system"] != "lstm" or not found:
-            continue
+    for r, found in _measured(folder, rows, seeds, "lstm"):
         est = {who: {k: _est([c["gates"][who][k] for c in found]) for k in ("input", "erase")}
                for who in ("trained", "untrained")}
         out["rows"][r["id"]] = est
@@ -93,10 +98,7 @@ def claim_gates(folder: Path, rows: list[dict], seeds: list[int]) -> dict[str, A
 def claim_monotonic(folder: Path, rows: list[dict], seeds: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": {}}
     sentences = []
-    for r in rows:
-        found = _seed_claims(folder, r["id"], seeds)
-        if r["system"] != "ddpm" or not found:
-            continue
+    for r, found in _measured(folder, rows, seeds, "ddpm"):
         m = found[0]["monotonic"]
         out["rows"][r["id"]] = {"seed": seeds[0], **m}
         t = m["trained"]
@@ -121,9 +123,8 @@ def claim_monotonic(folder: Path, rows: list[dict], seeds: list[int]) -> dict[st
 def claim_steps(folder: Path, rows: list[dict], seeds: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": {}}
     sentences = []
-    for r in rows:
-        found = _seed_claims(folder, r["id"], seeds)
-        if r["system"] != "ddpm" or not found or not found[0]["steps"]:
+    for r, found in _measured(folder, rows, seeds, "ddpm"):
+        if not found[0]["steps"]:
             continue
         c = found[0]
         steps = c["steps"]
@@ -155,10 +156,7 @@ def _largest(steps: list[dict[str, Any]]) -> str:
 def claim_ddim(folder: Path, rows: list[dict], seeds: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": {}}
     sentences = []
-    for r in rows:
-        found = _seed_claims(folder, r["id"], seeds)
-        if r["system"] != "ddpm" or not found:
-            continue
+    for r, found in _measured(folder, rows, seeds, "ddpm"):
         sweep = found[0]["ddim"]
         out["rows"][r["id"]] = sweep
         ddpm_row = next(x for x in sweep if x["eta"] is None)
@@ -201,10 +199,7 @@ def claim_final_R(records: list[dict]) -> dict[str, Any]:
 def claim_stability(folder: Path, rows: list[dict], seeds: list[int], sweep: dict[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": {}}
     sentences = []
-    for r in rows:
-        found = _seed_claims(folder, r["id"], seeds)
-        if r["system"] != "rd" or not found:
-            continue
+    for r, found in _measured(folder, rows, seeds, "rd"):
         c = found[0]
         out["rows"][r["id"]] = c
         lo, hi = c["final_R_bounds"]
