@@ -126,15 +126,20 @@ def gaussian_oracle(mean: torch.Tensor, cov: torch.Tensor, schedule: Any):
     return eps_model
 
 
+def data_moments(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (D,) and covariance (D, D) of a set of images, in float64."""
+    flat = images.reshape(images.shape[0], -1).double()
+    mean = flat.mean(0)
+    centred = flat - mean
+    return mean, centred.T @ centred / max(1, flat.shape[0] - 1)
+
+
 def data_oracles(images: torch.Tensor, schedule: Any) -> dict[str, Any]:
     """The exact denoisers of two stand-ins for the data: all mass at its mean (one point) and
     a Gaussian with its mean and covariance."""
     from rdlens import ddpm
 
-    flat = images.reshape(images.shape[0], -1).double()
-    mean = flat.mean(0)
-    centred = flat - mean
-    cov = centred.T @ centred / max(1, flat.shape[0] - 1)
+    mean, cov = data_moments(images)
     return {"oracle_one_point": ddpm.one_point_oracle(mean.reshape(1, *images.shape[1:]).float(), schedule),
             "oracle_gaussian": gaussian_oracle(mean, cov, schedule)}
 

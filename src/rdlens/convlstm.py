@@ -108,19 +108,20 @@ class ConvLSTM(nn.Module):
         h = start.new_zeros(b, self.hidden, *start.shape[-2:])
         c = torch.zeros_like(h)
         planes = self._planes(cond, start)
-        norms = torch.zeros(4, steps, b, dtype=torch.float64)
+        # kept on the device and copied once at the end (no host sync per step)
+        norms = torch.zeros(4, steps, b, dtype=start.dtype, device=start.device)
         kept = [start]
         for t in range(steps):
             i, f, g, _, c_new, h = self.cell(x, planes, h, c)
-            norms[0, t] = torch.linalg.vector_norm((i * g).flatten(1), dim=1).double().cpu()
-            norms[1, t] = torch.linalg.vector_norm(((1 - f) * c).flatten(1), dim=1).double().cpu()
-            norms[2, t] = i.flatten(1).mean(1).double().cpu()
-            norms[3, t] = f.flatten(1).mean(1).double().cpu()
+            torch.linalg.vector_norm((i * g).flatten(1), dim=1, out=norms[0, t])
+            torch.linalg.vector_norm(((1 - f) * c).flatten(1), dim=1, out=norms[1, t])
+            torch.mean(i.flatten(1), dim=1, out=norms[2, t])
+            torch.mean(f.flatten(1), dim=1, out=norms[3, t])
             c = c_new
             x = x + self.readout(h)
             if (t + 1) % keep_every == 0 or t + 1 == steps:
                 kept.append(x)
-        return torch.stack(kept, dim=1), RolloutRecord(*(n.numpy() for n in norms))
+        return torch.stack(kept, dim=1), RolloutRecord(*(n.numpy() for n in norms.double().cpu()))
 
 
 def n_params(model: nn.Module) -> int:

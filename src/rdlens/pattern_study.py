@@ -198,12 +198,6 @@ def _checkpoint_every(steps: int) -> int:
     return max(1, min(100, steps // 2))
 
 
-def from_json(data: dict[str, Any]) -> PatternsConfig:
-    from rdlens.options import from_dict
-
-    return from_dict(PatternsConfig, data)
-
-
 # ---- the map between physical fields and the networks' [-1, 1] ------------------------------
 
 V_MAX = 0.5
@@ -230,21 +224,6 @@ def conditions(F: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 Bars = Callable[[str, int], Any]
-
-
-class _NoBar:
-    def __enter__(self) -> "_NoBar":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-    def update(self, n: int = 1) -> None:
-        return None
-
-
-def _no_bars(desc: str, total: int) -> _NoBar:
-    return _NoBar()
 
 
 def _done(stage: Path) -> bool:
@@ -618,10 +597,10 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
     rewritten from the saved stages, and summary.json is written last."""
     from rdlens.layout import lock
     from rdlens.rundir import RunDir
-    from rdlens.run import _begin_threads, checksums
+    from rdlens.run import _begin_threads, checksums, no_bars
     from rdlens.torchutil import resolve_device
 
-    bars = bars or _no_bars
+    bars = bars or no_bars
     log = log or (lambda line: None)
     folder = Path(folder)
     check_memory("this patterns study", cfg.memory_bytes())

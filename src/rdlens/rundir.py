@@ -114,13 +114,14 @@ def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
 
     path = Path(path)
     fmt = path.suffix.lstrip(".")
-    outputs = [(path, fmt)] + ([(path.with_suffix(".svg"), "svg")] if fmt == "png" else [])
+    quiet = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}, "pdf": {"CreationDate": None}}
+    outputs = [(path, fmt, {"metadata": quiet.get(fmt), **kwargs})]
+    if fmt == "png":
+        outputs.append((path.with_suffix(".svg"), "svg", {"metadata": quiet["svg"]}))
     try:
-        for target, kind in outputs:
+        for target, kind, options in outputs:
             buf = io.BytesIO()
-            meta = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
-                    "pdf": {"CreationDate": None}}.get(kind)
-            fig.savefig(buf, format=kind, **{"metadata": meta, **kwargs} if kind == fmt else {"metadata": meta})
+            fig.savefig(buf, format=kind, **options)
             atomic_write_bytes(target, buf.getvalue())
     finally:
         plt.close(fig)

@@ -510,7 +510,7 @@ def plot_mosaic(cfg: SweepConfig, cols: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("feed rate F")
     ax.set_title(f"v at step {cfg.steps} for every (F, k)", fontsize=10)
     fig.tight_layout()
-    return save_figure(fig, path, metadata={"Software": None})
+    return save_figure(fig, path)
 
 
 def new_folder(out: str | os.PathLike | None) -> Path:

@@ -43,12 +43,11 @@ def _seed_claims(folder: Path, row_id: str, seeds: list[int]) -> list[dict[str, 
     return out
 
 
-def _measured(folder: Path, rows: list[dict], seeds: list[int], system: str) -> Iterator[tuple[dict, list[dict]]]:
+def _measured(found: dict[str, list[dict]], rows: list[dict], system: str) -> Iterator[tuple[dict, list[dict]]]:
     """(row, its seeds' claims) for every row of ``system`` whose claims were measured."""
     for r in rows:
-        found = _seed_claims(folder, r["id"], seeds)
-        if r["system"] == system and found:
-            yield r, found
+        if r["system"] == system and found.get(r["id"]):
+            yield r, found[r["id"]]
 
 
 def _est(values: list[float]) -> dict[str, Any] | None:
@@ -72,11 +71,11 @@ def _sign(e: dict[str, Any] | None) -> int:
     return 1 if lo > 0 else -1 if hi < 0 else 0
 
 
-def claim_gates(folder: Path, rows: list[dict], seeds: list[int]) -> dict[str, Any]:
+def claim_gates(found: dict[str, list[dict]], rows: list[dict]) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": {}}
     sentences = []
-    for r, found in _measured(folder, rows, seeds, "lstm"):
-        est = {who: {k: _est([c["gates"][who][k] for c in found]) for k in ("input", "erase")}
+    for r, claims in _measured(found, rows, "lstm"):
+        est = {who: {k: _est([c["gates"][who][k] for c in claims]) for k in ("input", "erase")}
                for who in ("trained", "untrained")}
         out["rows"][r["id"]] = est
         t, u = est["trained"], est["untrained"]
@@ -84,7 +83,7 @@ def claim_gates(folder: Path, rows: list[dict], seeds: list[int]) -> dict[str, A
         same_untrained = _sign(u["input"]) == _sign(t["input"]) and _sign(u["erase"]) == _sign(t["erase"])
         sentences.append(
             f"{r['id']}: R(t) correlates with the input gate at r = {_f(t['input'])} and with the erase activity "
-            f"1 - f at r = {_f(t['erase'])} ({len(found)} seed(s)); "
+            f"1 - f at r = {_f(t['erase'])} ({len(claims)} seed(s)); "
             + ("the signs agree with the claim" if agrees else "the signs do NOT agree with the claim")
             + f"; an untrained network gives {_f(u['input'])} and {_f(u['erase'])}"
             + (", the same signs: the link follows from R = ||i g|| / ||(1 - f) C|| itself, not from learning."
@@ -95,11 +94,11 @@ def claim_gates(folder: Path, rows: list[dict], seeds: list[int]) -> dict[str, A
     return out
 
 
-def claim_monotonic(folder: Path, rows: list[dict], seeds: list[int]) -> dict[str, Any]:
+def claim_monotonic(found: dict[str, list[dict]], rows: list[dict], seeds: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": {}}
     sentences = []
-    for r, found in _measured(folder, rows, seeds, "ddpm"):
-        m = found[0]["monotonic"]
+    for r, claims in _measured(found, rows, "ddpm"):
+        m = claims[0]["monotonic"]
         out["rows"][r["id"]] = {"seed": seeds[0], **m}
         t = m["trained"]
         parts = []
@@ -120,13 +119,13 @@ def claim_monotonic(folder: Path, rows: list[dict], seeds: list[int]) -> dict[st
     return out
 
 
-def claim_steps(folder: Path, rows: list[dict], seeds: list[int]) -> dict[str, Any]:
+def claim_steps(found: dict[str, list[dict]], rows: list[dict]) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": {}}
     sentences = []
-    for r, found in _measured(folder, rows, seeds, "ddpm"):
-        if not found[0]["steps"]:
+    for r, claims in _measured(found, rows, "ddpm"):
+        if not claims[0]["steps"]:
             continue
-        c = found[0]
+        c = claims[0]
         steps = c["steps"]
         out["rows"][r["id"]] = {"steps": steps, "trained_T": c["trained_T"], "trained_R": c["trained_R"],
                                 "trained_final_R": c["trained_final_R"]}
@@ -153,11 +152,11 @@ def _largest(steps: list[dict[str, Any]]) -> str:
     return f"the largest R over T, {best['oracle_R']:.4f} at T = {best['T']}, is {where} 1."
 
 
-def claim_ddim(folder: Path, rows: list[dict], seeds: list[int]) -> dict[str, Any]:
+def claim_ddim(found: dict[str, list[dict]], rows: list[dict]) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": {}}
     sentences = []
-    for r, found in _measured(folder, rows, seeds, "ddpm"):
-        sweep = found[0]["ddim"]
+    for r, claims in _measured(found, rows, "ddpm"):
+        sweep = claims[0]["ddim"]
         out["rows"][r["id"]] = sweep
         ddpm_row = next(x for x in sweep if x["eta"] is None)
         det = next((x for x in sweep if x["eta"] == 0), None)
@@ -196,11 +195,11 @@ def claim_final_R(records: list[dict]) -> dict[str, Any]:
     return {"rows": values, "verdict": verdict}
 
 
-def claim_stability(folder: Path, rows: list[dict], seeds: list[int], sweep: dict[str, Any] | None) -> dict[str, Any]:
+def claim_stability(found: dict[str, list[dict]], rows: list[dict], sweep: dict[str, Any] | None) -> dict[str, Any]:
     out: dict[str, Any] = {"rows": {}}
     sentences = []
-    for r, found in _measured(folder, rows, seeds, "rd"):
-        c = found[0]
+    for r, claims in _measured(found, rows, "rd"):
+        c = claims[0]
         out["rows"][r["id"]] = c
         lo, hi = c["final_R_bounds"]
         if not c["relative_residual_final"] < 0.5:
@@ -272,9 +271,10 @@ def find_sweep(folder: Path) -> dict[str, Any] | None:
 def build(folder: Path, info: dict[str, Any], records: list[dict]) -> tuple[str, dict[str, Any]]:
     """claims.md and claims.json from the rows' claims.json files; return (Markdown, data)."""
     rows, seeds = info["rows"], info["seeds"]
-    results = {1: claim_gates(folder, rows, seeds), 2: claim_monotonic(folder, rows, seeds),
-               3: claim_steps(folder, rows, seeds), 4: claim_ddim(folder, rows, seeds), 5: claim_final_R(records),
-               6: claim_stability(folder, rows, seeds, find_sweep(folder)), 7: claim_training(folder, rows, seeds)}
+    found = {r["id"]: _seed_claims(folder, r["id"], seeds) for r in rows}  # each claims.json read once
+    results = {1: claim_gates(found, rows), 2: claim_monotonic(found, rows, seeds),
+               3: claim_steps(found, rows), 4: claim_ddim(found, rows), 5: claim_final_R(records),
+               6: claim_stability(found, rows, find_sweep(folder)), 7: claim_training(folder, rows, seeds)}
     lines = ["# The paper's claims, tested", "",
              "Each verdict is generated from the numbers below it (rdlens reproduce --claims).", ""]
     for n, res in results.items():

@@ -172,5 +172,5 @@ def plot_controls(records: list[dict], agg: dict[str, Any], path: Path) -> Path:
         ax.set_title(f"{r['system']} {r['setting']}", fontsize=9)
         ax.set_ylabel("R", fontsize=8)
     fig.tight_layout()
-    return save_figure(fig, path, metadata={"Software": None})
+    return save_figure(fig, path)
 

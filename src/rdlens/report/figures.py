@@ -148,16 +148,7 @@ def tile(images: Any, nrow: int | None = None) -> np.ndarray:
     return out
 
 
-def save_formats(fig: Any, stem: Path, formats: tuple[str, ...] = ("png", "svg")) -> None:
-    """Save one figure as ``stem.png`` and ``stem.svg`` (reproducible: no dates or versions in
-    the files), atomically, and close it."""
-    import io
-
-    from rdlens.rundir import atomic_write_bytes
-
-    meta = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}, "pdf": {"CreationDate": None}}
-    for fmt in formats:
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, metadata=meta.get(fmt))
-        atomic_write_bytes(stem.with_suffix("." + fmt), buf.getvalue())
-    pyplot().close(fig)
+def save_formats(fig: Any, stem: Path) -> None:
+    """Save one figure as ``stem.png`` and ``stem.svg`` (no dates or versions in the files),
+    atomically, and close it: :func:`rdlens.rundir.save_figure` of the PNG."""
+    save_figure(fig, Path(stem).with_suffix(".png"))

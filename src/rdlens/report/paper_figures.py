@@ -95,7 +95,7 @@ def plot_fig3(pairs: list[tuple[dict, Any]], path: Path) -> Path:
     n = len(pairs[0][1].traces) if pairs else 0
     ax.set_title("Final Dynamic Balance Ratio (Fig. 3)" + (f", mean of {n} seeds" if n >= 2 else ""))
     fig.tight_layout()
-    return save_figure(fig, path, metadata={"Software": None})
+    return save_figure(fig, path)
 
 
 def plot_patterns(folder: Path, records: list[dict], seed: int, path: Path) -> Path:
@@ -112,4 +112,4 @@ def plot_patterns(folder: Path, records: list[dict], seed: int, path: Path) -> P
         suffix = style_of(r["kind"]).draw_panel(ax, layout.seed_dir(folder, r["row"], seed))
         ax.set_title(_label(r, "\n").replace("\n", " ", 1) + suffix, fontsize=8)
     fig.tight_layout()
-    return save_figure(fig, path, metadata={"Software": None})
+    return save_figure(fig, path)
