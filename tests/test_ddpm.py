@@ -157,6 +157,23 @@ def test_cosine_learning_rate_follows_its_closed_form_and_resumes_bit_identicall
     assert constant.losses[0] == straight.losses[0] and constant.losses[1:] != straight.losses[1:]
 
 
+def test_bfloat16_training_is_mixed_precision_close_to_float32_and_resumes_bit_identically(tmp_path):
+    """bfloat16 autocasts only the forward pass: the losses (same batches) are float32's to within
+    bfloat16's ~3 digits but not equal, and weights and EMA stay float32. The first loss is equal:
+    the U-Net's output layer starts at zero."""
+    small = dict(unet={"channels": (8, 16)}, schedule={"T": 20}, steps=6, batch_size=4, checkpoint_every=2)
+    mixed_cfg = ddpm.config_for("default", precision="bfloat16", **small)
+    straight, resumed = _straight_and_resumed(mixed_cfg, tmp_path)
+    assert resumed.resumed_from == 4 and resumed.losses == straight.losses
+    full = ddpm.train(ddpm.config_for("default", **small), images.load("digits")[:32])
+    assert straight.losses[0] == full.losses[0] and straight.losses[1:] != full.losses[1:]
+    assert straight.losses == pytest.approx(full.losses, rel=2e-2)
+    assert all(math.isfinite(v) for v in straight.losses)
+    assert {p.dtype for p in straight.ema_model.parameters()} == {torch.float32}
+    with pytest.raises(ConfigError, match="precision must be one of float32, bfloat16, got 'float16'"):
+        ddpm.config_for("default", precision="float16")
+
+
 def test_unknown_learning_rate_schedule_is_refused_with_the_choices():
     with pytest.raises(ConfigError, match="lr_schedule must be one of constant, cosine, got 'step'"):
         ddpm.config_for("default", lr_schedule="step")

@@ -68,13 +68,13 @@ class DDPM(System):
         return DDPMConfig
 
     def choices(self) -> dict[str, tuple[Any, ...]]:
-        from rdlens.ddpm import LAST_STEPS, LR_SCHEDULES, OPTIMIZERS, PIXELS, SCHEDULES, SETTINGS, SIGMAS
+        from rdlens.ddpm import LAST_STEPS, LR_SCHEDULES, OPTIMIZERS, PIXELS, PRECISIONS, SCHEDULES, SETTINGS, SIGMAS
         from rdlens.images import DATASETS
         from rdlens.unet import NETWORKS
 
         return {"dataset": DATASETS, "schedule": SCHEDULES, "sigma": SIGMAS, "setting": tuple(SETTINGS),
                 "optimizer": OPTIMIZERS, "pixels": PIXELS, "last_step": LAST_STEPS, "network": NETWORKS,
-                "lr_schedule": LR_SCHEDULES}
+                "lr_schedule": LR_SCHEDULES, "precision": PRECISIONS}
 
     def can_extend(self, config: dict[str, Any]) -> bool:
         return config.get("lr_schedule", "constant") == "constant"
