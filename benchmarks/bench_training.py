@@ -1,7 +1,7 @@
 """DDPM training speed: rdlens's training loop (`rdlens.ddpm.train`: EMA, gradient clipping,
 checkpoints, NaN checks) against a plain PyTorch loop of the same network, batch and optimiser,
 both in this process and interleaved, in images per second; and what the channels-last memory
-layout changes for each.
+layout and bfloat16 mixed precision (the forward pass under autocast) change for each.
 
     python benchmarks/bench_training.py [--profile cpu] [--steps 20] [--repeat 3] [--threads 2]
 
@@ -21,8 +21,9 @@ from rdlens import ddpm, reproduce, systems, threads
 from rdlens.unet import UNet, n_params
 
 
-def plain_loop(cfg: ddpm.DDPMConfig, images: torch.Tensor, steps: int, channels_last: bool) -> float:
-    """Seconds for ``steps`` optimiser steps of the bare loop."""
+def plain_loop(cfg: ddpm.DDPMConfig, images: torch.Tensor, steps: int, channels_last: bool,
+               bf16: bool = False) -> float:
+    """Seconds for ``steps`` optimiser steps of the bare loop (``bf16``: forward under autocast)."""
     torch.manual_seed(cfg.seed)
     model = UNet(cfg.unet)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -32,18 +33,21 @@ def plain_loop(cfg: ddpm.DDPMConfig, images: torch.Tensor, steps: int, channels_
     t0 = time.perf_counter()
     for _ in range(steps):
         idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen)
-        loss = ddpm.loss(model, cfg.schedule, images[idx].contiguous(memory_format=fmt), gen)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = ddpm.loss(model, cfg.schedule, images[idx].contiguous(memory_format=fmt), gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     return time.perf_counter() - t0
 
 
-def rdlens_loop(cfg: ddpm.DDPMConfig, images: torch.Tensor, steps: int, channels_last: bool) -> float:
+def rdlens_loop(cfg: ddpm.DDPMConfig, images: torch.Tensor, steps: int, channels_last: bool,
+                bf16: bool = False) -> float:
     """Seconds for ``steps`` steps of rdlens's loop (with its checkpoint at the end)."""
     from dataclasses import replace
 
-    run_cfg = replace(cfg, steps=steps, channels_last=channels_last, checkpoint_every=max(steps, 1))
+    run_cfg = replace(cfg, steps=steps, channels_last=channels_last, checkpoint_every=max(steps, 1),
+                      precision="bfloat16" if bf16 else "float32")
     with tempfile.TemporaryDirectory() as tmp:
         return ddpm.train(run_cfg, images, tmp).wall_time_s
 
@@ -66,7 +70,9 @@ def main() -> None:
     runs = {"plain, contiguous": lambda: plain_loop(cfg, images, args.steps, False),
             "plain, channels_last": lambda: plain_loop(cfg, images, args.steps, True),
             "rdlens, contiguous": lambda: rdlens_loop(cfg, images, args.steps, False),
-            "rdlens, channels_last": lambda: rdlens_loop(cfg, images, args.steps, True)}
+            "rdlens, channels_last": lambda: rdlens_loop(cfg, images, args.steps, True),
+            "plain, cl + bfloat16": lambda: plain_loop(cfg, images, args.steps, True, True),
+            "rdlens, cl + bfloat16": lambda: rdlens_loop(cfg, images, args.steps, True, True)}
     plain_loop(cfg, images, 2, False)  # warm-up of the kernels
     best = {k: float("inf") for k in runs}
     for _ in range(args.repeat):
@@ -75,14 +81,20 @@ def main() -> None:
     rate = {k: args.steps * cfg.batch_size / v for k, v in best.items()}
     for name, r in rate.items():
         print(f"  {name:22s} {r:7.1f} images/s")
-    chosen = "rdlens, channels_last" if cfg.channels_last else "rdlens, contiguous"
+    chosen = {(False, False): "rdlens, contiguous", (True, False): "rdlens, channels_last",
+              (True, True): "rdlens, cl + bfloat16"}.get((cfg.channels_last, cfg.precision == "bfloat16"))
+    if chosen is None:
+        raise SystemExit("this benchmark times bfloat16 only in the channels-last layout")
     print(f"rdlens as the profile runs it ({chosen}) / plain PyTorch loop (contiguous): "
           f"{rate[chosen] / rate['plain, contiguous']:.2f}x")
     print(f"channels_last gain: plain {rate['plain, channels_last'] / rate['plain, contiguous']:.2f}x, "
           f"rdlens {rate['rdlens, channels_last'] / rate['rdlens, contiguous']:.2f}x")
     print(f"rdlens loop overhead at equal layout: "
           f"{rate['plain, contiguous'] / rate['rdlens, contiguous'] - 1:+.1%} (contiguous), "
-          f"{rate['plain, channels_last'] / rate['rdlens, channels_last'] - 1:+.1%} (channels_last)")
+          f"{rate['plain, channels_last'] / rate['rdlens, channels_last'] - 1:+.1%} (channels_last), "
+          f"{rate['plain, cl + bfloat16'] / rate['rdlens, cl + bfloat16'] - 1:+.1%} (channels_last + bfloat16)")
+    print(f"bfloat16 gain (channels_last): plain {rate['plain, cl + bfloat16'] / rate['plain, channels_last']:.2f}x, "
+          f"rdlens {rate['rdlens, cl + bfloat16'] / rate['rdlens, channels_last']:.2f}x")
 
 
 if __name__ == "__main__":

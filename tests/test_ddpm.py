@@ -174,6 +174,21 @@ def test_bfloat16_training_is_mixed_precision_close_to_float32_and_resumes_bit_i
         ddpm.config_for("default", precision="float16")
 
 
+def test_bfloat16_on_a_cpu_without_bfloat16_instructions_warns_in_one_line(monkeypatch, capsys, tmp_path):
+    from rdlens.cli import main
+
+    monkeypatch.setattr(ddpm, "native_bfloat16", lambda device: False)
+    small = dict(unet={"channels": (8, 16)}, schedule={"T": 20}, steps=1, batch_size=4)
+    with pytest.warns(RuntimeWarning, match="emulated and slower than float32: set precision = float32"):
+        ddpm.train(ddpm.config_for("default", precision="bfloat16", **small), images.load("digits")[:8])
+    assert main(["ddpm", "--precision", "bfloat16", "--channels", "8,16", "--T", "20", "--steps", "1",
+                 "--batch-size", "4", "--samples", "2", "--out", str(tmp_path), "--quiet"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warned == ["rdlens ddpm: warning: precision bfloat16 on a CPU without bfloat16 instructions "
+                      "(AVX512-BF16 or AMX) is emulated and slower than float32: set precision = float32 "
+                      "(--precision float32)"]
+
+
 def test_unknown_learning_rate_schedule_is_refused_with_the_choices():
     with pytest.raises(ConfigError, match="lr_schedule must be one of constant, cosine, got 'step'"):
         ddpm.config_for("default", lr_schedule="step")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import warnings
 from typing import Any, Callable, Sequence
 
 from rdlens import __version__
@@ -497,9 +498,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:  # not the main thread
         pass
     try:
-        parser = build_parser(command or "")
-        args = parser.parse_args(argv)
-        return int(args.func(args))
+        with warnings.catch_warnings():  # a warning is one line naming the command, not a source location
+            warnings.showwarning = lambda message, *_, **__: print(
+                f"rdlens {command or ''}: warning: {message}".replace("  ", " "), file=sys.stderr)
+            parser = build_parser(command or "")
+            args = parser.parse_args(argv)
+            return int(args.func(args))
     except ConfigError as exc:
         print(f"rdlens {command or ''}: error: {exc}".replace("  ", " "), file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -326,6 +326,14 @@ SETTINGS: dict[str, dict] = {
 }
 
 
+def native_bfloat16(device: torch.device | str) -> bool:
+    """Whether bfloat16 arithmetic is native on ``device``: any CUDA device, or a CPU with
+    AVX512-BF16 or AMX; elsewhere oneDNN emulates it, slower than float32."""
+    if torch.device(device).type != "cpu":
+        return True
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
 def lr_at(cfg: DDPMConfig) -> Callable[[int], float] | None:
     """The learning rate of optimiser step ``step`` (0-based) under ``cfg.lr_schedule``; None = constant."""
     if cfg.lr_schedule == "constant":
@@ -394,6 +402,12 @@ def train(
     layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
     mixed = cfg.precision == "bfloat16"
+    if mixed and not native_bfloat16(device):
+        import warnings
+
+        warnings.warn("precision bfloat16 on a CPU without bfloat16 instructions (AVX512-BF16 or AMX) is emulated "
+                      "and slower than float32: set precision = float32 (--precision float32)",
+                      RuntimeWarning, stacklevel=2)
 
     def batch_loss() -> torch.Tensor:
         idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen).to(device)
