@@ -170,7 +170,7 @@ def test_bfloat16_training_is_mixed_precision_close_to_float32_and_resumes_bit_i
     assert straight.losses == pytest.approx(full.losses, rel=2e-2)
     assert all(math.isfinite(v) for v in straight.losses)
     assert {p.dtype for p in straight.ema_model.parameters()} == {torch.float32}
-    with pytest.raises(ConfigError, match="precision must be one of float32, bfloat16, got 'float16'"):
+    with pytest.raises(ConfigError, match="precision must be one of float32, bfloat16, auto, got 'float16'"):
         ddpm.config_for("default", precision="float16")
 
 
@@ -187,6 +187,29 @@ def test_bfloat16_on_a_cpu_without_bfloat16_instructions_warns_in_one_line(monke
     assert warned == ["rdlens ddpm: warning: precision bfloat16 on a CPU without bfloat16 instructions "
                       "(AVX512-BF16 or AMX) is emulated and slower than float32: set precision = float32 "
                       "(--precision float32)"]
+
+
+def test_auto_precision_is_bfloat16_only_where_native_and_a_resumed_run_keeps_what_it_started_with(
+        monkeypatch, tmp_path, recwarn):
+    """auto trains exactly as bfloat16 where bfloat16 is native and exactly as float32 elsewhere
+    (without the emulation warning); a run begun where it is native and resumed where it is not
+    continues in bfloat16, matching the uninterrupted bfloat16 run."""
+    small = dict(unet={"channels": (8, 16)}, schedule={"T": 20}, steps=6, batch_size=4, checkpoint_every=2)
+    data = images.load("digits")[:32]
+    runs = {p: ddpm.train(ddpm.config_for("default", precision=p, **small), data) for p in ("float32", "bfloat16")}
+    recwarn.clear()  # the explicit bfloat16 run warns on a CPU where it is emulated
+    auto = ddpm.config_for("default", precision="auto", **small)
+    for native, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(ddpm, "native_bfloat16", lambda device, native=native: native)
+        got = ddpm.train(auto, data)
+        assert got.precision == expected and got.losses == runs[expected].losses
+    assert runs["bfloat16"].losses != runs["float32"].losses
+    assert not [w for w in recwarn if "emulated" in str(w.message)]
+    monkeypatch.setattr(ddpm, "native_bfloat16", lambda device: True)
+    straight, resumed = _straight_and_resumed(
+        auto, tmp_path, between=lambda: monkeypatch.setattr(ddpm, "native_bfloat16", lambda device: False))
+    assert resumed.resumed_from == 4 and resumed.precision == "bfloat16"
+    assert resumed.losses == straight.losses == runs["bfloat16"].losses
 
 
 def test_unknown_learning_rate_schedule_is_refused_with_the_choices():

@@ -3,7 +3,10 @@ apart; the Fréchet distance against its closed form; the cache and its checksum
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -45,15 +48,27 @@ def test_frechet_distance_of_diagonal_gaussians_has_its_closed_form():
 
 
 def test_a_cached_classifier_is_reused_and_a_tampered_one_retrained(tmp_path, monkeypatch):
-    first = quality.judge("digits", None, tmp_path)
+    shown = []
+
+    @contextlib.contextmanager
+    def bars(desc, total):
+        counted = []
+        yield SimpleNamespace(update=counted.append)
+        shown.append((desc, total, sum(counted)))
+
+    monkeypatch.setitem(quality.EPOCHS, "digits", 2)  # the cache is under test, not the accuracy
+    first = quality.judge("digits", None, tmp_path, bars)
+    batches = quality.EPOCHS["digits"] * math.ceil((1797 - 360) / 128)  # 360 digits held out for the test split
+    assert shown == [("digits quality classifier (trained once, then cached)", batches, batches)]
     weights = next(tmp_path.glob("classifier-digits-*.pt"))
     calls = []
     real_train = quality.train_classifier
     monkeypatch.setattr(quality, "train_classifier", lambda *a, **k: calls.append(1) or real_train(*a, **k))
-    again = quality.judge("digits", None, tmp_path)
-    assert calls == [] and again.accuracy == first.accuracy
+    again = quality.judge("digits", None, tmp_path, bars)
+    assert calls == [] and again.accuracy == first.accuracy and len(shown) == 1
     weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
-    quality.judge("digits", None, tmp_path)
+    retrained = quality.judge("digits", None, tmp_path)
     assert calls == [1]
     meta = json.loads(next(tmp_path.glob("classifier-digits-*.json")).read_text())
-    assert meta["accuracy"] >= 0.9 and len(meta["sha256"]) == 64
+    assert meta["epochs"] == 2 and meta["accuracy"] == retrained.accuracy and len(meta["sha256"]) == 64
+    assert meta["accuracy"] == quality.accuracy(retrained.model, *quality.labelled_data("digits", None, "test"))

@@ -310,3 +310,9 @@ def test_progress_is_plain_lines_when_not_on_a_terminal(tmp_path):
     lines = buf.getvalue().splitlines()
     assert lines[0].startswith("LSTM sine: step 1/10 (10%)") and "ETA" in lines[0]
     assert lines[-1].startswith("LSTM sine: step 10/10 (100%)")
+    assert len(lines) == 10  # one line per step here (every=0), the last not repeated at the end
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf), PlainProgress("DDPM sample", 3, every=1e9) as rare:
+        for _ in range(3):
+            rare.update(1)
+    assert [line.split(",")[0] for line in buf.getvalue().splitlines()] == ["DDPM sample: step 3/3 (100%)"]

@@ -175,14 +175,14 @@ class PlainProgress:
     def __init__(self, desc: str, total: int, every: float = 30.0) -> None:
         import time
 
-        self.desc, self.total, self.every, self.n = desc, total, every, 0
+        self.desc, self.total, self.every, self.n, self.shown = desc, total, every, 0, 0
         self.t0 = self.last = time.monotonic()
 
     def __enter__(self) -> "PlainProgress":
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if exc[0] is None and self.n:
+        if exc[0] is None and self.n != self.shown:
             self._line()
 
     def update(self, n: int = 1) -> None:
@@ -196,7 +196,7 @@ class PlainProgress:
         import time
 
         now = time.monotonic()
-        self.last = now
+        self.last, self.shown = now, self.n
         elapsed = now - self.t0
         eta = elapsed / self.n * (self.total - self.n) if self.n else float("nan")
         print(f"{self.desc}: step {self.n}/{self.total} ({self.n / max(self.total, 1):.0%}), {elapsed:.0f} s elapsed, "

@@ -108,7 +108,7 @@ LAST_STEPS = ("exclude", "public-code")
 OPTIMIZERS = ("adamw", "adam")
 PIXELS = ("signed", "unit")
 LR_SCHEDULES = ("constant", "cosine")
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "bfloat16", "auto")
 FIELDS = "fields"
 """the dataset name of images the caller supplies, of any channel count (rdlens patterns trains
 on Gray-Scott (u, v) states this way); nothing is loaded by name"""
@@ -277,7 +277,9 @@ class DDPMConfig:
     precision: str = "float32"
     """float32, or bfloat16: the training forward pass under bfloat16 autocast (mixed precision:
     weights, gradients, optimiser state, EMA and every sampling run, hence every R, stay float32;
-    faster on CPUs with bfloat16 instructions and on GPUs; benchmarks/bench_training.py)"""
+    faster on CPUs with bfloat16 instructions and on GPUs; benchmarks/bench_training.py), or
+    auto: bfloat16 where it is native (:func:`native_bfloat16`), else float32; a run keeps the
+    precision it started with when resumed elsewhere"""
     checkpoint_every: int = 200
     max_images: int = 0
     """use at most this many training images (0: all)"""
@@ -334,6 +336,14 @@ def native_bfloat16(device: torch.device | str) -> bool:
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
+def effective_precision(precision: str, device: torch.device | str) -> str:
+    """The precision training uses: ``auto`` is bfloat16 where native on ``device``, else float32
+    (emulated bfloat16 was 11x slower than float32 on an AVX2-only CPU)."""
+    if precision != "auto":
+        return precision
+    return "bfloat16" if native_bfloat16(device) else "float32"
+
+
 def lr_at(cfg: DDPMConfig) -> Callable[[int], float] | None:
     """The learning rate of optimiser step ``step`` (0-based) under ``cfg.lr_schedule``; None = constant."""
     if cfg.lr_schedule == "constant":
@@ -366,6 +376,8 @@ class TrainResult:
     steps_done: int
     resumed_from: int
     wall_time_s: float
+    precision: str = "float32"
+    """the precision training used (``auto`` resolved)"""
 
 
 CHECKPOINT = "checkpoint.pt"
@@ -388,6 +400,7 @@ def train(
     import copy
     from pathlib import Path
 
+    from rdlens.torchutil import load_checkpoint
     from rdlens.training import fit, plain
 
     torch.manual_seed(cfg.seed)
@@ -401,8 +414,12 @@ def train(
     images = images.to(device)
     layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
-    mixed = cfg.precision == "bfloat16"
-    if mixed and not native_bfloat16(device):
+    ckpt = Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None
+    precision = effective_precision(cfg.precision, device)
+    if resume and cfg.precision == "auto" and ckpt is not None and ckpt.exists():
+        precision = load_checkpoint(ckpt)["config"].get("precision_used", precision)
+    mixed = precision == "bfloat16"
+    if mixed and cfg.precision == "bfloat16" and not native_bfloat16(device):
         import warnings
 
         warnings.warn("precision bfloat16 on a CPU without bfloat16 instructions (AVX512-BF16 or AMX) is emulated "
@@ -421,8 +438,8 @@ def train(
 
     done = fit(model, opt, batch_loss, steps=cfg.steps, generator=gen, name="DDPM training", grad_clip=cfg.grad_clip,
                ema=ema_model, ema_decay=cfg.ema, ema_warmup=cfg.ema_warmup,
-               checkpoint=Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None,
-               checkpoint_every=cfg.checkpoint_every, config=plain(asdict(cfg)), resume=resume,
+               checkpoint=ckpt, checkpoint_every=cfg.checkpoint_every,
+               config={**plain(asdict(cfg)), "precision_used": precision}, resume=resume,
                after_step=after_step, progress=progress, lr_at=lr_at(cfg))
     return TrainResult(model, ema_model if cfg.ema > 0 else model, done.losses, done.steps_done, done.resumed_from,
-                       done.wall_time_s)
+                       done.wall_time_s, precision)

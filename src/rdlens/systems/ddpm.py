@@ -157,9 +157,9 @@ class DDPM(System):
         data = data[: config.max_images] if config.max_images else data
         return (data + 1) / 2 if config.pixels == "unit" else data
 
-    def judge(self, config: Any) -> Any:
+    def judge(self, config: Any, bars: Any = None) -> Any:
         """The sample-quality judge of the data set (:mod:`rdlens.quality`), None where the
-        data set has no labels."""
+        data set has no labels; ``bars`` shows its classifier's training when not cached."""
         from rdlens import quality as q
 
         if config.dataset not in q.LABELLED:
@@ -167,7 +167,7 @@ class DDPM(System):
         from rdlens.images import default_data_dir
 
         return q.judge(config.dataset, config.data_dir, Path(config.data_dir or default_data_dir()).expanduser()
-                       / "classifiers")
+                       / "classifiers", bars)
 
     def execute(self, config: Any, prepared: Any, ctx: RunContext) -> dict[str, Any]:
         import torch
@@ -180,7 +180,7 @@ class DDPM(System):
 
         rd, dev, cfg = ctx.dir, ctx.device, config
         shape = (cfg.samples, cfg.unet.in_channels, cfg.unet.image_size, cfg.unet.image_size)
-        judge = self.judge(cfg)
+        judge = self.judge(cfg, ctx.bars)
 
         def signed(samples: Any) -> Any:
             """Samples in [-1, 1], whatever the range the model works in."""
@@ -203,7 +203,8 @@ class DDPM(System):
         track = curve.Curve(rd.file("training_curve.csv"), resume=ctx.resume) if cfg.track_every else None
 
         def track_point(step: int, model: Any) -> None:
-            res = draw(model)
+            with ctx.bars(f"DDPM sample at step {step} (R along training)", cfg.schedule.T) as bar:
+                res = draw(model, bar.update)
             track.add(curve.point(step, res.trace, quality_of(signed(res.samples))))
 
         if track is not None and 0 not in track.steps():
@@ -225,7 +226,7 @@ class DDPM(System):
             plot_images(tile(samples), rd.file("samples.png"),
                         title=f"DDPM samples, {SETTING_NAMES[cfg.dataset]}\n{trained.steps_done} training steps")
             plot_balance(tr, rd.file("balance.png"))
-        ctx.manifest.update(parameters=n_params(trained.model))
+        ctx.manifest.update(parameters=n_params(trained.model), precision=trained.precision)
         tracked = None
         if track is not None:
             with rd.stage("track"):
