@@ -39,6 +39,18 @@ def test_curve_starts_at_the_untrained_network_and_ends_at_the_row_itself(tmp_pa
     assert (run / "training_curve.png").stat().st_size > 0
 
 
+def test_a_tracking_point_at_the_last_step_is_the_rows_sample_not_a_second_sampling_run(tmp_path, capsys,
+                                                                                        monkeypatch):
+    calls = []
+    real = ddpm.sample
+    monkeypatch.setattr(ddpm, "sample", lambda *a, **k: calls.append(1) or real(*a, **k))
+    _run(tmp_path / "a", capsys)  # points 0, 3, 6 and the Gaussian oracle
+    assert len(calls) == 4
+    calls.clear()
+    assert main(["ddpm", *TINY, "--track-every", "4", "--out", str(tmp_path / "b"), "--json"]) == 0
+    assert len(calls) == 4  # points 0 and 4, the row's sample at 6, the oracle
+
+
 def test_a_resumed_run_keeps_its_curve_and_measures_the_same_points(tmp_path, capsys):
     summary, run = _run(tmp_path, capsys)
     before = curve.read(run / "training_curve.csv")

@@ -202,9 +202,13 @@ class DDPM(System):
 
         track = curve.Curve(rd.file("training_curve.csv"), resume=ctx.resume) if cfg.track_every else None
 
+        tracked_draw: dict[int, Any] = {}  # the latest tracking point's samples, by step
+
         def track_point(step: int, model: Any) -> None:
             with ctx.bars(f"DDPM sample at step {step} (R along training)", cfg.schedule.T) as bar:
                 res = draw(model, bar.update)
+            tracked_draw.clear()
+            tracked_draw[step] = res
             track.add(curve.point(step, res.trace, quality_of(signed(res.samples))))
 
         if track is not None and 0 not in track.steps():
@@ -214,8 +218,11 @@ class DDPM(System):
         with rd.stage("train"), ctx.bars(f"DDPM train {cfg.dataset}", cfg.steps) as bar:
             trained = ddpm.train(cfg, prepared, str(rd.path), device=dev, resume=ctx.resume, progress=bar.update,
                                  hooks=[(cfg.grid_every, grid_png), (cfg.track_every, track_point)])
-        with rd.stage("sample"), ctx.bars("DDPM sample", cfg.schedule.T) as bar:
-            result = draw(trained.ema_model, bar.update)
+        # a tracking point at the last step drew these very samples (same model, same noise)
+        result = tracked_draw.get(trained.steps_done)
+        if result is None:
+            with rd.stage("sample"), ctx.bars("DDPM sample", cfg.schedule.T) as bar:
+                result = draw(trained.ema_model, bar.update)
         tr, samples = result.trace, signed(result.samples)
         with rd.stage("quality"):
             quality = quality_of(samples)
