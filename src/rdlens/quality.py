@@ -38,6 +38,8 @@ VERSION = 1
 """bump when the network or its training changes: cached classifiers are then retrained"""
 EPOCHS = {"digits": 30, "mnist": 5, "fashion-mnist": 5}
 """training epochs per data set (chosen by measurement: MNIST >= 98 %, Fashion-MNIST >= 88 %)"""
+BATCH = 128
+"""the classifier's training batch size"""
 
 
 class Classifier(nn.Module):
@@ -108,7 +110,7 @@ class Judge:
 
 def train_classifier(x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int = 0,
                      progress: Callable[[int], Any] | None = None) -> Classifier:
-    """Adam, batch 128, the given number of epochs; deterministic for a seed. ``progress(n)``
+    """Adam, batch :data:`BATCH`, the given number of epochs; deterministic for a seed. ``progress(n)``
     counts batches."""
     from rdlens import threads
 
@@ -119,7 +121,7 @@ def train_classifier(x: torch.Tensor, y: torch.Tensor, epochs: int, seed: int = 
     model.train()
     with threads.stage("classifier training", parallel=True):
         for _ in range(epochs):
-            for idx in torch.randperm(len(x), generator=gen).split(128):
+            for idx in torch.randperm(len(x), generator=gen).split(BATCH):
                 loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -155,7 +157,7 @@ def judge(name: str, data_dir: str | None, cache_dir: str | Path,
         acc = float(recorded["accuracy"])
     except Exception:  # absent, damaged or stale cache: train anew (never trust a bad file)
         xtr, ytr = labelled_data(name, data_dir, "train")
-        batches = EPOCHS[name] * -(-len(xtr) // 128)
+        batches = EPOCHS[name] * math.ceil(len(xtr) / BATCH)
         with (bars or no_bars)(f"{name} quality classifier (trained once, then cached)", batches) as bar:
             model = train_classifier(xtr, ytr, EPOCHS[name], progress=bar.update)
         acc = accuracy(model, xte, yte)
