@@ -316,3 +316,29 @@ def test_progress_is_plain_lines_when_not_on_a_terminal(tmp_path):
         for _ in range(3):
             rare.update(1)
     assert [line.split(",")[0] for line in buf.getvalue().splitlines()] == ["DDPM sample: step 3/3 (100%)"]
+
+
+def test_progress_eta_of_a_resumed_run_counts_only_the_steps_it_runs(monkeypatch):
+    """A resumed run reports its 2250 finished steps at once; the ETA must come from the 0.6 s
+    steps that follow (1740 left: 1044 s), not from 2260 steps in 6 s (5 s)."""
+    import contextlib
+    import io
+    import time
+
+    from rdlens.cli import PlainProgress
+
+    clock = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        bar = PlainProgress("DDPM train", 4000, every=1e9)
+        bar.update(2250)
+        for _ in range(10):
+            clock[0] += 0.6
+            bar.update(1)
+        bar.every = 0.0
+        clock[0] += 0.6
+        bar.update(1)
+    line = buf.getvalue().splitlines()[-1]
+    assert line.startswith("DDPM train: step 2261/4000 (57%), 7 s elapsed")
+    assert line.endswith(f"ETA {1739 * 0.6:.0f} s")

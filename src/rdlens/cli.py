@@ -170,13 +170,18 @@ def _finish(system: Any, summary: dict[str, Any], as_json: bool) -> None:
 
 class PlainProgress:
     """Progress for logs (nohup, batch jobs, CI): a line with step, rate and ETA every
-    ``every`` seconds and at the end, instead of a bar that redraws itself."""
+    ``every`` seconds and at the end, instead of a bar that redraws itself.
+
+    The ETA uses the rate after the first update: a resumed run reports the steps it already
+    had in one first update, which took no time and must not count as speed (and a fresh run's
+    first step carries the one-time warm-up)."""
 
     def __init__(self, desc: str, total: int, every: float = 30.0) -> None:
         import time
 
         self.desc, self.total, self.every, self.n, self.shown = desc, total, every, 0, 0
         self.t0 = self.last = time.monotonic()
+        self.first: tuple[int, float] | None = None
 
     def __enter__(self) -> "PlainProgress":
         return self
@@ -189,6 +194,8 @@ class PlainProgress:
         import time
 
         self.n += n
+        if self.first is None:
+            self.first = (self.n, time.monotonic())
         if time.monotonic() - self.last >= self.every:
             self._line()
 
@@ -198,7 +205,11 @@ class PlainProgress:
         now = time.monotonic()
         self.last, self.shown = now, self.n
         elapsed = now - self.t0
-        eta = elapsed / self.n * (self.total - self.n) if self.n else float("nan")
+        n0, t1 = self.first if self.first is not None else (0, self.t0)
+        if self.n > n0 and now > t1:
+            eta = (now - t1) / (self.n - n0) * (self.total - self.n)
+        else:
+            eta = elapsed / self.n * (self.total - self.n) if self.n else float("nan")
         print(f"{self.desc}: step {self.n}/{self.total} ({self.n / max(self.total, 1):.0%}), {elapsed:.0f} s elapsed, "
               f"ETA {eta:.0f} s", file=sys.stderr, flush=True)
 
