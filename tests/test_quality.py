@@ -72,3 +72,23 @@ def test_a_cached_classifier_is_reused_and_a_tampered_one_retrained(tmp_path, mo
     meta = json.loads(next(tmp_path.glob("classifier-digits-*.json")).read_text())
     assert meta["epochs"] == 2 and meta["accuracy"] == retrained.accuracy and len(meta["sha256"]) == 64
     assert meta["accuracy"] == quality.accuracy(retrained.model, *quality.labelled_data("digits", None, "test"))
+
+
+def test_real_numbers_are_the_mean_and_spread_of_random_batches_not_the_first_images(judge):
+    _, labels = quality.labelled_data("digits", None, "test")
+    ordered = quality.Judge("digits", judge.model, judge.accuracy, judge.test_images[torch.argsort(labels, stable=True)])
+    n = 32
+    first = quality.measure(ordered, ordered.test_images[:n])  # every one a 0: one class only
+    real = quality.report(ordered, ordered.test_images[:n])["real"]
+    assert first["coverage"] < 0.2 and real["coverage"] >= 0.85
+    assert real["batches"] == quality.REAL_BATCHES and real["images"] == n
+    # an independent estimate of the same mean: many more random batches, drawn here
+    rng = np.random.default_rng(123)
+    many = [quality.measure(ordered, ordered.test_images[torch.from_numpy(rng.choice(len(labels), n, replace=False))])
+            for _ in range(60)]
+    for key in ("frechet", "confident", "coverage"):
+        values = np.array([m[key] for m in many])
+        assert abs(real[key] - values.mean()) <= 3 * values.std() / math.sqrt(quality.REAL_BATCHES) + 1e-12
+        assert 0.4 * values.std() <= real["sd"][key] <= 2.5 * values.std() + 1e-12
+    assert quality.real_text(real, "frechet", ".1f") == f"{real['frechet']:.1f} ± {real['sd']['frechet']:.1f}"
+    assert quality.real_text({"frechet": 3.0}, "frechet", ".1f") == "3.0"  # a row written before the spread

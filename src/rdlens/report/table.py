@@ -134,7 +134,7 @@ def quality_markdown(folder: Any, info: dict[str, Any]) -> str:
 
     from rdlens import layout
 
-    from rdlens import curve
+    from rdlens import curve, quality
     from rdlens.systems.ddpm import converged
 
     lines, curves = [], []
@@ -159,18 +159,24 @@ def quality_markdown(folder: Any, info: dict[str, Any]) -> str:
             def mean(key: str, sub: str | None = None) -> float:
                 return float(np.mean([(v[sub] if sub else v)[key] for v in vals]))
 
+            def real(key: str, spec: str) -> str:
+                sds = [v["real"].get("sd", {}).get(key) for v in vals]
+                sd = None if None in sds else float(np.mean(sds))
+                return quality.spread(mean(key, "real"), sd, spec)
+
             verdict = "yes" if all(verdicts) else "no" if not any(v is None for v in verdicts) else "—"
-            lines.append(f"| {r['id']} | {mean('frechet'):.1f} | {mean('frechet', 'real'):.1f} | "
-                         f"{mean('confident'):.0%} | {mean('confident', 'real'):.0%} | {mean('coverage'):.2f} | "
-                         f"{mean('coverage', 'real'):.2f} | {verdict} | {mean('classifier_accuracy'):.1%} |")
+            lines.append(f"| {r['id']} | {mean('frechet'):.1f} | {real('frechet', '.1f')} | "
+                         f"{mean('confident'):.0%} | {real('confident', '.0%')} | {mean('coverage'):.2f} | "
+                         f"{real('coverage', '.2f')} | {verdict} | {mean('classifier_accuracy'):.1%} |")
     if not lines and not curves:
         return ""
     head = ["", "## Sample quality of the DDPM rows", "",
             "Fréchet distance in the feature space of rdlens's own small classifier (not Inception-FID), the share "
             "of samples classified with probability >= 0.9, and the class coverage (entropy of predicted labels / "
-            "log 10), each beside the same numbers for as many real held-out images (the floor for that many "
-            "samples). With fewer samples than the classifier's 64 features (the quick profile draws 8), the "
-            "Fréchet distance mostly measures the sample size: compare it with its real floor, and read the "
+            "log 10), each beside the same numbers for real held-out images in random batches of as many (mean ± "
+            "standard deviation over the batches: what a perfect generator would score, and how much one batch "
+            "varies). With fewer samples than the classifier's 64 features (the quick profile draws 8), the "
+            "Fréchet distance mostly measures the sample size: compare it with the real batches, and read the "
             "confident share first. Converged: a confident share at least 80 % of the real images' and coverage "
             ">= 0.9, in every seed; a row that is not measures an under-trained model.", "",
             "| row | Fréchet | real | confident | real | coverage | real | converged | classifier accuracy |",

@@ -278,10 +278,14 @@ class DDPM(System):
                     "last step recorded as the public code did (quirk)")]
         q = summary.get("quality")
         if q:
+            from rdlens import quality as qm
+
             r = q["real"]
-            lines.append(f"sample quality: Frechet {q['frechet']:.1f} (as many real images: {r['frechet']:.1f}), "
-                         f"confident {q['confident']:.0%} ({r['confident']:.0%}), class coverage {q['coverage']:.2f} "
-                         f"({r['coverage']:.2f}); classifier test accuracy {q['classifier_accuracy']:.1%}")
+            lines.append(f"sample quality: Frechet {q['frechet']:.1f} (real batches of as many: "
+                         f"{qm.real_text(r, 'frechet', '.1f')}), confident {q['confident']:.0%} "
+                         f"({qm.real_text(r, 'confident', '.0%')}), class coverage {q['coverage']:.2f} "
+                         f"({qm.real_text(r, 'coverage', '.2f')}); classifier test accuracy "
+                         f"{q['classifier_accuracy']:.1%}")
             if converged(q) is False:
                 lines.append(f"samples NOT converged (need a confident share >= {CONVERGED_CONFIDENT:.0%} of the real "
                              f"images' and coverage >= {CONVERGED_COVERAGE}): this R is that of an under-trained model")
