@@ -226,9 +226,15 @@ def spread(value: float, sd: float | None, spec: str) -> str:
     return format(value, spec) + ("" if sd is None else " ± " + format(sd, spec))
 
 
+def real_sd(real: dict[str, Any], key: str) -> float | None:
+    """The between-batch standard deviation of one real-image number; None for rows written
+    before rdlens measured it."""
+    return real.get("sd", {}).get(key)
+
+
 def real_text(real: dict[str, Any], key: str, spec: str) -> str:
     """One real-image number with its between-batch spread, e.g. ``46.3 ± 6.5``."""
-    return spread(real[key], real.get("sd", {}).get(key), spec)
+    return spread(real[key], real_sd(real, key), spec)
 
 
 def report(j: Judge, samples: torch.Tensor) -> dict[str, Any]:

@@ -132,9 +132,7 @@ def quality_markdown(folder: Any, info: dict[str, Any]) -> str:
     import json
     from pathlib import Path
 
-    from rdlens import layout
-
-    from rdlens import curve, quality
+    from rdlens import curve, layout, quality
     from rdlens.systems.ddpm import converged
 
     lines, curves = [], []
@@ -160,7 +158,7 @@ def quality_markdown(folder: Any, info: dict[str, Any]) -> str:
                 return float(np.mean([(v[sub] if sub else v)[key] for v in vals]))
 
             def real(key: str, spec: str) -> str:
-                sds = [v["real"].get("sd", {}).get(key) for v in vals]
+                sds = [quality.real_sd(v["real"], key) for v in vals]
                 sd = None if None in sds else float(np.mean(sds))
                 return quality.spread(mean(key, "real"), sd, spec)
 
