@@ -21,7 +21,7 @@ class FakeMeter:
     def __init__(self, busy: float) -> None:
         self.busy, self.last = busy, (0.0, 0.0, 0.0)
 
-    def others_busy(self) -> float:
+    def others_busy(self, max_age: float = 0.0) -> float:
         return self.busy
 
 
@@ -32,7 +32,7 @@ def two_cores(monkeypatch):
 
 @pytest.mark.parametrize("busy, expected", [(0.0, 2), (0.4, 2), (0.6, 1), (1.3, 1), (2.0, 1), (7.5, 1)])
 def test_free_cores_is_what_other_processes_leave(two_cores, busy, expected):
-    assert threads.Policy().free_cores(FakeMeter(busy), window=0) == expected
+    assert threads.Policy().free_cores(FakeMeter(busy)) == expected
 
 
 def test_serial_stage_uses_one_thread_and_restores_the_previous_count():
@@ -50,7 +50,7 @@ def quiet_then_watched(two_cores, monkeypatch):
     meter = FakeMeter(0.0)
     monkeypatch.setattr(threads, "_CpuMeter", lambda: meter)
     monkeypatch.setattr(threads, "RECHECK_S", 0.0)
-    monkeypatch.setattr(threads.Policy, "free_cores", lambda self, m=None, window=0.1: 2)
+    monkeypatch.setattr(threads.Policy, "free_cores", lambda self, m=None: 2)
     return threads.Policy(configured=True), meter
 
 
@@ -67,12 +67,37 @@ def test_adaptive_stage_steps_down_when_competitors_arrive(quiet_then_watched):
     assert policy.choices["Gray-Scott"] == [2, 1, 2]
 
 
-def test_torch_stage_keeps_the_count_it_started_with(quiet_then_watched):
+def test_torch_stage_uses_the_setting_never_the_load(quiet_then_watched):
+    """torch's numbers depend on its thread count, so a torch stage never follows the load:
+    one thread by default on a quiet machine, the run's count inside a run, whatever arrives."""
     policy, meter = quiet_then_watched
+    with policy.stage("DDPM train", parallel=True) as st:
+        assert st.threads == threads.DEFAULT_TORCH_THREADS == 1
+        meter.busy = 2.0
+        st.tick()
+        assert st.threads == 1
+    policy.run_threads = 2
     with policy.stage("DDPM train", parallel=True) as st:
         meter.busy = 2.0
         st.tick()
-        assert st.threads == 2  # numbers must not depend on when competitors arrived
+        assert st.threads == 2 and torch.get_num_threads() == 2
+
+
+def test_reading_the_free_cores_does_not_wait():
+    """The Gray-Scott kernel asks at every call: the answer must cost no sleep (it used to cost 0.1 s)."""
+    policy = threads.Policy(configured=True)
+    t0 = time.perf_counter()
+    for _ in range(50):
+        policy.free_cores()
+    assert time.perf_counter() - t0 < 0.25
+
+
+def test_an_old_reading_says_nothing_about_now(monkeypatch):
+    meter = threads._CpuMeter()
+    assert meter.others_busy(max_age=10.0) is None  # no time has passed: nothing to measure yet
+    now = meter.last
+    meter.last = (now[0] - 60.0, now[1], now[2])
+    assert meter.others_busy(max_age=10.0) is None  # a minute's average is not the load now
 
 
 def test_real_competitors_are_measured():
@@ -83,7 +108,10 @@ def test_real_competitors_are_measured():
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores)]
     try:
         time.sleep(0.3)
-        assert threads.Policy().free_cores(window=0.5) <= max(1, cores // 2)
+        policy = threads.Policy()
+        assert policy.free_cores() <= max(1, cores // 2)  # the runnable tasks, read at once
+        time.sleep(0.3)
+        assert policy.free_cores() <= max(1, cores // 2)  # the CPU time since that reading
     finally:
         for p in busy:
             p.kill()
@@ -147,16 +175,20 @@ def test_the_manifest_records_the_threads_used(tmp_path, capsys):
 
 
 def test_a_resumed_run_keeps_the_torch_thread_count_it_started_with(tmp_path, monkeypatch, capsys):
-    """torch sums in a thread-dependent order: a resume on a busier (or quieter) machine must
-    not change the count, or it would not be bit-identical to an uninterrupted run."""
+    """torch sums in a thread-dependent order: a resume must compute with the count the run
+    started with (saved in its config.json), or it would not be bit-identical to an
+    uninterrupted run; a --threads that asks for another count is refused."""
     args = ["lstm", "--dataset", "sine", "--n-sequences", "20", "--length", "20", "--steps", "4", "--batch-size", "4",
             "--quiet", "--json", "--device", "cpu", "--out", str(tmp_path)]
     assert main(args) == 0
     run = tmp_path / json.loads(capsys.readouterr().out)["run_dir"].split("/")[-1]
-    assert json.loads((run / "threads.json").read_text()) == {"torch_threads": 1}  # RDLENS_THREADS=1 in tests
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["torch_threads"] == 1  # RDLENS_THREADS=1 in tests
     (run / "summary.json").unlink()
-    (run / "threads.json").write_text('{"torch_threads": 2}')
-    monkeypatch.delenv("RDLENS_THREADS")  # adaptive from here on: the saved count must win
+    (run / "config.json").write_text(json.dumps({**saved, "torch_threads": 2}))
+    assert main(["lstm", "--resume", str(run), "--quiet", "--threads", "1"]) == 2
+    assert "started with 2 torch thread(s)" in capsys.readouterr().err
+    monkeypatch.delenv("RDLENS_THREADS")  # the default from here on: the saved count must win
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # Dask sets it when it starts a cluster
     try:
         assert main(["lstm", "--resume", str(run), "--quiet", "--json"]) == 0
@@ -166,17 +198,30 @@ def test_a_resumed_run_keeps_the_torch_thread_count_it_started_with(tmp_path, mo
     assert manifest["threads"]["torch_threads_of_run"] == 2 and manifest["threads"]["policy"] == "adaptive"
 
 
+def test_a_run_written_before_config_json_held_the_count_is_read_from_threads_json(tmp_path):
+    from rdlens.run import saved_torch_threads
+
+    (tmp_path / "config.json").write_text('{"system": "lstm"}')
+    assert saved_torch_threads(tmp_path) is None
+    (tmp_path / "threads.json").write_text('{"torch_threads": 2}')
+    assert saved_torch_threads(tmp_path) == 2
+    (tmp_path / "config.json").write_text('{"system": "lstm", "torch_threads": 3}')
+    assert saved_torch_threads(tmp_path) == 3
+
+
 def test_a_fixed_count_applies_to_serial_stages_too():
     policy = threads.Policy(fixed=2, source="--threads", configured=True)
     with policy.stage("LSTM training", parallel=False) as st:
         assert st.threads == 2 and torch.get_num_threads() == 2
 
 
-def test_a_stage_inside_a_run_starts_from_the_runs_measurement(quiet_then_watched, monkeypatch):
+def test_an_exact_kernel_follows_the_load_even_inside_a_run(quiet_then_watched):
+    """Gray-Scott's numbers do not depend on its thread count: inside a run on one torch
+    thread it still takes the free cores, and follows them."""
     policy, meter = quiet_then_watched
     policy.run_threads = 1
-    monkeypatch.setattr(threads.Policy, "free_cores", lambda *a, **k: pytest.fail("measured again"))
     with policy.stage("Gray-Scott", parallel=True, adapt=True) as st:
-        assert st.threads == 1
-        st.tick()  # the machine is quiet: the adaptive stage steps up
         assert st.threads == 2
+        meter.busy = 2.0
+        st.tick()
+        assert st.threads == 1

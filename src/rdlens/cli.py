@@ -121,8 +121,19 @@ def _add_system_options(p: argparse.ArgumentParser, system: Any) -> None:
 
 def _add_threads(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="fix the number of torch and numba threads (default: $RDLENS_THREADS or $OMP_NUM_THREADS "
-                        "if set, else chosen per stage from the cores other processes leave free; tiny models use one)")
+                   help="torch's thread count, saved in config.json: torch's numbers depend on it, never on the "
+                        "machine's load; also fixes numba's (default: $RDLENS_THREADS or $OMP_NUM_THREADS if set, "
+                        "else 1 for torch and, for the Gray-Scott kernel, whose numbers do not depend on it, the "
+                        "cores other processes leave free)")
+
+
+def _add_jobs(p: argparse.ArgumentParser, what: str) -> None:
+    from rdlens.tasks import MAX_JOBS, default_jobs
+
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help=f"{what} run side by side in up to N worker processes, each on --threads torch threads; "
+                        f"the numbers do not depend on N (default: the cores this process may use, "
+                        f"here {default_jobs()}; at most {MAX_JOBS})")
 
 
 def _cmd_system(system: Any, args: argparse.Namespace) -> int:
@@ -297,8 +308,15 @@ def _add_reproduce(p: argparse.ArgumentParser) -> None:
                    help="parent folder (default: ./runs); the run goes to OUT/reproduce-PROFILE")
     p.add_argument("--force", action="store_true", help="recompute every row, even finished ones (default: reuse)")
     _add_threads(p)
+    _add_jobs(p, "rows and seeds")
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: shown on a terminal)")
     p.set_defaults(func=_cmd_reproduce)
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from rdlens.tasks import check_jobs, default_jobs
+
+    return default_jobs() if args.jobs is None else check_jobs(args.jobs)
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -310,7 +328,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     try:
         folder, table, complete = reproduce(
             args.profile, out=args.out, rows=rows, seed=args.seed, seeds=args.seeds, controls=args.controls, claims=args.claims,
-            data_dir=args.data_dir, download=args.download, device=args.device, force=args.force, bars=_bars(args.quiet),
+            data_dir=args.data_dir, download=args.download, device=args.device, force=args.force,
+            jobs=_jobs(args), bars=_bars(args.quiet),
             log=lambda line: print(line, file=sys.stderr),
         )
     except KeyboardInterrupt:
@@ -403,6 +422,7 @@ def _add_patterns(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="start the study over (default: finished stages are reused, interrupted ones resumed)")
     _add_threads(p)
+    _add_jobs(p, "the DDPM and ConvLSTM trainings")
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: shown on a terminal)")
     p.set_defaults(func=_cmd_patterns)
 
@@ -418,7 +438,8 @@ def _cmd_patterns(args: argparse.Namespace) -> int:
     cfg = pattern_study.profile_config(args.profile, values)
     folder = pattern_study.default_dir(args.profile, args.out)
     try:
-        summary = pattern_study.run_study(cfg, folder, device=args.device, force=args.force, bars=_bars(args.quiet),
+        summary = pattern_study.run_study(cfg, folder, device=args.device, force=args.force, jobs=_jobs(args),
+                                          bars=_bars(args.quiet),
                                           log=lambda line: print(line, file=sys.stderr))
     except KeyboardInterrupt:
         raise KeyboardInterrupt("interrupted; run the same command again to continue (finished stages are reused, "

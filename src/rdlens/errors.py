@@ -20,8 +20,13 @@ class SimulationDiverged(RuntimeError):
     def __init__(self, system: str, step: int, detail: str = "") -> None:
         self.system = system
         self.step = step
+        self.detail = detail
         msg = f"{system} run diverged at step {step} (non-finite values)"
         super().__init__(msg + (f": {detail}" if detail else ""))
+
+    def __reduce__(self) -> tuple[type, tuple[str, int, str]]:
+        """Picklable as it was made (a worker process raises it, the study reports it)."""
+        return type(self), (self.system, self.step, self.detail)
 
 
 MAX_SEED = 2**32 - 1

@@ -55,7 +55,7 @@ LOCK = ".rdlens.lock"
 
 
 @contextlib.contextmanager
-def lock(folder: str | os.PathLike) -> Iterator[None]:
+def lock(folder: str | os.PathLike, holder: str = "rdlens reproduce") -> Iterator[None]:
     """Hold an exclusive lock on a reproduce folder, or refuse at once if another process
     holds it (two runs writing into one folder would mix their rows)."""
     import fcntl
@@ -68,12 +68,12 @@ def lock(folder: str | os.PathLike) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            raise ConfigError(f"{path} is being written by {holder}; wait for it to finish or choose "
+            other = fh.read().strip() or "another process"
+            raise ConfigError(f"{path} is being written by {other}; wait for it to finish or choose "
                               "another --out") from None
         fh.seek(0)
         fh.truncate()
-        fh.write(f"rdlens reproduce (pid {os.getpid()})\n")
+        fh.write(f"{holder} (pid {os.getpid()})\n")
         fh.flush()
         yield
     finally:

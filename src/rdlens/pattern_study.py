@@ -26,6 +26,7 @@ written from those, and the folder's own summary.json last.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -34,7 +35,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -311,7 +312,8 @@ def _curves(traces: list[BalanceTrace], grid: int = 201) -> tuple[np.ndarray, np
     return c.tau, np.stack([t.resample(c.tau)[1] for t in traces])
 
 
-def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, bars: Bars) -> None:
+def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, *, bars: Bars,
+               log: Callable[[str], None]) -> dict[str, float]:
     """Train the DDPM on the stationary (u, v) states and sample it with the instrumented sampler."""
     import torch
 
@@ -336,9 +338,11 @@ def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
     save_losses(stage / "losses.csv", result.losses)
     _finish(stage, {"wall_time_s": time.perf_counter() - t0, **out.trace.summary(), "seed": seed,
                     "steps": result.steps_done})
+    return {f"DDPM seed {seed}": time.perf_counter() - t0}
 
 
-def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, bars: Bars) -> None:
+def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, *, bars: Bars,
+               log: Callable[[str], None]) -> dict[str, float]:
     """Train the ConvLSTM on the trajectories and roll it out from the unseen starts."""
     import torch
 
@@ -379,6 +383,7 @@ def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
     horizon = BalanceTrace.from_samples(record.reaction[: cfg.frames], record.diffusion[: cfg.frames])
     _finish(stage, {"wall_time_s": time.perf_counter() - t0, **horizon.summary(), "seed": seed,
                     "R_long": record.trace().R, "steps": done.steps_done})
+    return {f"ConvLSTM seed {seed}": time.perf_counter() - t0}
 
 
 # ---- measures -----------------------------------------------------------------------------
@@ -562,7 +567,10 @@ def default_dir(profile: str, out: str | Path | None) -> Path:
 
 
 def config_json(cfg: PatternsConfig) -> dict[str, Any]:
-    return {"study": "patterns", **json.loads(json.dumps(asdict(cfg)))}
+    """The study's config.json: its settings and the torch thread count its numbers depend on."""
+    from rdlens import threads
+
+    return {"study": "patterns", **json.loads(json.dumps(asdict(cfg))), "torch_threads": threads.POLICY.torch_threads()}
 
 
 def _claim_folder(folder: Path, cfg: PatternsConfig, force: bool) -> None:
@@ -590,44 +598,61 @@ def _claim_folder(folder: Path, cfg: PatternsConfig, force: bool) -> None:
     write_json(cfg_file, config_json(cfg))
 
 
-def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", force: bool = False,
+@contextlib.contextmanager
+def _run_threads(folder: Path) -> Iterator[None]:
+    """The study is one run for the thread policy: its torch thread count holds until it ends."""
+    from rdlens import threads
+
+    try:
+        yield
+    finally:
+        threads.POLICY.end_run()
+
+
+def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", force: bool = False, jobs: int = 1,
               bars: Bars | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run (or continue) the study into ``folder``; return its summary. Finished stages are
     reused, an interrupted training resumes from its checkpoint, tables and figures are
-    rewritten from the saved stages, and summary.json is written last."""
+    rewritten from the saved stages, and summary.json is written last. ``jobs`` > 1 trains the
+    DDPMs and ConvLSTMs side by side in worker processes (:mod:`rdlens.tasks`): same numbers."""
+    from rdlens import threads
     from rdlens.layout import lock
+    from rdlens.run import begin_threads, checksums, no_bars
     from rdlens.rundir import RunDir
-    from rdlens.run import _begin_threads, checksums, no_bars
+    from rdlens.tasks import Task, check_jobs, run_tasks
     from rdlens.torchutil import resolve_device
 
+    jobs = check_jobs(jobs)
     bars = bars or no_bars
     log = log or (lambda line: None)
     folder = Path(folder)
-    check_memory("this patterns study", cfg.memory_bytes())
+    check_memory(f"this patterns study ({min(jobs, 2 * cfg.seeds)} training stage(s) at once)",
+                 cfg.memory_bytes() * min(jobs, 2 * cfg.seeds))
     dev = resolve_device(device)
     t0 = time.perf_counter()
-    with lock(folder):
+    with lock(folder, "rdlens patterns"), _run_threads(folder):
         _claim_folder(folder, cfg, force)
         (folder / "summary.json").unlink(missing_ok=True)
-        _begin_threads(RunDir(folder), resume=True)
+        begin_threads(RunDir(folder), resume=True)
         timings: dict[str, float] = {}
-        stages: list[tuple[str, Path, Callable[[], None]]] = [
-            ("Gray-Scott ground truth", folder / "ground-truth", lambda: ground_truth(cfg, folder / "ground-truth"))]
-        for s in range(cfg.seed, cfg.seed + cfg.seeds):
-            stages.append((f"DDPM seed {s}", folder / "ddpm" / f"seed{s}",
-                           lambda s=s: train_ddpm(cfg, s, folder / "ground-truth", folder / "ddpm" / f"seed{s}", dev,
-                                                  bars)))
-            stages.append((f"ConvLSTM seed {s}", folder / "convlstm" / f"seed{s}",
-                           lambda s=s: train_lstm(cfg, s, folder / "ground-truth", folder / "convlstm" / f"seed{s}",
-                                                  dev, bars)))
-        for name, stage, work in stages:
-            if _done(stage):
-                log(f"{name}: finished before, reused")
-                continue
-            log(f"{name}: running")
+        gt = folder / "ground-truth"
+        if _done(gt):
+            log("Gray-Scott ground truth: finished before, reused")
+        else:
+            log("Gray-Scott ground truth: running")
             t = time.perf_counter()
-            work()
-            timings[name] = time.perf_counter() - t
+            ground_truth(cfg, gt)
+            timings["Gray-Scott ground truth"] = time.perf_counter() - t
+        work = []
+        for s in range(cfg.seed, cfg.seed + cfg.seeds):
+            for name, func, sub in ((f"DDPM seed {s}", train_ddpm, "ddpm"), (f"ConvLSTM seed {s}", train_lstm, "convlstm")):
+                stage = folder / sub / f"seed{s}"
+                if _done(stage):
+                    log(f"{name}: finished before, reused")
+                    continue
+                log(f"{name}: running")
+                work.append(Task(name, func, (cfg, s, gt, stage, dev)))
+        timings.update(run_tasks(work, jobs, bars=bars, log=log))
         t = time.perf_counter()
         rows, R = collect(cfg, folder)
         entries = table(rows, R)
@@ -641,7 +666,8 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
         figures(folder, cfg)
         timings["measures and figures"] = time.perf_counter() - t
         summary = {"study": "patterns", "device": str(dev), "wall_time_s": time.perf_counter() - t0,
-                   "stage_times_s": timings, "verdicts": said, "files": checksums(folder)}
+                   "stage_times_s": timings, "jobs": jobs, "threads": threads.record(), "verdicts": said,
+                   "files": checksums(folder)}
         write_json(folder / "summary.json", summary)
     return summary
 

@@ -155,7 +155,11 @@ def judge(name: str, data_dir: str | None, cache_dir: str | Path,
 
     xte, yte = labelled_data(name, data_dir, "test")
     cache = Path(cache_dir).expanduser()
-    weights, meta = cache / f"classifier-{name}-v{VERSION}.pt", cache / f"classifier-{name}-v{VERSION}.json"
+    from rdlens import threads
+
+    # torch's numbers depend on its thread count: a classifier is cached per count it was trained with
+    stem = f"classifier-{name}-v{VERSION}-t{threads.POLICY.torch_threads()}"
+    weights, meta = cache / f"{stem}.pt", cache / f"{stem}.json"
     model = Classifier()
     try:
         recorded = json.loads(meta.read_text())

@@ -37,12 +37,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from rdlens import layout, systems
+from rdlens import layout, systems, threads
 from rdlens.errors import MAX_SEED, ConfigError, check_memory
 from rdlens.options import check_values
 from rdlens.paper import TABLE1
-from rdlens.run import Bars, config_json, default_runs_root, resolve, run, verify
+from rdlens.run import (TORCH_THREADS, Bars, config_json, default_runs_root, no_bars, resolve, run,
+                        saved_torch_threads, verify)
 from rdlens.rundir import RunDir, check_writable, write_json
+from rdlens.tasks import Task, check_jobs, run_tasks
 
 PROFILES = ("quick", "cpu", "paper", "authors", "smoke")
 MAX_SEEDS = 1000
@@ -222,7 +224,11 @@ def row_state(row_dir: Path, plan: Plan) -> tuple[str, str]:
     except (OSError, ValueError):
         return "fresh", ""
     if isinstance(saved, dict):
-        saved = _with_new_defaults(saved, wanted, config_json(plan.system, plan.system.config_type()()))
+        if TORCH_THREADS in wanted and TORCH_THREADS not in saved:
+            saved[TORCH_THREADS] = saved_torch_threads(row_dir)  # recorded beside it by older rdlens, or None
+        defaults = config_json(plan.system, plan.system.config_type()())
+        defaults.pop(TORCH_THREADS, None)  # a thread count is never assumed: torch's numbers depend on it
+        saved = _with_new_defaults(saved, wanted, defaults)
     if saved != wanted:
         return _extension(row_dir, plan, saved, wanted)
     finished = (row_dir / "summary.json").exists()
@@ -282,15 +288,18 @@ def reproduce(
     download: bool = False,
     device: str = "auto",
     force: bool = False,
+    jobs: int = 1,
     bars: Bars | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[Path, str, bool]:
     """Run (or reuse) the requested rows (default: all of the profile's) for seeds
     ``seed ... seed + seeds - 1`` (and their controls and claims' measurements), then write the
-    tables, figures and the report page.
+    tables, figures and the report page. ``jobs`` > 1 runs up to that many rows and seeds side
+    by side in worker processes (:mod:`rdlens.tasks`): the same numbers, sooner.
 
     Returns (folder, Markdown table, whether every requested row ran).
     """
+    jobs = check_jobs(jobs)
     if not isinstance(seeds, int) or isinstance(seeds, bool) or not 1 <= seeds <= MAX_SEEDS:
         raise ConfigError(f"seeds must be an integer in [1, {MAX_SEEDS}], got {seeds!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED - seeds + 1:
@@ -315,11 +324,14 @@ def reproduce(
         if p.config is not None:
             check_memory(f"row {p.row.id}", p.system.memory_bytes(p.config))
             p.system.validate(p.config)
+    needs = [p.system.memory_bytes(p.config) for s in seed_list for p in plans[s] if p.config is not None]
+    check_memory(f"{min(jobs, max(1, len(needs)))} rows at once (--jobs {jobs})",
+                 sum(sorted(needs, reverse=True)[:jobs]))
     folder = Path(run_dir) if run_dir is not None else default_dir(profile, out)
     check_writable(folder)
     with layout.lock(folder):
         return _reproduce(profile, folder, rows, plans, seed, seed_list, controls, claims, data_dir, device, force,
-                          bars, log)
+                          jobs, bars, log)
 
 
 def _download_missing(rows: list[Row], profile: dict[str, Any], seed: int, data_dir: str | None,
@@ -340,14 +352,18 @@ def _download_missing(rows: list[Row], profile: dict[str, Any], seed: int, data_
 
 def _reproduce(profile: dict[str, Any], folder: Path, rows: tuple[str, ...], plans: dict[int, list[Plan]], seed: int,
                seed_list: list[int], controls: bool, claims: bool, data_dir: str | None, device: str,
-               force: bool, bars: Bars | None, log: Callable[[str], None]) -> tuple[Path, str, bool]:
+               force: bool, jobs: int, bars: Bars | None, log: Callable[[str], None]) -> tuple[Path, str, bool]:
     """The work of :func:`reproduce` once the plan is checked and the folder is locked."""
     top = RunDir(folder)
     write_json(folder / layout.PLAN, {"profile": profile["name"], "seeds": seed_list, "data_dir": data_dir,
                                       "controls": controls, "claims": claims, "rows": list(rows)})
     for s in seed_list:
         for plan in plans[s]:
-            _do_row(plan, s, folder, top, force, controls, claims, device, bars, log)
+            if plan.skip_reason:
+                log(f"{plan.row.id + ' seed ' + str(s):<28} skipped: {plan.skip_reason}")
+    work = [Task(f"{p.row.id} seed {s}", _do_row, (p, s, folder, force, controls, claims, device))
+            for s in seed_list for p in plans[s] if not p.skip_reason]
+    top.timings.update(run_tasks(work, jobs, bars=bars or no_bars, log=log))
     first = plans[seed_list[0]]
     rows_info = [{"id": p.row.id, "system": p.row.system, "title": p.system.title, "setting": p.row.label,
                   "data": p.data, "status": p.status, "reason": p.skip_reason, "dir": f"rows/{p.row.id}",
@@ -358,17 +374,17 @@ def _reproduce(profile: dict[str, Any], folder: Path, rows: tuple[str, ...], pla
 
     table = build_report(folder)
     top.write_manifest(seed=seed, device=device, profile=profile["name"], seeds=seed_list,
-                       rows=[p.row.id for p in first], controls=controls)
+                       rows=[p.row.id for p in first], controls=controls, jobs=jobs,
+                       torch_threads=threads.POLICY.torch_threads())
     return folder, table, all(p.skip_reason is None for p in first)
 
 
-def _do_row(plan: Plan, seed: int, folder: Path, top: RunDir, force: bool, controls: bool, claims: bool,
-            device: str, bars: Bars | None, log: Callable[[str], None]) -> None:
-    """Run, reuse or resume one row and seed; then its controls and claims if asked and not yet there."""
+def _do_row(plan: Plan, seed: int, folder: Path, force: bool, controls: bool, claims: bool, device: str, *,
+            bars: Bars, log: Callable[[str], None]) -> dict[str, float]:
+    """Run, reuse or resume one row and seed; then its controls and claims if asked and not yet
+    there. Returns the wall time of each stage it ran (for the study's manifest)."""
     tag = f"{plan.row.id} seed {seed}"
-    if plan.skip_reason:
-        log(f"{tag:<28} skipped: {plan.skip_reason}")
-        return
+    timings: dict[str, float] = {}
     row_dir = layout.seed_dir(folder, plan.row.id, seed)
     state, why = ("fresh", "") if force else row_state(row_dir, plan)
     if state == "done":
@@ -386,14 +402,14 @@ def _do_row(plan: Plan, seed: int, folder: Path, top: RunDir, force: bool, contr
             log(f"{tag:<28} recomputing: the saved result cannot be trusted{why}")
         log(f"{tag:<28} {'running' if state == 'fresh' else 'resuming'}{note}")
         t0 = time.perf_counter()
-        with top.stage(tag):
-            run(plan.system, plan.config, run_dir=row_dir, resume=state != "fresh", device=device, bars=bars,
-                setting=plan.label)
-        log(f"{tag:<28} done in {time.perf_counter() - t0:.1f} s")
+        run(plan.system, plan.config, run_dir=row_dir, resume=state != "fresh", device=device, bars=bars,
+            setting=plan.label)
+        timings[tag] = time.perf_counter() - t0
+        log(f"{tag:<28} done in {timings[tag]:.1f} s")
     if controls and not (row_dir / "controls.json").exists():
         t0 = time.perf_counter()
-        with top.stage(f"{tag} controls"):
-            measured = plan.system.controls(plan.config, row_dir, resolve(plan.system, device))
+        measured = plan.system.controls(plan.config, row_dir, resolve(plan.system, device))
+        timings[f"{tag} controls"] = time.perf_counter() - t0
         if measured is None:
             log(f"{tag:<28} no controls defined for the {plan.system.name} system")
         else:
@@ -404,8 +420,9 @@ def _do_row(plan: Plan, seed: int, folder: Path, top: RunDir, force: bool, contr
             log(f"{tag:<28} controls done in {time.perf_counter() - t0:.1f} s")
     if claims and not (row_dir / CLAIMS).exists():
         t0 = time.perf_counter()
-        with top.stage(f"{tag} claims"):
-            measured = plan.system.claims(plan.config, row_dir, resolve(plan.system, device))
+        measured = plan.system.claims(plan.config, row_dir, resolve(plan.system, device))
+        timings[f"{tag} claims"] = time.perf_counter() - t0
         if measured is not None:
             write_json(row_dir / CLAIMS, measured)
-            log(f"{tag:<28} claims measured in {time.perf_counter() - t0:.1f} s")
+            log(f"{tag:<28} claims measured in {timings[f'{tag} claims']:.1f} s")
+    return timings

@@ -68,9 +68,17 @@ def default_runs_root() -> Path:
     return Path(os.environ.get("RDLENS_RUNS", "runs"))
 
 
+TORCH_THREADS = "torch_threads"
+"""the config.json key of a torch run's thread count (its numbers depend on it: rdlens.threads)"""
+
+
 def config_json(system: System, config: Any) -> dict[str, Any]:
-    """The ``config.json`` content of a run: the system's name and every resolved field."""
-    return to_jsonable({"system": system.name, **asdict(config)})
+    """The ``config.json`` content of a run: the system's name, every resolved field and, for a
+    system that uses torch, the torch thread count its numbers are computed with."""
+    out = {"system": system.name, **asdict(config)}
+    if system.uses_torch:
+        out[TORCH_THREADS] = threads.POLICY.torch_threads()
+    return to_jsonable(out)
 
 
 def open_unfinished(system: System, folder: str | os.PathLike) -> tuple[RunDir, Any]:
@@ -93,22 +101,28 @@ def open_unfinished(system: System, folder: str | os.PathLike) -> tuple[RunDir, 
     return rd, system.from_json(saved)
 
 
-THREADS = "threads.json"
+OLD_THREADS = "threads.json"
+"""where runs written before ``torch_threads`` was part of config.json kept their count"""
 
 
-def _begin_threads(rd: RunDir, resume: bool) -> None:
-    """The run's torch thread count: a resumed run keeps the one it started with (torch sums
-    in a thread-dependent order, so this keeps a resume bit-identical); saved before work."""
+def saved_torch_threads(folder: str | os.PathLike) -> int | None:
+    """The torch thread count a run directory's numbers were computed with, if it records one."""
     import json
 
-    saved = None
-    if resume and rd.file(THREADS).exists():
+    for name, key in (("config.json", TORCH_THREADS), (OLD_THREADS, "torch_threads")):
         try:
-            saved = int(json.loads(rd.file(THREADS).read_text())["torch_threads"])
-        except (ValueError, KeyError, TypeError):
-            saved = None
-    n = threads.POLICY.begin_run(saved)
-    write_json(rd.file(THREADS), {"torch_threads": n})
+            n = json.loads((Path(folder) / name).read_text())[key]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(n, int) and not isinstance(n, bool) and 1 <= n <= threads.MAX_THREADS:
+            return n
+    return None
+
+
+def begin_threads(rd: RunDir, resume: bool) -> None:
+    """The run's torch thread count: a resumed run keeps the one it started with (torch sums
+    in a thread-dependent order, so this keeps a resume bit-identical)."""
+    threads.POLICY.begin_run(saved_torch_threads(rd.path) if resume else None)
 
 
 def resolve(system: System, device: str) -> Any:
@@ -160,7 +174,7 @@ def run(
         rd.write_config(config_json(system, config))
     rd.timings["prepare"] = prepare_s
     ctx = RunContext(rd, dev, resume, bars or no_bars, setting=setting)
-    _begin_threads(rd, resume)
+    begin_threads(rd, resume)
     try:
         # one thread unless a stage inside asks for more (see rdlens.threads)
         with threads.stage("run", parallel=False):

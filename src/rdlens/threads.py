@@ -6,28 +6,30 @@ processes, two threads make them 80x and 400x *slower* than alone, one thread ab
 The cause is the barrier at the end of every parallel region: each of thousands of small
 ops needs all its threads on a core at once, and OpenMP threads spin while they wait, so a
 thread that the scheduler parks stalls the others for a time slice. (Passive waiting,
-``OMP_WAIT_POLICY=PASSIVE``, removes the spinning but still leaves a 10x collapse.) A
-16-unit LSTM gains 11 % from a second thread alone and loses a factor 1000 beside two busy
-processes, so it runs on one.
+``OMP_WAIT_POLICY=PASSIVE``, removes the spinning but still leaves a 10x collapse.)
 
-So the policy, per stage:
+torch's CPU results depend on its thread count, at float rounding level (a oneDNN 1x1
+convolution sums in a thread-dependent order: 1.5e-7 absolute in a U-Net output, about 1e-9
+relative in R; trained weights drift further apart). So the policy keeps two kinds of stage
+apart:
 
-- ``serial`` stages (tiny models: the LSTM rows, probes, evaluation) run on one thread;
-- ``parallel`` stages (U-Net training and sampling, Gray-Scott on grids of 64^2 or more) use
-  as many threads as there are cores *that other processes leave free*, measured from
-  ``/proc/stat`` minus this process's own CPU time;
-- the Gray-Scott kernel re-checks every few seconds (``adapt``), stepping down when
-  competitors arrive and back up when they leave: its row sums are added in a fixed order,
-  so its numbers do not depend on the thread count. torch's do, at float rounding level (a
-  oneDNN 1x1 convolution sums in a thread-dependent order: 1.5e-7 absolute in a U-Net
-  output, 1e-9 relative in R; LSTM weights after 300 steps differ too), so a run decides
-  its torch thread count once, when it starts, keeps it for every torch stage, saves it in
-  ``threads.json`` and uses it again when resumed: a resumed run is bit-identical to an
-  uninterrupted one, and ``--threads N`` reproduces a run bit for bit on any machine;
+- **torch stages** (training, sampling, rollouts, the quality classifier) run on the run's
+  torch thread count, which is a *setting*: ``--threads N`` (or ``RDLENS_THREADS`` /
+  ``OMP_NUM_THREADS``), else :data:`DEFAULT_TORCH_THREADS` (one). It never depends on how busy
+  the machine is; it is saved in the run's ``config.json`` (``torch_threads``) and a resumed
+  run keeps it, so the same command gives the same numbers alone or beside other work, and a
+  resumed run is bit-identical to an uninterrupted one. Speed on a quiet machine comes from
+  running independent stages (rows x seeds, training stages) side by side in single-threaded
+  worker processes (:mod:`rdlens.tasks`), which also degrade gracefully under contention;
+- **exact kernels** (Gray-Scott, ``adapt=True``), whose row sums are added in a fixed order so
+  that their numbers do not depend on the thread count, use as many threads as there are
+  cores that other processes leave free, and re-check every :data:`RECHECK_S` seconds
+  (stepping down when competitors arrive and back up when they leave). The free cores are
+  read without waiting: from the CPU time since the previous reading of this process, or,
+  at the first reading, from the number of runnable tasks (``procs_running`` in /proc/stat);
 - the cores counted are those this process may use: ``os.sched_getaffinity`` and a cgroup
   CPU quota (``cpu.max``), whichever is smaller;
-- ``--threads N``, ``RDLENS_THREADS=N`` or ``OMP_NUM_THREADS=N`` fix the count instead
-  (respected everywhere, never undone by a later stage).
+- a fixed ``--threads N`` applies to every stage (and is never undone by a later stage).
 
 Every choice is recorded and lands in ``manifest.json`` (:func:`record`).
 """
@@ -44,7 +46,12 @@ from typing import Iterator
 from rdlens.errors import ConfigError
 
 RECHECK_S = 2.0
-"""seconds between re-measurements of the free cores inside a parallel stage"""
+"""seconds between re-measurements of the free cores inside an adaptive (exact-kernel) stage"""
+MAX_READING_AGE_S = 10.0
+"""an earlier reading older than this says nothing about the load now"""
+DEFAULT_TORCH_THREADS = 1
+"""torch's thread count unless a setting says otherwise (see the module doc)"""
+MAX_THREADS = 4096
 
 
 def available_cores() -> int:
@@ -84,8 +91,8 @@ def _fixed_from_env() -> tuple[int, str] | None:
                 n = int(text)
             except ValueError:
                 raise ConfigError(f"{name} must be a whole number of threads >= 1, got {text!r}") from None
-            if n < 1:
-                raise ConfigError(f"{name} must be >= 1, got {n}")
+            if not 1 <= n <= MAX_THREADS:
+                raise ConfigError(f"{name} must be a whole number of threads in [1, {MAX_THREADS}], got {n}")
             return n, name
     return None
 
@@ -108,10 +115,24 @@ class _CpuMeter:
         except (OSError, ValueError, IndexError):
             return None
 
-    def others_busy(self) -> float | None:
+    @staticmethod
+    def runnable_others() -> float | None:
+        """Busy cores of other processes right now, from the runnable tasks in /proc/stat
+        (this thread counted out), scaled to the cores this process may use; no waiting."""
+        try:
+            with open("/proc/stat") as fh:
+                running = next(int(line.split()[1]) for line in fh if line.startswith("procs_running"))
+        except (OSError, ValueError, IndexError, StopIteration):
+            return None
+        scale = available_cores() / (os.cpu_count() or 1)
+        return max(0.0, running - 1) * scale
+
+    def others_busy(self, max_age: float = math.inf) -> float | None:
+        """Mean busy cores of other processes since the last reading, if it lies between 50 ms
+        and ``max_age`` seconds back (else None: too short to measure, or too old to be "now")."""
         now = self._read()
         last, self.last = self.last, now
-        if now is None or last is None or now[0] - last[0] < 0.05:
+        if now is None or last is None or not 0.05 <= now[0] - last[0] <= max_age:
             return None
         wall = now[0] - last[0]
         busy_all = (now[1] - last[1]) / wall
@@ -143,15 +164,24 @@ class Policy:
         env = _fixed_from_env()
         self.fixed, self.source = (env[0], env[1]) if env else (None, "adaptive")
 
-    def free_cores(self, meter: _CpuMeter | None = None, window: float = 0.1) -> int:
-        """Cores other processes leave free now (measured over ``window`` seconds)."""
+    def free_cores(self, meter: _CpuMeter | None = None) -> int:
+        """Cores other processes leave free now, read without waiting: the busy time since
+        ``meter``'s (default: this process's) last reading when that is at least 50 ms old,
+        else the tasks runnable right now."""
         cores = available_cores()
-        meter = meter or _CpuMeter()
-        if meter.last is None:
-            return cores
-        time.sleep(window)
-        busy = meter.others_busy()
+        meter = meter or _process_meter()
+        busy = meter.others_busy(max_age=MAX_READING_AGE_S)
+        if busy is None:
+            busy = _CpuMeter.runnable_others()
         return cores if busy is None else max(1, min(cores, int(cores - busy + 0.5)))
+
+    def torch_threads(self) -> int:
+        """The torch thread count now: the current run's, else the fixed one, else the default."""
+        if not self.configured:
+            self.configure()
+        if self.run_threads is not None:
+            return self.run_threads
+        return self.fixed if self.fixed is not None else DEFAULT_TORCH_THREADS
 
     def _set(self, n: int, stage: str) -> None:
         import sys
@@ -194,15 +224,19 @@ class Policy:
                 "threads_by_stage": dict(self.choices)}
 
     def begin_run(self, saved: int | None = None) -> int:
-        """Decide the torch thread count of a run: ``saved`` (a resumed run's), else the fixed
-        count, else the cores free now. Stages of the run then use it (see module doc)."""
+        """Decide the torch thread count of a run: ``saved`` (what its config.json records),
+        else the setting (see :meth:`torch_threads`). A fixed count that differs from a saved
+        one is refused: it would change the numbers of the run being continued."""
         if not self.configured:
             self.configure()
         self.choices.clear()
-        if saved is not None and self.fixed is None:
-            self.run_threads = saved
-        else:
-            self.run_threads = self.fixed if self.fixed is not None else self.free_cores()
+        self.run_threads = None
+        wanted = self.torch_threads()
+        if saved is not None and self.fixed is not None and saved != self.fixed:
+            raise ConfigError(f"this run was started with {saved} torch thread(s) (torch_threads in its "
+                              f"config.json); {self.source} asks for {self.fixed}, which would change its "
+                              f"numbers: continue it with --threads {saved}, or start a new run")
+        self.run_threads = saved if saved is not None else wanted
         return self.run_threads
 
     def end_run(self) -> None:
@@ -217,27 +251,39 @@ def _current() -> tuple[int | None, int | None]:
     return torch_n, numba_n
 
 
+_METER: _CpuMeter | None = None
+
+
+def _process_meter() -> _CpuMeter:
+    """One meter per process, so that each reading covers the time since the previous one."""
+    global _METER
+    if _METER is None:
+        _METER = _CpuMeter()
+    return _METER
+
+
 class Stage:
-    """One stage under the policy: sets its thread count now and adapts it on ``tick()``."""
+    """One stage under the policy: sets its thread count now and, for an exact kernel
+    (``adapt``), follows the free cores on ``tick()``."""
 
     def __init__(self, policy: Policy, name: str, parallel: bool, adapt: bool = False) -> None:
         self.policy, self.name, self.parallel = policy, name, parallel
-        self.meter = _CpuMeter() if parallel and policy.fixed is None else None
-        self.adapt = adapt
+        self.adapt = adapt and parallel and policy.fixed is None
+        self.meter = _CpuMeter() if self.adapt else None
         self.next_check = time.monotonic() + RECHECK_S
         if policy.fixed is not None:  # --threads / RDLENS_THREADS / OMP_NUM_THREADS: everywhere
             self.threads = policy.fixed
         elif not parallel:
             self.threads = 1
-        elif policy.run_threads is not None:  # measured when the run began; adaptive stages re-check on tick()
-            self.threads = policy.run_threads
-        else:
-            self.threads = policy.free_cores(self.meter)
+        elif adapt:  # an exact kernel: its numbers do not depend on the count, so it may follow the load
+            self.threads = policy.free_cores()
+        else:  # torch: the run's setting, never the load
+            self.threads = policy.torch_threads()
         policy._set(self.threads, name)
 
     def tick(self) -> None:
         """Re-measure the free cores if it is time; cheap otherwise (one clock read)."""
-        if self.meter is None or not self.adapt or time.monotonic() < self.next_check:
+        if self.meter is None or time.monotonic() < self.next_check:
             return
         self.next_check = time.monotonic() + RECHECK_S
         busy = self.meter.others_busy()
@@ -255,7 +301,8 @@ POLICY = Policy()
 
 
 def stage(name: str, parallel: bool, adapt: bool = False) -> contextlib.AbstractContextManager[Stage]:
-    """``with threads.stage("train", parallel=True) as st: ... st.tick()`` (see :class:`Policy`)."""
+    """``with threads.stage("train", parallel=True) as st: ... st.tick()`` (see :class:`Policy`):
+    ``adapt`` only for kernels whose numbers do not depend on the thread count."""
     return POLICY.stage(name, parallel, adapt)
 
 

@@ -115,7 +115,7 @@ class System:
 
     def from_json(self, saved: dict[str, Any]) -> Any:
         """The config saved in a run's ``config.json`` (the inverse of ``asdict``)."""
-        return from_dict(self.config_type(), {k: v for k, v in saved.items() if k != "system"})
+        return from_dict(self.config_type(), {k: v for k, v in saved.items() if k not in ("system", "torch_threads")})
 
     # ---- a run ------------------------------------------------------------------------------
 

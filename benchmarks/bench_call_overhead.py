@@ -1,0 +1,61 @@
+"""Fixed cost per call of ``grayscott.run``: a short run's cell rate against the bare kernel's.
+
+A library user calls ``grayscott.run(model, steps=200)`` in a loop; every call pays the setup
+(the start, the thread decision, the trace) on top of the kernel. This times, in one process
+and in turn (so a load that comes and goes hits both alike), best of ``--repeat``:
+
+  - kernel: ``Stepper.advance(steps)`` on prepared fields, at the thread count ``run`` chooses
+  - run:    ``grayscott.run(model, steps=steps)`` end to end
+
+and prints run / kernel (target >= 0.9 at 512^2 and 200 steps).
+
+    python benchmarks/bench_call_overhead.py [--size 512] [--steps 200] [--repeat 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numba
+
+from rdlens import grayscott as gs
+from rdlens import threads
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--repeat", type=int, default=7)
+    args = ap.parse_args()
+    model = gs.GrayScott(size=args.size, length=args.size / 100)
+    u0, v0 = gs.pearson_init(model, 0)
+    cells = args.size**2 * args.steps
+
+    stepper = gs.Stepper(model, u0, v0)
+
+    def kernel() -> None:
+        stepper.advance(args.steps, 0.0, 100, False)
+
+    def run() -> None:
+        gs.run(model, steps=args.steps)
+
+    best = {"kernel": float("inf"), "run": float("inf")}
+    # the kernel at the count a run takes, decided once outside the timings (a run decides per call)
+    with threads.stage("Gray-Scott", parallel=model.size >= gs.PARALLEL_SIZE, adapt=True):
+        kernel(), run()  # compile, warm caches and worker threads
+        for _ in range(args.repeat):
+            for name, fn in (("kernel", kernel), ("run", run)):
+                t0 = time.perf_counter()
+                fn()
+                best[name] = min(best[name], time.perf_counter() - t0)
+    print(f"{args.size}^2, {args.steps} steps, numba threads up to {numba.config.NUMBA_NUM_THREADS}, "
+          f"threads chosen {threads.record()['threads_by_stage'].get('Gray-Scott')}")
+    for name, t in best.items():
+        print(f"  {name:<7} {t * 1e3:8.1f} ms   {cells / t / 1e9:6.3f} G cell-updates/s")
+    print(f"run / kernel rate: {best['kernel'] / best['run']:.3f}   (target >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()

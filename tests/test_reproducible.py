@@ -1,0 +1,172 @@
+"""Same command, same numbers, whatever else runs on the machine (README, "Reproducibility").
+
+The commands run as a user runs them: in a fresh process under the default thread policy
+(the suite's RDLENS_THREADS=1 is taken away), alone and beside two busy processes. Their
+DDPM row is large enough that torch's numbers *do* depend on the thread count (checked here
+too), so the tables match only because the count is a setting, not because the row is tiny.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rdlens import grayscott, threads
+
+# a DDPM row whose U-Net oneDNN splits across threads (the smoke profile's is too small to show it)
+PROFILE = """description = "reproducibility test: a DDPM row large enough for thread-dependent sums"
+[ddpm]
+setting = "default"
+steps = 3
+batch_size = 16
+samples = 4
+T = 40
+channels = [32, 64]
+max_images = 64
+turing_images = 4
+track_every = 0
+[lstm]
+steps = 10
+batch_size = 8
+n_sequences = 40
+length = 40
+[patterns]
+patterns = 2
+steps = 2000
+frames = 4
+frame_every = 50
+long_factor = 2
+trajectories = 2
+rollouts = 1
+continue_steps = 200
+ddpm_steps = 3
+ddpm_T = 20
+ddpm_samples = 4
+ddpm_channels = [32, 64]
+lstm_steps = 4
+lstm_window = 2
+lstm_hidden = 16
+"""
+ROWS = "lstm-sine,ddpm-mnist"
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RDLENS_THREADS", "OMP_NUM_THREADS")}
+    env["MPLBACKEND"] = "Agg"
+    return env
+
+
+def _rdlens(*args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "rdlens", *args], env=_env(), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+class Busy:
+    """Two processes that keep the cores busy while the block runs."""
+
+    def __enter__(self) -> "Busy":
+        self.procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for p in self.procs:
+            p.kill()
+            p.wait()
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("profile") / "repro.toml"
+    path.write_text(PROFILE)
+    return path
+
+
+def _tables(folder: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    return {n: (folder / n).read_bytes() for n in names}
+
+
+def test_reproduce_gives_byte_identical_tables_alone_and_beside_busy_processes(profile, tmp_path):
+    for name, busy in (("alone", False), ("busy", True)):
+        args = ("reproduce", "--profile", str(profile), "--rows", ROWS, "--quiet", "--device", "cpu",
+                "--out", str(tmp_path / name))
+        if busy:
+            with Busy():
+                _rdlens(*args)
+        else:
+            _rdlens(*args)
+    names = ("table1.csv", "table1.md", "table1.json")
+    alone, busy = (_tables(tmp_path / n / "reproduce-repro", names) for n in ("alone", "busy"))
+    assert alone == busy
+    config = json.loads((tmp_path / "busy/reproduce-repro/rows/ddpm-mnist/seed0/config.json").read_text())
+    assert config["torch_threads"] == threads.DEFAULT_TORCH_THREADS  # the setting, recorded
+
+
+def test_rows_in_worker_processes_give_the_numbers_of_rows_run_one_after_another(profile, tmp_path):
+    from rdlens.reproduce import reproduce
+
+    for jobs in (1, 2):
+        reproduce(str(profile), out=tmp_path / f"jobs{jobs}", rows=tuple(ROWS.split(",")), device="cpu", jobs=jobs,
+                  log=lambda line: None)
+    names = ("table1.csv", "table1.md", "table1.json")
+    assert (_tables(tmp_path / "jobs1/reproduce-repro", names) == _tables(tmp_path / "jobs2/reproduce-repro", names))
+    manifest = json.loads((tmp_path / "jobs2/reproduce-repro/manifest.json").read_text())
+    assert manifest["jobs"] == 2 and set(manifest["timings_s"]) >= {"lstm-sine seed 0", "ddpm-mnist seed 0"}
+
+
+def test_the_thread_count_changes_torch_numbers_within_the_stated_tolerance(profile, tmp_path):
+    """The row does depend on the thread count (so the test above shows something), by less than
+    the README's tolerance: R within 1e-6 relative, final R within 1e-4."""
+    from rdlens.reproduce import reproduce
+
+    summaries = {}
+    for n in (1, 2):
+        threads.POLICY.configure(n)
+        try:
+            folder, _, _ = reproduce(str(profile), out=tmp_path / f"t{n}", rows=("ddpm-mnist",), device="cpu",
+                                     log=lambda line: None)
+        finally:
+            threads.POLICY.configure()
+        summaries[n] = json.loads((folder / "rows/ddpm-mnist/seed0/summary.json").read_text())
+    one, two = summaries[1], summaries[2]
+    assert (one["M_react"], one["M_diff"]) != (two["M_react"], two["M_diff"])
+    assert abs(one["R"] / two["R"] - 1) < 1e-6
+    assert abs(one["final_R"] / two["final_R"] - 1) < 1e-4
+
+
+def test_patterns_gives_byte_identical_tables_alone_and_beside_busy_processes(profile, tmp_path):
+    for name, busy in (("alone", False), ("busy", True)):
+        args = ("patterns", "--profile", str(profile), "--quiet", "--device", "cpu", "--out", str(tmp_path / name))
+        if busy:
+            with Busy():
+                _rdlens(*args)
+        else:
+            _rdlens(*args)
+    names = ("table.md", "table.json", "measures.csv")
+    assert _tables(tmp_path / "alone/patterns-repro", names) == _tables(tmp_path / "busy/patterns-repro", names)
+
+
+def test_gray_scott_is_bit_identical_for_every_thread_count():
+    """The kernel adds its row sums in a fixed order: its numbers never depend on the threads."""
+    import numba
+
+    model = grayscott.GrayScott(size=128, length=1.28, F=0.029, k=0.062)
+    results = []
+    for n in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+        threads.POLICY.configure(n)
+        try:
+            results.append(grayscott.run(model, steps=300, seed=1))
+        finally:
+            threads.POLICY.configure()
+    for other in results[1:]:
+        assert np.array_equal(other.v, results[0].v)
+        assert np.array_equal(other.trace.reaction, results[0].trace.reaction)
+        assert np.array_equal(other.trace.diffusion, results[0].trace.diffusion)
