@@ -190,3 +190,26 @@ def test_public_code_norms_refuse_what_the_notebook_could_not_measure():
         gs.RDRun(norms="public-code", residual=True)
     with pytest.raises(ConfigError, match="norms must be one of"):
         gs.RDRun(norms="authors")
+
+
+@pytest.mark.parametrize("n, dtype", [(200, "float64"), (64, "float32")])
+def test_pearson_start_is_the_formula_and_a_cached_start_cannot_be_changed_by_a_caller(n, dtype):
+    """The start is drawn once per (grid, type, seed) and reused by later runs over (F, k):
+    it must equal the formula written out here, and what a caller does to it stays theirs."""
+    model = gs.GrayScott(size=n, length=n / 100, dtype=dtype)
+    rng = np.random.default_rng(3)
+    side = max(2, round(n / 10))
+    lo = (n - side) // 2
+    u = np.ones((n, n))
+    v = np.zeros((n, n))
+    u[lo:lo + side, lo:lo + side] = 0.5
+    v[lo:lo + side, lo:lo + side] = 0.25
+    u = u + 0.01 * rng.standard_normal((n, n))
+    v = v + 0.01 * rng.standard_normal((n, n))
+    got_u, got_v = gs.pearson_init(model, 3)
+    assert np.array_equal(got_u, u.astype(dtype)) and np.array_equal(got_v, v.astype(dtype))
+    got_u[:] = 7.0
+    again = gs.pearson_init(model, 3)[0]
+    assert np.array_equal(again, u.astype(dtype))
+    first = gs.run(model, steps=20, seed=3)
+    assert np.array_equal(gs.run(gs.GrayScott(size=n, length=n / 100, dtype=dtype), steps=20, seed=3).v, first.v)

@@ -170,3 +170,28 @@ def test_gray_scott_is_bit_identical_for_every_thread_count():
         assert np.array_equal(other.v, results[0].v)
         assert np.array_equal(other.trace.reaction, results[0].trace.reaction)
         assert np.array_equal(other.trace.diffusion, results[0].trace.diffusion)
+
+
+def _summary(args: list[str], env_extra: dict[str, str], out: Path) -> dict:
+    env = {**_env(), "RDLENS_THREADS": "1", **env_extra}
+    proc = subprocess.run([sys.executable, "-m", "rdlens", *args, "--quiet", "--json", "--out", str(out)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+# torch's and oneDNN's generic x86 kernels and numba's baseline x86-64 target: the arithmetic
+# of a CPU without AVX, on this one
+GENERIC_CPU = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41", "NUMBA_CPU_NAME": "generic"}
+
+
+@pytest.mark.parametrize("args, tolerance", [
+    (["rd", "--size", "64", "--length", "0.64", "--steps", "1000"], 1e-12),
+    (["ddpm", "--dataset", "digits", "--steps", "5", "--batch-size", "16", "--samples", "8", "--T", "20",
+      "--device", "cpu"], 1e-6),
+])
+def test_another_instruction_set_changes_the_numbers_within_the_stated_tolerance(args, tolerance, tmp_path):
+    native = _summary(args, {}, tmp_path / "native")
+    generic = _summary(args, GENERIC_CPU, tmp_path / "generic")
+    for key in ("M_react", "M_diff", "R", "final_R"):
+        assert abs(native[key] / generic[key] - 1) < tolerance, key

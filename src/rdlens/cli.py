@@ -134,6 +134,10 @@ def _add_jobs(p: argparse.ArgumentParser, what: str) -> None:
                    help=f"{what} run side by side in up to N worker processes, each on --threads torch threads; "
                         f"the numbers do not depend on N (default: the cores this process may use, "
                         f"here {default_jobs()}; at most {MAX_JOBS})")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help=f"run the {what} as tasks on the running Dask cluster at ADDRESS (e.g. tcp://host:8786) "
+                        "instead of local workers: same numbers; its workers must see --out (needs the sweep extra; "
+                        "default: local)")
 
 
 def _cmd_system(system: Any, args: argparse.Namespace) -> int:
@@ -329,7 +333,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         folder, table, complete = reproduce(
             args.profile, out=args.out, rows=rows, seed=args.seed, seeds=args.seeds, controls=args.controls, claims=args.claims,
             data_dir=args.data_dir, download=args.download, device=args.device, force=args.force,
-            jobs=_jobs(args), bars=_bars(args.quiet),
+            jobs=_jobs(args), scheduler=args.scheduler, bars=_bars(args.quiet),
             log=lambda line: print(line, file=sys.stderr),
         )
     except KeyboardInterrupt:
@@ -439,7 +443,7 @@ def _cmd_patterns(args: argparse.Namespace) -> int:
     folder = pattern_study.default_dir(args.profile, args.out)
     try:
         summary = pattern_study.run_study(cfg, folder, device=args.device, force=args.force, jobs=_jobs(args),
-                                          bars=_bars(args.quiet),
+                                          scheduler=args.scheduler, bars=_bars(args.quiet),
                                           log=lambda line: print(line, file=sys.stderr))
     except KeyboardInterrupt:
         raise KeyboardInterrupt("interrupted; run the same command again to continue (finished stages are reused, "

@@ -118,14 +118,36 @@ def pearson_init(
 
     ``square`` is the side in grid points; by default N/10 (20 at the paper's N = 200).
     """
+    u, v = _pearson_start(params, seed, square, noise)
+    return u.copy(), v.copy()
+
+
+def _pearson_start(params: GrayScott, seed: int = 0, square: int | None = None, noise: float = 0.01
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """The fields of :func:`pearson_init`, cached and shared: never to be written to."""
     n = params.size
     side = max(2, round(n / 10)) if square is None else int(square)
     if not 1 <= side <= n:
         raise ConfigError(f"initial square side must be in [1, {n}] grid points, got {side}")
     if not (math.isfinite(noise) and noise >= 0):
         raise ConfigError(f"initial noise must be a finite number >= 0, got {noise}")
-    lo = (n - side) // 2
-    return _perturbed(params, [(lo, lo)], side, noise, np.random.default_rng(seed))
+    key = (n, params.dtype, side, float(noise), seed)
+    cached = _STARTS.get(key)
+    if cached is None:
+        lo = (n - side) // 2
+        cached = _perturbed(params, [(lo, lo)], side, noise, np.random.default_rng(seed))
+        if n * n <= _CACHE_CELLS:
+            _STARTS[key] = cached
+            while len(_STARTS) > _CACHE_ENTRIES:
+                _STARTS.pop(next(iter(_STARTS)))
+    return cached
+
+
+_STARTS: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+"""recent Pearson starts: they depend on the grid, type, square, noise and seed, not on (F, k),
+so a loop of runs over (F, k) draws each start once (a 512^2 start costs 10 ms, 200 steps 45 ms)"""
+_CACHE_ENTRIES = 4
+_CACHE_CELLS = 1024 * 1024
 
 
 def _perturbed(params: GrayScott, corners: Any, side: int, noise: float, rng: np.random.Generator
@@ -139,9 +161,12 @@ def _perturbed(params: GrayScott, corners: Any, side: int, noise: float, rng: np
         rows, cols = np.ix_(np.arange(r, r + side) % n, np.arange(c, c + side) % n)
         u[rows, cols] = 0.5
         v[rows, cols] = 0.25
-    u += noise * rng.standard_normal((n, n))
-    v += noise * rng.standard_normal((n, n))
-    return u.astype(params.np_dtype), v.astype(params.np_dtype)
+    z = np.empty((n, n))
+    for field in (u, v):  # u += noise * z, in place (the same numbers, no temporaries)
+        rng.standard_normal(out=z)
+        z *= noise
+        field += z
+    return u.astype(params.np_dtype, copy=False), v.astype(params.np_dtype, copy=False)
 
 
 def pearson_spots(
@@ -648,7 +673,7 @@ def run(
     if stop_after < 0:
         raise ConfigError(f"stop_after must be >= 0, got {stop_after}")
     if init is None:
-        u0, v0 = pearson_init(params, seed)
+        u0, v0 = _pearson_start(params, seed)  # the Stepper copies them
     else:
         check_state(params, *init)
         u0, v0 = init

@@ -610,16 +610,18 @@ def _run_threads(folder: Path) -> Iterator[None]:
 
 
 def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", force: bool = False, jobs: int = 1,
-              bars: Bars | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+              scheduler: str | None = None, bars: Bars | None = None, log: Callable[[str], None] | None = None
+              ) -> dict[str, Any]:
     """Run (or continue) the study into ``folder``; return its summary. Finished stages are
     reused, an interrupted training resumes from its checkpoint, tables and figures are
     rewritten from the saved stages, and summary.json is written last. ``jobs`` > 1 trains the
-    DDPMs and ConvLSTMs side by side in worker processes (:mod:`rdlens.tasks`): same numbers."""
+    DDPMs and ConvLSTMs side by side in worker processes, ``scheduler`` on a Dask cluster's
+    workers (:mod:`rdlens.tasks`): the same numbers either way."""
     from rdlens import threads
     from rdlens.layout import lock
     from rdlens.run import begin_threads, checksums, no_bars
     from rdlens.rundir import RunDir
-    from rdlens.tasks import Task, check_jobs, run_tasks
+    from rdlens.tasks import Task, check_jobs, check_scheduler, run_tasks
     from rdlens.torchutil import resolve_device
 
     jobs = check_jobs(jobs)
@@ -629,6 +631,8 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
     check_memory(f"this patterns study ({min(jobs, 2 * cfg.seeds)} training stage(s) at once)",
                  cfg.memory_bytes() * min(jobs, 2 * cfg.seeds))
     dev = resolve_device(device)
+    if scheduler is not None:
+        check_scheduler(scheduler, "patterns")
     t0 = time.perf_counter()
     with lock(folder, "rdlens patterns"), _run_threads(folder):
         _claim_folder(folder, cfg, force)
@@ -652,7 +656,7 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
                     continue
                 log(f"{name}: running")
                 work.append(Task(name, func, (cfg, s, gt, stage, dev)))
-        timings.update(run_tasks(work, jobs, bars=bars, log=log))
+        timings.update(run_tasks(work, jobs, bars=bars, log=log, scheduler=scheduler))
         t = time.perf_counter()
         rows, R = collect(cfg, folder)
         entries = table(rows, R)
@@ -666,7 +670,8 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
         figures(folder, cfg)
         timings["measures and figures"] = time.perf_counter() - t
         summary = {"study": "patterns", "device": str(dev), "wall_time_s": time.perf_counter() - t0,
-                   "stage_times_s": timings, "jobs": jobs, "threads": threads.record(), "verdicts": said,
+                   "stage_times_s": timings, "jobs": jobs, "scheduler": scheduler, "threads": threads.record(),
+                   "verdicts": said,
                    "files": checksums(folder)}
         write_json(folder / "summary.json", summary)
     return summary

@@ -44,7 +44,7 @@ from rdlens.paper import TABLE1
 from rdlens.run import (TORCH_THREADS, Bars, config_json, default_runs_root, no_bars, resolve, run,
                         saved_torch_threads, verify)
 from rdlens.rundir import RunDir, check_writable, write_json
-from rdlens.tasks import Task, check_jobs, run_tasks
+from rdlens.tasks import Task, check_jobs, check_scheduler, run_tasks
 
 PROFILES = ("quick", "cpu", "paper", "authors", "smoke")
 MAX_SEEDS = 1000
@@ -289,13 +289,15 @@ def reproduce(
     device: str = "auto",
     force: bool = False,
     jobs: int = 1,
+    scheduler: str | None = None,
     bars: Bars | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[Path, str, bool]:
     """Run (or reuse) the requested rows (default: all of the profile's) for seeds
     ``seed ... seed + seeds - 1`` (and their controls and claims' measurements), then write the
     tables, figures and the report page. ``jobs`` > 1 runs up to that many rows and seeds side
-    by side in worker processes (:mod:`rdlens.tasks`): the same numbers, sooner.
+    by side in worker processes, ``scheduler`` (a Dask scheduler's address) on that cluster's
+    workers (:mod:`rdlens.tasks`): the same numbers either way.
 
     Returns (folder, Markdown table, whether every requested row ran).
     """
@@ -329,9 +331,11 @@ def reproduce(
                  sum(sorted(needs, reverse=True)[:jobs]))
     folder = Path(run_dir) if run_dir is not None else default_dir(profile, out)
     check_writable(folder)
+    if scheduler is not None:
+        check_scheduler(scheduler, "reproduce")
     with layout.lock(folder):
         return _reproduce(profile, folder, rows, plans, seed, seed_list, controls, claims, data_dir, device, force,
-                          jobs, bars, log)
+                          jobs, scheduler, bars, log)
 
 
 def _download_missing(rows: list[Row], profile: dict[str, Any], seed: int, data_dir: str | None,
@@ -352,7 +356,8 @@ def _download_missing(rows: list[Row], profile: dict[str, Any], seed: int, data_
 
 def _reproduce(profile: dict[str, Any], folder: Path, rows: tuple[str, ...], plans: dict[int, list[Plan]], seed: int,
                seed_list: list[int], controls: bool, claims: bool, data_dir: str | None, device: str,
-               force: bool, jobs: int, bars: Bars | None, log: Callable[[str], None]) -> tuple[Path, str, bool]:
+               force: bool, jobs: int, scheduler: str | None, bars: Bars | None, log: Callable[[str], None]
+               ) -> tuple[Path, str, bool]:
     """The work of :func:`reproduce` once the plan is checked and the folder is locked."""
     top = RunDir(folder)
     write_json(folder / layout.PLAN, {"profile": profile["name"], "seeds": seed_list, "data_dir": data_dir,
@@ -363,7 +368,7 @@ def _reproduce(profile: dict[str, Any], folder: Path, rows: tuple[str, ...], pla
                 log(f"{plan.row.id + ' seed ' + str(s):<28} skipped: {plan.skip_reason}")
     work = [Task(f"{p.row.id} seed {s}", _do_row, (p, s, folder, force, controls, claims, device))
             for s in seed_list for p in plans[s] if not p.skip_reason]
-    top.timings.update(run_tasks(work, jobs, bars=bars or no_bars, log=log))
+    top.timings.update(run_tasks(work, jobs, bars=bars or no_bars, log=log, scheduler=scheduler))
     first = plans[seed_list[0]]
     rows_info = [{"id": p.row.id, "system": p.row.system, "title": p.system.title, "setting": p.row.label,
                   "data": p.data, "status": p.status, "reason": p.skip_reason, "dir": f"rows/{p.row.id}",
@@ -374,7 +379,7 @@ def _reproduce(profile: dict[str, Any], folder: Path, rows: tuple[str, ...], pla
 
     table = build_report(folder)
     top.write_manifest(seed=seed, device=device, profile=profile["name"], seeds=seed_list,
-                       rows=[p.row.id for p in first], controls=controls, jobs=jobs,
+                       rows=[p.row.id for p in first], controls=controls, jobs=jobs, scheduler=scheduler,
                        torch_threads=threads.POLICY.torch_threads())
     return folder, table, all(p.skip_reason is None for p in first)
 

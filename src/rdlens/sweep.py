@@ -40,6 +40,7 @@ import numpy as np
 from rdlens.errors import ConfigError, RunInterrupted, check_memory, check_seed
 from rdlens.grayscott import GrayScott
 from rdlens.rundir import RunDir, atomic_write_bytes, atomic_write_text, check_writable, timestamp, write_json
+from rdlens.tasks import dask_client
 
 NAMED_POINTS: dict[str, tuple[float, float]] = {
     "paper: spots": (0.029, 0.062),
@@ -273,25 +274,6 @@ def reference_table(cfg: SweepConfig) -> str:
 # ---- running on Dask ------------------------------------------------------------------------
 
 
-def _dask_client(scheduler: str | None, workers: int) -> tuple[Any, Any]:
-    """(client, cluster we started or None)."""
-    try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError:
-        raise ConfigError("rdlens sweep needs Dask: pip install 'rdlens[sweep]' (or: pip install 'dask[distributed]')") from None
-    import logging
-
-    logging.getLogger("distributed").setLevel(logging.ERROR)
-    if scheduler:
-        try:
-            return Client(scheduler, timeout="20s"), None
-        except (OSError, TimeoutError, ValueError) as exc:
-            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler!r} ({type(exc).__name__}: {exc})") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
-    return Client(cluster), cluster
-
-
 def run_sweep(
     cfg: SweepConfig,
     folder: str | os.PathLike,
@@ -337,7 +319,7 @@ def run_sweep(
         check_memory("one sweep task", 8 * 8 * cfg.model.size**2 * len(todo[0]))
         own = None
         if client is None:
-            client, own = _dask_client(scheduler, workers)
+            client, own = dask_client(scheduler, workers, "sweep")
         try:
             _compute(cfg, folder, todo, client, bars or no_bars, on_tile, len(plan) - len(todo), cfg.n_points)
         except KeyboardInterrupt:

@@ -12,6 +12,11 @@ processes take the cores.
 Workers send their log lines, warnings and progress bars here, where they are shown with the caller's
 ``log`` and ``bars``. An error in a task is raised here once the running tasks have ended;
 Ctrl-C is passed on to the workers, which stop at their next step (keeping their checkpoints).
+
+With ``scheduler`` (a Dask scheduler's address), the tasks run on that cluster's workers
+instead, under the same thread policy, one task at a time per worker process (torch's global
+random state is per process); the workers must see the study's folder (the same machine or a
+shared file system) and have the same rdlens. Their log lines are shown as each task ends.
 """
 
 from __future__ import annotations
@@ -39,8 +44,6 @@ class Task:
     name: str
     func: Callable[..., dict[str, float] | None]
     args: tuple[Any, ...] = ()
-    memory_bytes: float = 0.0
-    """what the task needs at its peak, to check that ``jobs`` of them fit at once"""
 
 
 def default_jobs() -> int:
@@ -57,14 +60,12 @@ def check_jobs(jobs: object) -> int:
     return jobs
 
 
-def memory_at_once(tasks: Sequence[Task], jobs: int) -> float:
-    """Peak memory of ``jobs`` tasks running together (the largest ones)."""
-    return sum(sorted((t.memory_bytes for t in tasks), reverse=True)[:max(1, jobs)])
-
-
-def run_tasks(tasks: Sequence[Task], jobs: int, *, bars: Any, log: Log) -> dict[str, float]:
+def run_tasks(tasks: Sequence[Task], jobs: int, *, bars: Any, log: Log, scheduler: str | None = None
+              ) -> dict[str, float]:
     """Run every task (see the module doc); return the stage timings they report, merged."""
     timings: dict[str, float] = {}
+    if scheduler is not None:
+        return _on_dask(tasks, scheduler, log)
     if jobs <= 1 or len(tasks) <= 1:
         for task in tasks:
             timings.update(task.func(*task.args, bars=bars, log=log) or {})
@@ -166,6 +167,108 @@ def _registered() -> list[bytes]:
     return out
 
 
+def dask_client(scheduler: str | None, workers: int, command: str, timeout_s: int = 20) -> tuple[Any, Any]:
+    """(client, the cluster started here or None): the scheduler at ``scheduler``, else an
+    embedded LocalCluster of ``workers`` single-threaded processes on the loopback; a missing
+    Dask or an unreachable scheduler is a ConfigError naming what to do."""
+    from rdlens.errors import ConfigError
+
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError(f"rdlens {command} needs Dask: pip install 'rdlens[sweep]' "
+                          "(or: pip install 'dask[distributed]')") from None
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    if scheduler is not None:
+        if not scheduler.strip():
+            raise ConfigError("--scheduler must be a Dask scheduler's address (e.g. tcp://127.0.0.1:8786), got ''")
+        try:
+            return Client(scheduler, timeout=f"{timeout_s}s"), None
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ConfigError(f"cannot reach the Dask scheduler at {scheduler!r} ({type(exc).__name__}: {exc})") from None
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+def check_scheduler(scheduler: str, command: str) -> None:
+    """Refuse an unreachable scheduler before any folder is made (connect, then close)."""
+    client, _ = dask_client(scheduler, 1, command, timeout_s=10)
+    client.close()
+
+
+def _on_dask(tasks: Sequence[Task], scheduler: str, log: Log) -> dict[str, float]:
+    from dask.distributed import as_completed
+
+    client, _ = dask_client(scheduler, 1, "")
+    policy = threads.POLICY
+    if not policy.configured:
+        policy.configure()
+    state = (policy.fixed, policy.source, policy.run_threads, _registered())
+    timings: dict[str, float] = {}
+    first_error: BaseException | None = None
+    try:
+        futures = [client.submit(_dask_call, t.func, t.args, state, pure=False, key=f"rdlens-{t.name}-{os.getpid()}-{i}")
+                   for i, t in enumerate(tasks)]
+        for fut in as_completed(futures):
+            try:
+                done, lines = fut.result()
+            except BaseException as exc:  # noqa: BLE001 - re-raised below, once the rest have ended
+                if isinstance(exc, KeyboardInterrupt):
+                    raise
+                first_error = first_error or exc
+                continue
+            for line in lines:
+                log(line)
+            timings.update(done or {})
+    except KeyboardInterrupt:
+        client.cancel(futures)
+        raise
+    finally:
+        client.close()
+    if first_error is not None:
+        raise first_error
+    return timings
+
+
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def _dask_call(func: Callable[..., dict[str, float] | None], args: tuple[Any, ...],
+               state: tuple[int | None, str, int | None, list[bytes]]) -> tuple[dict[str, float] | None, list[str]]:
+    """A task on a Dask worker: the caller's thread policy and systems, one task per process at
+    a time, its log lines returned with its timings."""
+    from rdlens.run import no_bars
+
+    fixed, source, run_threads, plugins = state
+    lines: list[str] = []
+    with _ONE_AT_A_TIME:
+        policy = threads.POLICY
+        saved = (policy.configured, policy.fixed, policy.source, policy.run_threads)
+        policy.configured, policy.fixed, policy.source, policy.run_threads = True, fixed, source, run_threads
+        _register(plugins)
+        try:
+            return func(*args, bars=no_bars, log=lines.append), lines
+        finally:
+            policy.configured, policy.fixed, policy.source, policy.run_threads = saved
+
+
+def _register(plugins: list[bytes]) -> None:
+    """Register the caller's systems that this process does not know (by class)."""
+    import pickle
+
+    from rdlens import systems
+
+    known = set(systems.names())
+    for blob in plugins:
+        with contextlib.suppress(Exception):
+            cls = pickle.loads(blob)
+            if cls().name not in known:
+                systems.register(cls)
+
+
 def _interrupt(pool: Any) -> None:
     """Pass Ctrl-C on to the workers (a terminal sends it to all; ``kill -INT`` only to us)."""
     for proc in list(getattr(pool, "_processes", {}).values()):
@@ -181,10 +284,6 @@ _KEYS = itertools.count()
 
 def _worker_init(queue: Any, fixed: int | None, source: str, run_threads: int | None, plugins: list[bytes]) -> None:
     """A worker takes the parent's thread policy (the torch thread count is a setting) and systems."""
-    import pickle
-
-    from rdlens import systems
-
     global _QUEUE
     _QUEUE = queue
     policy = threads.POLICY
@@ -192,12 +291,7 @@ def _worker_init(queue: Any, fixed: int | None, source: str, run_threads: int | 
     import warnings
 
     warnings.showwarning = lambda message, *_, **__: _QUEUE.put(("warning", str(message)))
-    known = set(systems.names())
-    for blob in plugins:
-        with contextlib.suppress(Exception):
-            cls = pickle.loads(blob)
-            if cls().name not in known:
-                systems.register(cls)
+    _register(plugins)
 
 
 def _worker_call(func: Callable[..., dict[str, float] | None], args: tuple[Any, ...]) -> dict[str, float] | None:

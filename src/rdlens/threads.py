@@ -41,7 +41,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 from rdlens.errors import ConfigError
 
@@ -117,15 +117,16 @@ class _CpuMeter:
 
     @staticmethod
     def runnable_others() -> float | None:
-        """Busy cores of other processes right now, from the runnable tasks in /proc/stat
-        (this thread counted out), scaled to the cores this process may use; no waiting."""
+        """Busy cores of other processes right now, from the runnable tasks in /proc/stat less
+        this process's own (its spinning worker threads included), scaled to the cores this
+        process may use; no waiting."""
         try:
             with open("/proc/stat") as fh:
                 running = next(int(line.split()[1]) for line in fh if line.startswith("procs_running"))
         except (OSError, ValueError, IndexError, StopIteration):
             return None
         scale = available_cores() / (os.cpu_count() or 1)
-        return max(0.0, running - 1) * scale
+        return max(0.0, running - _own_running()) * scale
 
     def others_busy(self, max_age: float = math.inf) -> float | None:
         """Mean busy cores of other processes since the last reading, if it lies between 50 ms
@@ -140,6 +141,21 @@ class _CpuMeter:
         # /proc/stat counts every core of the machine; scale to the ones we may use
         scale = available_cores() / (os.cpu_count() or 1)
         return max(0.0, busy_all - busy_self) * scale
+
+
+def _own_running() -> int:
+    """Threads of this process that are runnable now (at least the caller)."""
+    count = 0
+    try:
+        for task in os.scandir("/proc/self/task"):
+            try:
+                with open(f"{task.path}/stat") as fh:
+                    count += fh.read().rsplit(")", 1)[1].split()[0] == "R"
+            except (OSError, IndexError):
+                continue
+    except OSError:
+        pass
+    return max(1, count)
 
 
 @dataclass
@@ -186,8 +202,8 @@ class Policy:
     def _set(self, n: int, stage: str) -> None:
         import sys
 
-        if "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(n)
+        if (torch := _loaded_torch()) is not None:
+            torch.set_num_threads(n)
         if "numba" in sys.modules:
             numba = sys.modules["numba"]
             numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
@@ -212,8 +228,8 @@ class Policy:
         import sys
 
         torch_n, numba_n = counts
-        if torch_n is not None and "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(torch_n)
+        if torch_n is not None and (torch := _loaded_torch()) is not None:
+            torch.set_num_threads(torch_n)
         if numba_n is not None and "numba" in sys.modules:
             sys.modules["numba"].set_num_threads(numba_n)
 
@@ -243,10 +259,22 @@ class Policy:
         self.run_threads = None
 
 
+def _loaded_torch() -> Any:
+    """torch if this process has imported it (fully: another thread may be importing it now,
+    as a Dask worker does while it unpacks the next task), else None."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not (hasattr(torch, "get_num_threads") and hasattr(torch, "set_num_threads")):
+        return None
+    return torch
+
+
 def _current() -> tuple[int | None, int | None]:
     import sys
 
-    torch_n = sys.modules["torch"].get_num_threads() if "torch" in sys.modules else None
+    torch = _loaded_torch()
+    torch_n = torch.get_num_threads() if torch is not None else None
     numba_n = sys.modules["numba"].get_num_threads() if "numba" in sys.modules else None
     return torch_n, numba_n
 

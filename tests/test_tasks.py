@@ -1,0 +1,108 @@
+"""A study's stages in worker processes or on a Dask cluster: same results, messages relayed,
+errors raised here, bad settings refused before any folder exists."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+import pytest
+
+from rdlens import tasks
+from rdlens.errors import ConfigError, SimulationDiverged
+from rdlens.run import no_bars
+
+
+def square(x: int, *, bars, log) -> dict[str, float]:
+    """A task: logs, shows a bar of x steps, reports which process ran it."""
+    log(f"square {x} in {os.getpid()}")
+    with bars(f"square {x}", x) as bar:
+        for _ in range(x):
+            bar.update(1)
+    return {f"square {x}": float(x * x)}
+
+
+def diverge(*, bars, log) -> None:
+    raise SimulationDiverged("toy", 7, "on purpose")
+
+
+def refuse(*, bars, log) -> None:
+    raise ConfigError("x must be in [0, 1], got 2")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def bars(self, desc: str, total: int):
+        rec = self
+
+        class Bar:
+            def update(self, n: int = 1) -> None:
+                rec.events.append(("update", desc, n))
+
+        @contextlib.contextmanager
+        def cm():
+            rec.events.append(("open", desc, total))
+            yield Bar()
+            rec.events.append(("close", desc))
+
+        return cm()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_tasks_give_the_same_results_here_and_in_workers_and_relay_logs_and_bars(jobs):
+    rec, lines = Recorder(), []
+    got = tasks.run_tasks([tasks.Task(f"t{x}", square, (x,)) for x in (3, 5)], jobs, bars=rec.bars, log=lines.append)
+    assert got == {"square 3": 9.0, "square 5": 25.0}
+    pids = {int(line.rsplit(" ", 1)[1]) for line in lines}
+    assert (pids == {os.getpid()}) if jobs == 1 else (os.getpid() not in pids)
+    for x in (3, 5):
+        assert ("open", f"square {x}", x) in rec.events and ("close", f"square {x}") in rec.events
+        assert sum(e[2] for e in rec.events if e[0] == "update" and e[1] == f"square {x}") == x
+
+
+@pytest.mark.parametrize("func, kind, text", [(diverge, SimulationDiverged, "toy run diverged at step 7"),
+                                              (refuse, ConfigError, "x must be in [0, 1], got 2")])
+def test_an_error_in_a_worker_is_raised_here_with_its_message(func, kind, text):
+    work = [tasks.Task("ok", square, (2,)), tasks.Task("bad", func)]
+    with pytest.raises(kind, match=text.replace("[", r"\[").replace("]", r"\]")):
+        tasks.run_tasks(work, 2, bars=no_bars, log=lambda line: None)
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 10**6, 1.5, True, "2"])
+def test_bad_jobs_are_refused_naming_the_value_and_the_range(jobs):
+    with pytest.raises(ConfigError, match=r"--jobs must be an integer in \[1, 256\]"):
+        tasks.check_jobs(jobs)
+
+
+def test_bad_or_unreachable_schedulers_are_refused_before_any_folder_exists(tmp_path):
+    pytest.importorskip("dask.distributed")
+    from rdlens.reproduce import reproduce
+
+    with pytest.raises(ConfigError, match="--scheduler must be a Dask scheduler's address"):
+        reproduce("smoke", out=tmp_path, rows=("rd-spot",), scheduler=" ")
+    with pytest.raises(ConfigError, match="cannot reach the Dask scheduler"):
+        reproduce("smoke", out=tmp_path, rows=("rd-spot",), scheduler="tcp://127.0.0.1:9")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reproduce_on_a_dask_cluster_gives_the_local_tables_byte_for_byte(tmp_path):
+    pytest.importorskip("dask.distributed")
+    from dask.distributed import LocalCluster
+
+    from rdlens.reproduce import reproduce
+
+    rows = ("rd-spot", "lstm-sine", "ddpm-mnist")
+    local, _, _ = reproduce("smoke", out=tmp_path / "local", rows=rows, device="cpu", log=lambda line: None)
+    lines: list[str] = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0") as cluster:
+        remote, _, _ = reproduce("smoke", out=tmp_path / "dask", rows=rows, device="cpu",
+                                 scheduler=cluster.scheduler_address, log=lines.append)
+    for name in ("table1.csv", "table1.md", "table1.json"):
+        assert (local / name).read_bytes() == (remote / name).read_bytes(), name
+    assert any(line.startswith("ddpm-mnist seed 0") and "done in" in line for line in lines)
+    manifest = json.loads((remote / "manifest.json").read_text())
+    assert manifest["scheduler"] == cluster.scheduler_address
