@@ -195,7 +195,7 @@ def dask_client(scheduler: str | None, workers: int, command: str, timeout_s: in
 
 def check_scheduler(scheduler: str, command: str) -> None:
     """Refuse an unreachable scheduler before any folder is made (connect, then close)."""
-    client, _ = dask_client(scheduler, 1, command, timeout_s=10)
+    client, _ = dask_client(scheduler, 1, command, timeout_s=5)
     client.close()
 
 
