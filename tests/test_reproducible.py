@@ -94,15 +94,15 @@ def _tables(folder: Path, names: tuple[str, ...]) -> dict[str, bytes]:
     return {n: (folder / n).read_bytes() for n in names}
 
 
+def alone_and_busy(tmp_path: Path, *args: str) -> None:
+    """The same command twice: alone into tmp_path/alone, beside two busy processes into tmp_path/busy."""
+    _rdlens(*args, "--out", str(tmp_path / "alone"))
+    with Busy():
+        _rdlens(*args, "--out", str(tmp_path / "busy"))
+
+
 def test_reproduce_gives_byte_identical_tables_alone_and_beside_busy_processes(profile, tmp_path):
-    for name, busy in (("alone", False), ("busy", True)):
-        args = ("reproduce", "--profile", str(profile), "--rows", "ddpm-mnist", "--quiet", "--device", "cpu",
-                "--out", str(tmp_path / name))
-        if busy:
-            with Busy():
-                _rdlens(*args)
-        else:
-            _rdlens(*args)
+    alone_and_busy(tmp_path, "reproduce", "--profile", str(profile), "--rows", "ddpm-mnist", "--quiet", "--device", "cpu")
     names = ("table1.csv", "table1.md", "table1.json")
     alone, busy = (_tables(tmp_path / n / "reproduce-repro", names) for n in ("alone", "busy"))
     assert alone == busy
@@ -143,13 +143,7 @@ def test_the_thread_count_changes_torch_numbers_within_the_stated_tolerance(prof
 
 
 def test_patterns_gives_byte_identical_tables_alone_and_beside_busy_processes(profile, tmp_path):
-    for name, busy in (("alone", False), ("busy", True)):
-        args = ("patterns", "--profile", str(profile), "--quiet", "--device", "cpu", "--out", str(tmp_path / name))
-        if busy:
-            with Busy():
-                _rdlens(*args)
-        else:
-            _rdlens(*args)
+    alone_and_busy(tmp_path, "patterns", "--profile", str(profile), "--quiet", "--device", "cpu")
     names = ("table.md", "table.json", "measures.csv")
     assert _tables(tmp_path / "alone/patterns-repro", names) == _tables(tmp_path / "busy/patterns-repro", names)
 

@@ -162,10 +162,10 @@ def _perturbed(params: GrayScott, corners: Any, side: int, noise: float, rng: np
         u[rows, cols] = 0.5
         v[rows, cols] = 0.25
     z = np.empty((n, n))
-    for field in (u, v):  # u += noise * z, in place (the same numbers, no temporaries)
+    for f in (u, v):  # u += noise * z, in place (the same numbers, no temporaries)
         rng.standard_normal(out=z)
         z *= noise
-        field += z
+        f += z
     return u.astype(params.np_dtype, copy=False), v.astype(params.np_dtype, copy=False)
 
 

@@ -40,6 +40,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from rdlens import patterns as P
+from rdlens.patterns import SYSTEMS, TITLES, from_unit, to_unit
 from rdlens.balance import BalanceTrace, combine, t_interval
 from rdlens.errors import ConfigError, SimulationDiverged, check_memory, check_seed
 from rdlens.grayscott import GrayScott, pearson_spots
@@ -47,12 +48,6 @@ from rdlens.rundir import atomic_write_text, save_npz, write_json
 
 OPTION_HIDDEN = ("model.F", "model.k")
 """each setting gives its own F and k"""
-SYSTEMS = ("gray-scott", "gray-scott-1x", "convlstm-1x", "gray-scott-long", "convlstm-long", "ddpm")
-"""rows of the table: stationary ground truth, true and learned states at the LSTM's training
-horizon and at the long horizon, DDPM samples"""
-TITLES = {"gray-scott": "Gray-Scott, stationary", "gray-scott-1x": "Gray-Scott at the horizon",
-          "convlstm-1x": "ConvLSTM at the horizon", "gray-scott-long": "Gray-Scott, long horizon",
-          "convlstm-long": "ConvLSTM, long horizon", "ddpm": "DDPM samples"}
 STEADY_RESIDUAL = 0.05
 """a pattern counts as a steady state when its relative residual is below this ..."""
 STEADY_CORRELATION = 0.9
@@ -200,21 +195,6 @@ def _checkpoint_every(steps: int) -> int:
 
 
 # ---- the map between physical fields and the networks' [-1, 1] ------------------------------
-
-V_MAX = 0.5
-"""v is mapped from [0, V_MAX] (Gray-Scott's v stays below ~0.45 here) and u from [0, 1] to [-1, 1]"""
-
-
-def to_unit(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """(u, v) (..., H, W) each -> (..., 2, H, W) in about [-1, 1], the networks' scale."""
-    return np.stack([2.0 * u - 1.0, 2.0 * v / V_MAX - 1.0], axis=-3).astype(np.float32)
-
-
-def from_unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`to_unit`: (..., 2, H, W) -> u, v in float64."""
-    x = np.asarray(x, dtype=np.float64)
-    return (x[..., 0, :, :] + 1.0) / 2.0, (x[..., 1, :, :] + 1.0) * V_MAX / 2.0
-
 
 def conditions(F: np.ndarray, k: np.ndarray) -> np.ndarray:
     """(F, k) scaled to order one for the ConvLSTM's condition planes."""

@@ -166,5 +166,30 @@ def relative_residual(u: np.ndarray, v: np.ndarray, model: Any) -> float:
     return dvdt / reaction if reaction > 0 else float("nan")
 
 
-__all__ = ["LABELS", "Components", "components", "dominant_wavelength", "label", "measure", "radial_spectrum",
-           "relative_residual", "spectral_entropy"]
+# ---- the patterns study's systems and the networks' scale ---------------------------------
+
+SYSTEMS = ("gray-scott", "gray-scott-1x", "convlstm-1x", "gray-scott-long", "convlstm-long", "ddpm")
+"""rows of the table: stationary ground truth, true and learned states at the LSTM's training
+horizon and at the long horizon, DDPM samples"""
+TITLES = {"gray-scott": "Gray-Scott, stationary", "gray-scott-1x": "Gray-Scott at the horizon",
+          "convlstm-1x": "ConvLSTM at the horizon", "gray-scott-long": "Gray-Scott, long horizon",
+          "convlstm-long": "ConvLSTM, long horizon", "ddpm": "DDPM samples"}
+
+
+V_MAX = 0.5
+"""v is mapped from [0, V_MAX] (Gray-Scott's v stays below ~0.45 here) and u from [0, 1] to [-1, 1]"""
+
+
+def to_unit(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(u, v) (..., H, W) each -> (..., 2, H, W) in about [-1, 1], the networks' scale."""
+    return np.stack([2.0 * u - 1.0, 2.0 * v / V_MAX - 1.0], axis=-3).astype(np.float32)
+
+
+def from_unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`to_unit`: (..., 2, H, W) -> u, v in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    return (x[..., 0, :, :] + 1.0) / 2.0, (x[..., 1, :, :] + 1.0) * V_MAX / 2.0
+
+
+__all__ = ["LABELS", "SYSTEMS", "TITLES", "V_MAX", "Components", "components", "dominant_wavelength", "from_unit",
+           "label", "measure", "radial_spectrum", "relative_residual", "spectral_entropy", "to_unit"]

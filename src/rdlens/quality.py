@@ -150,7 +150,7 @@ def judge(name: str, data_dir: str | None, cache_dir: str | Path,
     """The classifier of data set ``name``: loaded from ``cache_dir`` if its file matches the
     recorded SHA-256, else trained (1.5-4 min for MNIST on 2 cores) and cached; ``bars`` (a
     progress-bar factory, :data:`rdlens.run.Bars`) shows that training."""
-    from rdlens.run import no_bars
+    from rdlens.progress import no_bars
     from rdlens.torchutil import load_checkpoint
 
     xte, yte = labelled_data(name, data_dir, "test")

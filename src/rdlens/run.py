@@ -11,56 +11,25 @@ its folder; one with a checkpoint keeps it so that ``--resume`` can continue it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Protocol
+from typing import Any
 
 from rdlens import threads
 from rdlens.errors import ConfigError, RunInterrupted, SimulationDiverged, check_memory
-from rdlens.rundir import SUMMARY, RunDir, check_writable, timestamp, to_jsonable, write_json
+from rdlens.progress import Bar, Bars, no_bars
+from rdlens.rundir import SUMMARY, RunContext, RunDir, check_writable, timestamp, to_jsonable
 from rdlens.systems import System
 
+__all__ = ["Bar", "Bars", "RunContext", "no_bars", "run", "checksums", "verify", "config_json", "begin_threads",
+           "saved_torch_threads", "default_runs_root", "resolve", "open_unfinished"]
+
 CHECKPOINT = "checkpoint.pt"
-
-
-class Bar(Protocol):
-    def update(self, n: int = 1) -> Any: ...
-
-
-Bars = Callable[[str, int], ContextManager[Bar]]
-"""A factory of progress bars: (description, total) -> context manager with ``.update(n)``."""
-
-
-class _NoBar:
-    def update(self, n: int = 1) -> None:
-        pass
-
-
-def no_bars(desc: str, total: int) -> ContextManager[Bar]:
-    """The progress-bar factory that shows nothing."""
-    return contextlib.nullcontext(_NoBar())
-
-
-@dataclass
-class RunContext:
-    """What a system's ``execute`` gets besides its config: where to write and how."""
-
-    dir: RunDir
-    device: Any = "cpu"
-    """a torch.device for systems that use torch, else "cpu" """
-    resume: bool = False
-    """continue from the checkpoint in ``dir``"""
-    bars: Bars = no_bars
-    manifest: dict[str, Any] = field(default_factory=dict)
-    """extra manifest entries (kernel, threads, parameter count ...)"""
-    setting: str | None = None
-    """a label that replaces the system's own ``setting`` in the summary"""
 
 
 def default_runs_root() -> Path:

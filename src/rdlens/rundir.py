@@ -18,12 +18,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
 from rdlens.errors import ConfigError
+from rdlens.progress import Bars, no_bars
 
 SUMMARY = "summary.json"
 DEVICES = ("auto", "cpu", "cuda")
@@ -233,3 +235,19 @@ class RunDir:
 
     def is_finished(self) -> bool:
         return self.file(SUMMARY).exists()
+
+
+@dataclass
+class RunContext:
+    """What a system's ``execute`` gets besides its config: where to write and how."""
+
+    dir: RunDir
+    device: Any = "cpu"
+    """a torch.device for systems that use torch, else "cpu" """
+    resume: bool = False
+    """continue from the checkpoint in ``dir``"""
+    bars: Bars = no_bars
+    manifest: dict[str, Any] = field(default_factory=dict)
+    """extra manifest entries (kernel, threads, parameter count ...)"""
+    setting: str | None = None
+    """a label that replaces the system's own ``setting`` in the summary"""

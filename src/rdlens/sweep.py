@@ -288,7 +288,7 @@ def run_sweep(
     ``scheduler``, or an embedded LocalCluster of ``workers`` processes), then write the
     table, figures and summary. Returns the summary. ``on_tile(done, client)`` is called after
     each tile is saved (tests use it to kill a worker or interrupt)."""
-    from rdlens.run import no_bars
+    from rdlens.progress import no_bars
     from rdlens.threads import available_cores
 
     folder = Path(folder)

@@ -240,7 +240,7 @@ def _dask_call(func: Callable[..., dict[str, float] | None], args: tuple[Any, ..
                state: tuple[int | None, str, int | None, list[bytes]]) -> tuple[dict[str, float] | None, list[str]]:
     """A task on a Dask worker: the caller's thread policy and systems, one task per process at
     a time, its log lines returned with its timings."""
-    from rdlens.run import no_bars
+    from rdlens.progress import no_bars
 
     fixed, source, run_threads, plugins = state
     lines: list[str] = []

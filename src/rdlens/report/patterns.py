@@ -31,7 +31,7 @@ def figures(folder: Path, cfg: Any) -> None:
 
 
 def fields_figure(folder: Path, cfg: Any) -> None:
-    from rdlens.pattern_study import TITLES, from_unit
+    from rdlens.patterns import TITLES, from_unit
 
     plt = pyplot()
     pairs = cfg.setting_pairs
@@ -109,7 +109,7 @@ def _numbers(rows: list[dict[str, Any]], system: str, key: str) -> np.ndarray:
 
 
 def distributions_figure(folder: Path) -> None:
-    from rdlens.pattern_study import SYSTEMS, TITLES
+    from rdlens.patterns import SYSTEMS, TITLES
 
     plt = pyplot()
     rows = _rows(folder)
@@ -181,7 +181,7 @@ def _band(ax: Any, tau: np.ndarray, curves: np.ndarray, color: str, style: str, 
 
 
 def drift_figure(folder: Path, cfg: Any) -> None:
-    from rdlens.pattern_study import from_unit
+    from rdlens.patterns import from_unit
 
     plt = pyplot()
     with np.load(folder / "ground-truth" / "truth.npz") as f:

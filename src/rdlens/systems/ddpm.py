@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from rdlens.run import RunContext
-from rdlens.systems import System
+from rdlens.rundir import RunContext
+from rdlens.systems.base import System
 from rdlens.rundir import save_losses, save_npz
 
 SETTING_NAMES = {"digits": "digits (scikit-learn, offline)", "turing": "Turing patterns (Gray-Scott)",

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from rdlens.run import RunContext
+from rdlens.rundir import RunContext
 from rdlens.rundir import save_losses, save_npz
-from rdlens.systems import System
+from rdlens.systems.base import System
 
 SETTING_NAMES = {"sine": "sine waves", "lorenz": "Lorenz", "vanderpol": "Van der Pol"}
 

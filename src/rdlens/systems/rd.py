@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from rdlens.errors import ConfigError
-from rdlens.run import RunContext
+from rdlens.rundir import RunContext
 from rdlens.rundir import save_npz
-from rdlens.systems import System
+from rdlens.systems.base import System
 
 
 class RD(System):
