@@ -45,12 +45,37 @@ def one_line_error(capsys, fragment: str) -> str:
     (["rd", "--F", "inf"], "--F must be a finite number, got inf"),
     (["data", "download", "mnist", "--data-dir", "DIR", "--timeout", "nan"], "timeout must be a number of seconds"),
     (["data", "download", "mnist", "--data-dir", "DIR", "--timeout", "0"], "timeout must be a number of seconds"),
+    (["ddpm", "--groups", "0"], "groups must be an integer in [1, "),
+    (["ddpm", "--groups", "-1"], "groups must be an integer in [1, "),
+    (["ddpm", "--network", "public-code", "--heads", "-1"], "heads must be an integer in [1, "),
+    (["reproduce", "--profile", "smoke", "--rows", "rd-spot", "--jobs", "0"], "--jobs must be an integer in [1, 256]"),
+    (["patterns", "--profile", "smoke", "--jobs", "-3"], "--jobs must be an integer in [1, 256]"),
 ])
 def test_numbers_out_of_range_are_one_line_before_any_work(tmp_path, capsys, argv, fragment):
     argv = [a.replace("DIR", str(tmp_path / "data")) for a in argv]
     assert main([*argv, "--out", str(tmp_path / "runs")] if argv[0] not in ("data",) else argv) == 2
     one_line_error(capsys, fragment)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("scheduler, fragment", [("", "--scheduler must be a Dask scheduler's address"),
+                                                 ("tcp://127.0.0.1:9", "cannot reach the Dask scheduler")])
+def test_a_sweep_on_a_scheduler_that_is_not_there_leaves_no_folder(tmp_path, capsys, scheduler, fragment):
+    pytest.importorskip("dask.distributed")
+    assert main(["sweep", "--scheduler", scheduler, "--quiet", "--out", str(tmp_path / "runs")]) == 2
+    one_line_error(capsys, fragment)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_gpu_that_is_not_there_is_an_error_even_for_rows_that_would_not_use_it(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    assert main(["reproduce", "--profile", "smoke", "--rows", "rd-spot", "--device", "cuda", "--quiet",
+                 "--out", str(tmp_path / "runs")]) == 2
+    one_line_error(capsys, "device 'cuda' was asked for, but torch sees no CUDA GPU here")
+    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("argv", [["rd", "--size", "100000"], ["lstm", "--hidden", "1000000"],

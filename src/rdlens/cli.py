@@ -378,6 +378,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     values = check_values(options, values, COMMAND_LINE)
     if args.workers is not None and not 1 <= args.workers <= 1024:
         raise ConfigError(f"--workers must be in [1, 1024], got {args.workers}")
+    if args.scheduler is not None:
+        from rdlens.tasks import check_scheduler
+
+        check_scheduler(args.scheduler, "sweep")  # before a new sweep's folder exists
     if args.resume:
         folder = Path(args.resume)
         if values:

@@ -320,8 +320,11 @@ def reproduce(
     if download:
         _download_missing(chosen, profile, seed, data_dir, log)
     plans = {s: [plan_row(r, profile, s, data_dir) for r in chosen] for s in seed_list}
+    from rdlens.torchutil import resolve_device
+
+    resolve_device(device)  # refuse a missing GPU before any work, even where no row would use it
     for r in {p.row.system for p in plans[seed_list[0]]}:
-        resolve(systems.get(r), device)  # refuse a missing GPU before any work
+        resolve(systems.get(r), device)
     for p in plans[seed_list[0]]:
         if p.config is not None:
             check_memory(f"row {p.row.id}", p.system.memory_bytes(p.config))

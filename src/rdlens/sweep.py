@@ -288,11 +288,25 @@ def run_sweep(
     ``scheduler``, or an embedded LocalCluster of ``workers`` processes), then write the
     table, figures and summary. Returns the summary. ``on_tile(done, client)`` is called after
     each tile is saved (tests use it to kill a worker or interrupt)."""
+    folder = Path(folder)
+    check_writable(folder)
+    connected = None
+    if client is None and scheduler is not None:  # an unreachable scheduler is refused before the folder exists
+        connected, _ = dask_client(scheduler, workers or 1, "sweep")
+        client = connected
+    try:
+        return _sweep(cfg, folder, client, workers, bars, on_tile)
+    finally:
+        if connected is not None:
+            connected.close()
+
+
+def _sweep(cfg: SweepConfig, folder: Path, client: Any, workers: int | None, bars: Callable[[str, int], Any] | None,
+           on_tile: Callable[[int, Any], None] | None) -> dict[str, Any]:
+    """:func:`run_sweep` once the scheduler, if one was named, is connected."""
     from rdlens.progress import no_bars
     from rdlens.threads import available_cores
 
-    folder = Path(folder)
-    check_writable(folder)
     folder.mkdir(parents=True, exist_ok=True)
     saved = folder / "config.json"
     if saved.exists():
@@ -319,7 +333,7 @@ def run_sweep(
         check_memory("one sweep task", 8 * 8 * cfg.model.size**2 * len(todo[0]))
         own = None
         if client is None:
-            client, own = dask_client(scheduler, workers, "sweep")
+            client, own = dask_client(None, workers, "sweep")
         try:
             _compute(cfg, folder, todo, client, bars or no_bars, on_tile, len(plan) - len(todo), cfg.n_points)
         except KeyboardInterrupt:

@@ -49,6 +49,12 @@ class UNetConfig:
             raise ConfigError(f"network must be one of {', '.join(NETWORKS)}, got {self.network!r}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        widest = max([c for c in self.channels if isinstance(c, int)] or [1])
+        for name in ("groups", "heads"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= widest:
+                raise ConfigError(f"{name} must be an integer in [1, {widest}] (the widest channel count), "
+                                  f"got {value!r}")
         if self.padding not in PADDINGS:
             raise ConfigError(f"padding must be one of {', '.join(PADDINGS)}, got {self.padding!r}")
         if self.network == "public-code":
