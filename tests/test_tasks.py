@@ -31,6 +31,12 @@ def refuse(*, bars, log) -> None:
     raise ConfigError("x must be in [0, 1], got 2")
 
 
+def die(*, bars, log) -> None:
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+
+
 class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple] = []
@@ -71,6 +77,14 @@ def test_an_error_in_a_worker_is_raised_here_with_its_message(func, kind, text):
         tasks.run_tasks(work, 2, bars=no_bars, log=lambda line: None)
 
 
+def test_a_worker_that_dies_is_one_clear_error():
+    from rdlens.errors import StageFailed
+
+    with pytest.raises(StageFailed, match="a worker process ended unexpectedly"):
+        tasks.run_tasks([tasks.Task("dies", die), tasks.Task("ok", square, (2,))], 2, bars=no_bars,
+                        log=lambda line: None)
+
+
 @pytest.mark.parametrize("jobs", [0, -1, 10**6, 1.5, True, "2"])
 def test_bad_jobs_are_refused_naming_the_value_and_the_range(jobs):
     with pytest.raises(ConfigError, match=r"--jobs must be an integer in \[1, 256\]"):
@@ -106,3 +120,40 @@ def test_reproduce_on_a_dask_cluster_gives_the_local_tables_byte_for_byte(tmp_pa
     assert any(line.startswith("ddpm-mnist seed 0") and "done in" in line for line in lines)
     manifest = json.loads((remote / "manifest.json").read_text())
     assert manifest["scheduler"] == cluster.scheduler_address
+
+
+@pytest.mark.parametrize("how", ["SIGTERM to rdlens", "SIGINT to its process group"])
+def test_an_interrupt_stops_the_workers_and_ends_in_one_line(tmp_path, how):
+    """A batch system's SIGTERM reaches only rdlens, a terminal's Ctrl-C every process of the
+    group; either way the workers stop, rdlens says how to continue, and nothing is left running."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    profile = tmp_path / "long.toml"
+    profile.write_text('[ddpm]\nsetting = "default"\nsteps = 100000\nbatch_size = 4\nsamples = 2\nT = 10\n'
+                       'channels = [8, 16]\nmax_images = 64\ntrack_every = 0\n')
+    env = {k: v for k, v in os.environ.items() if k != "RDLENS_THREADS"}
+    proc = subprocess.Popen([sys.executable, "-m", "rdlens", "reproduce", "--profile", str(profile), "--rows",
+                             "ddpm-mnist", "--seeds", "2", "--jobs", "2", "--quiet", "--out", str(tmp_path / "out")],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    rows = [tmp_path / "out/reproduce-long/rows/ddpm-mnist" / f"seed{s}" for s in (0, 1)]
+    deadline = time.monotonic() + 120
+    while not all(p.is_dir() for p in rows) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert all(p.is_dir() for p in rows), "the two workers did not start their rows"
+    time.sleep(2.0)  # both workers inside their training
+    if how.startswith("SIGTERM"):
+        proc.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "run the same command again to continue" in err.splitlines()[-1]
+    deadline = time.monotonic() + 10  # the workers and multiprocessing's resource tracker follow rdlens out
+    while (left := subprocess.run(["pgrep", "-a", "-s", str(proc.pid)], capture_output=True, text=True).stdout.strip()):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert left == ""

@@ -21,7 +21,7 @@ import warnings
 from typing import Any, Callable, Sequence
 
 from rdlens import __version__
-from rdlens.errors import ConfigError, SimulationDiverged
+from rdlens.errors import ConfigError, SimulationDiverged, StageFailed
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -549,6 +549,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except SimulationDiverged as exc:
         print(f"rdlens {command}: {exc}; no result was written", file=sys.stderr)
+        return EXIT_FAILED
+    except StageFailed as exc:
+        print(f"rdlens {command}: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt as exc:
         print(f"\nrdlens {command}: {exc or 'interrupted; no finished result was written'}", file=sys.stderr)

@@ -29,6 +29,11 @@ class SimulationDiverged(RuntimeError):
         return type(self), (self.system, self.step, self.detail)
 
 
+class StageFailed(RuntimeError):
+    """A stage of a study could not finish for a reason outside its inputs (a worker process
+    was killed); the finished stages are kept and the same command continues."""
+
+
 MAX_SEED = 2**32 - 1
 """largest seed accepted (NumPy's legacy generators and most tools take 32-bit seeds)"""
 

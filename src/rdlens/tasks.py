@@ -109,6 +109,9 @@ class _Relay:
 def _in_workers(tasks: Sequence[Task], workers: int, bars: Any, log: Log) -> dict[str, float]:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    from rdlens.errors import StageFailed
 
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
@@ -134,6 +137,8 @@ def _in_workers(tasks: Sequence[Task], workers: int, bars: Any, log: Log) -> dic
             for fut in done:
                 try:
                     timings.update(fut.result() or {})
+                except BrokenProcessPool:
+                    raise
                 except BaseException as exc:  # noqa: BLE001 - re-raised below, once the rest have ended
                     if first_error is None:
                         first_error = exc
@@ -143,6 +148,9 @@ def _in_workers(tasks: Sequence[Task], workers: int, bars: Any, log: Log) -> dic
         _interrupt(pool)
         pool.shutdown(wait=True, cancel_futures=True)
         raise
+    except BrokenProcessPool:
+        raise StageFailed("a worker process ended unexpectedly (killed, or out of memory?); finished stages are "
+                          "kept: run the same command again to continue") from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         queue.put(None)
@@ -270,22 +278,40 @@ def _register(plugins: list[bytes]) -> None:
 
 
 def _interrupt(pool: Any) -> None:
-    """Pass Ctrl-C on to the workers (a terminal sends it to all; ``kill -INT`` only to us)."""
+    """Pass an interrupt on to the workers (a terminal's Ctrl-C reaches all of them; SIGTERM or
+    ``kill -INT`` only this process). They stop their task at its next step, once."""
     for proc in list(getattr(pool, "_processes", {}).values()):
         with contextlib.suppress(OSError, ValueError, AttributeError):
-            os.kill(proc.pid, signal.SIGINT)
+            os.kill(proc.pid, signal.SIGTERM)
 
 
 # ---- the worker's side ------------------------------------------------------------------------
 
 _QUEUE: Any = None
 _KEYS = itertools.count()
+_BUSY = False
+"""a task is running in this worker (an interrupt stops it; an idle worker just exits)"""
+_STOPPING = False
+
+
+def _stop(signum: int, frame: Any) -> None:
+    """SIGINT or SIGTERM in a worker: the running task ends as if Ctrl-C was pressed (once:
+    a terminal's Ctrl-C and the parent's SIGTERM may both arrive); an idle worker exits."""
+    global _STOPPING
+    if _STOPPING:
+        return
+    _STOPPING = True
+    if not _BUSY:
+        os._exit(0)
+    raise KeyboardInterrupt
 
 
 def _worker_init(queue: Any, fixed: int | None, source: str, run_threads: int | None, plugins: list[bytes]) -> None:
     """A worker takes the parent's thread policy (the torch thread count is a setting) and systems."""
     global _QUEUE
     _QUEUE = queue
+    for sig in (signal.SIGINT, signal.SIGTERM):  # even where the parent was started with SIGINT ignored
+        signal.signal(sig, _stop)
     policy = threads.POLICY
     policy.configured, policy.fixed, policy.source, policy.run_threads = True, fixed, source, run_threads
     import warnings
@@ -295,7 +321,12 @@ def _worker_init(queue: Any, fixed: int | None, source: str, run_threads: int | 
 
 
 def _worker_call(func: Callable[..., dict[str, float] | None], args: tuple[Any, ...]) -> dict[str, float] | None:
-    return func(*args, bars=_remote_bars, log=_remote_log)
+    global _BUSY
+    _BUSY = True
+    try:
+        return func(*args, bars=_remote_bars, log=_remote_log)
+    finally:
+        _BUSY = False
 
 
 def _remote_log(line: str) -> None:
