@@ -26,7 +26,6 @@ written from those, and the folder's own summary.json last.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -35,7 +34,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
@@ -578,17 +577,6 @@ def _claim_folder(folder: Path, cfg: PatternsConfig, force: bool) -> None:
     write_json(cfg_file, config_json(cfg))
 
 
-@contextlib.contextmanager
-def _run_threads(folder: Path) -> Iterator[None]:
-    """The study is one run for the thread policy: its torch thread count holds until it ends."""
-    from rdlens import threads
-
-    try:
-        yield
-    finally:
-        threads.POLICY.end_run()
-
-
 def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", force: bool = False, jobs: int = 1,
               scheduler: str | None = None, bars: Bars | None = None, log: Callable[[str], None] | None = None
               ) -> dict[str, Any]:
@@ -599,8 +587,7 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
     workers (:mod:`rdlens.tasks`): the same numbers either way."""
     from rdlens import threads
     from rdlens.layout import lock
-    from rdlens.run import begin_threads, checksums, no_bars
-    from rdlens.rundir import RunDir
+    from rdlens.run import checksums, no_bars
     from rdlens.tasks import Task, check_jobs, check_scheduler, run_tasks
     from rdlens.torchutil import resolve_device
 
@@ -614,10 +601,11 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
     if scheduler is not None:
         check_scheduler(scheduler, "patterns")
     t0 = time.perf_counter()
-    with lock(folder, "rdlens patterns"), _run_threads(folder):
+    # the study is one run for the thread policy; config.json records its torch thread count, and
+    # a saved study with another count is refused unless --force
+    with lock(folder, "rdlens patterns"), threads.POLICY.running():
         _claim_folder(folder, cfg, force)
         (folder / "summary.json").unlink(missing_ok=True)
-        begin_threads(RunDir(folder), resume=True)
         timings: dict[str, float] = {}
         gt = folder / "ground-truth"
         if _done(gt):
@@ -651,8 +639,7 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
         timings["measures and figures"] = time.perf_counter() - t
         summary = {"study": "patterns", "device": str(dev), "wall_time_s": time.perf_counter() - t0,
                    "stage_times_s": timings, "jobs": jobs, "scheduler": scheduler, "threads": threads.record(),
-                   "verdicts": said,
-                   "files": checksums(folder)}
+                   "verdicts": said, "files": checksums(folder)}
         write_json(folder / "summary.json", summary)
     return summary
 

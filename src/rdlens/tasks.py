@@ -123,11 +123,8 @@ def _in_workers(tasks: Sequence[Task], workers: int, bars: Any, log: Log) -> dic
 
     shower = threading.Thread(target=drain, name="rdlens task relay", daemon=True)
     shower.start()
-    policy = threads.POLICY
-    if not policy.configured:
-        policy.configure()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                               initargs=(queue, policy.fixed, policy.source, policy.run_threads, _registered()))
+                               initargs=(queue, threads.POLICY.state(), _registered()))
     timings: dict[str, float] = {}
     first_error: BaseException | None = None
     try:
@@ -145,8 +142,7 @@ def _in_workers(tasks: Sequence[Task], workers: int, bars: Any, log: Log) -> dic
                         for other in pending:
                             other.cancel()
     except KeyboardInterrupt:
-        _interrupt(pool)
-        pool.shutdown(wait=True, cancel_futures=True)
+        _interrupt(pool)  # the workers end their tasks; the shutdown below waits for them
         raise
     except BrokenProcessPool:
         raise StageFailed("a worker process ended unexpectedly (killed, or out of memory?); finished stages are "
@@ -211,10 +207,7 @@ def _on_dask(tasks: Sequence[Task], scheduler: str, log: Log) -> dict[str, float
     from dask.distributed import as_completed
 
     client, _ = dask_client(scheduler, 1, "")
-    policy = threads.POLICY
-    if not policy.configured:
-        policy.configure()
-    state = (policy.fixed, policy.source, policy.run_threads, _registered())
+    state = (threads.POLICY.state(), _registered())
     timings: dict[str, float] = {}
     first_error: BaseException | None = None
     try:
@@ -245,22 +238,18 @@ _ONE_AT_A_TIME = threading.Lock()
 
 
 def _dask_call(func: Callable[..., dict[str, float] | None], args: tuple[Any, ...],
-               state: tuple[int | None, str, int | None, list[bytes]]) -> tuple[dict[str, float] | None, list[str]]:
+               state: tuple[tuple[int | None, str, int | None], list[bytes]]
+               ) -> tuple[dict[str, float] | None, list[str]]:
     """A task on a Dask worker: the caller's thread policy and systems, one task per process at
     a time, its log lines returned with its timings."""
     from rdlens.progress import no_bars
 
-    fixed, source, run_threads, plugins = state
+    policy_state, plugins = state
     lines: list[str] = []
     with _ONE_AT_A_TIME:
-        policy = threads.POLICY
-        saved = (policy.configured, policy.fixed, policy.source, policy.run_threads)
-        policy.configured, policy.fixed, policy.source, policy.run_threads = True, fixed, source, run_threads
+        threads.POLICY.adopt(policy_state)
         _register(plugins)
-        try:
-            return func(*args, bars=no_bars, log=lines.append), lines
-        finally:
-            policy.configured, policy.fixed, policy.source, policy.run_threads = saved
+        return func(*args, bars=no_bars, log=lines.append), lines
 
 
 def _register(plugins: list[bytes]) -> None:
@@ -306,14 +295,13 @@ def _stop(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _worker_init(queue: Any, fixed: int | None, source: str, run_threads: int | None, plugins: list[bytes]) -> None:
+def _worker_init(queue: Any, policy_state: tuple[int | None, str, int | None], plugins: list[bytes]) -> None:
     """A worker takes the parent's thread policy (the torch thread count is a setting) and systems."""
     global _QUEUE
     _QUEUE = queue
     for sig in (signal.SIGINT, signal.SIGTERM):  # even where the parent was started with SIGINT ignored
         signal.signal(sig, _stop)
-    policy = threads.POLICY
-    policy.configured, policy.fixed, policy.source, policy.run_threads = True, fixed, source, run_threads
+    threads.POLICY.adopt(policy_state)
     import warnings
 
     warnings.showwarning = lambda message, *_, **__: _QUEUE.put(("warning", str(message)))

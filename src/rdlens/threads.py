@@ -191,13 +191,26 @@ class Policy:
             busy = _CpuMeter.runnable_others()
         return cores if busy is None else max(1, min(cores, int(cores - busy + 0.5)))
 
-    def torch_threads(self) -> int:
-        """The torch thread count now: the current run's, else the fixed one, else the default."""
+    def setting(self) -> int:
+        """The torch thread count the settings ask for: the fixed one, else the default."""
         if not self.configured:
             self.configure()
-        if self.run_threads is not None:
-            return self.run_threads
         return self.fixed if self.fixed is not None else DEFAULT_TORCH_THREADS
+
+    def torch_threads(self) -> int:
+        """The torch thread count now: the current run's, else the setting."""
+        return self.run_threads if self.run_threads is not None else self.setting()
+
+    def state(self) -> tuple[int | None, str, int | None]:
+        """What a worker process needs to follow this policy (see :meth:`adopt`)."""
+        if not self.configured:
+            self.configure()
+        return self.fixed, self.source, self.run_threads
+
+    def adopt(self, state: tuple[int | None, str, int | None]) -> None:
+        """Follow another process's policy (its :meth:`state`)."""
+        self.configured = True
+        self.fixed, self.source, self.run_threads = state
 
     def _set(self, n: int, stage: str) -> None:
         import sys
@@ -243,11 +256,8 @@ class Policy:
         """Decide the torch thread count of a run: ``saved`` (what its config.json records),
         else the setting (see :meth:`torch_threads`). A fixed count that differs from a saved
         one is refused: it would change the numbers of the run being continued."""
-        if not self.configured:
-            self.configure()
         self.choices.clear()
-        self.run_threads = None
-        wanted = self.torch_threads()
+        wanted = self.setting()
         if saved is not None and self.fixed is not None and saved != self.fixed:
             raise ConfigError(f"this run was started with {saved} torch thread(s) (torch_threads in its "
                               f"config.json); {self.source} asks for {self.fixed}, which would change its "
@@ -257,6 +267,14 @@ class Policy:
 
     def end_run(self) -> None:
         self.run_threads = None
+
+    @contextlib.contextmanager
+    def running(self, saved: int | None = None) -> Iterator[int]:
+        """``begin_run(saved)`` for the block, ``end_run()`` after it, however it ends."""
+        try:
+            yield self.begin_run(saved)
+        finally:
+            self.end_run()
 
 
 def _loaded_torch() -> Any:
