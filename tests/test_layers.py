@@ -11,8 +11,9 @@ import rdlens
 
 ROOT = Path(rdlens.__file__).parent
 CORE = {"rdlens.errors", "rdlens.progress", "rdlens.rundir", "rdlens.options", "rdlens.threads", "rdlens.balance",
-        "rdlens.paper", "rdlens.layout"}
-"""the shared core: errors, progress, run folders, settings, threads, the balance itself, the paper's values"""
+        "rdlens.paper", "rdlens.layout", "rdlens.study"}
+"""the shared core: errors, progress, run folders, the study lifecycle, settings, threads, the balance itself,
+the paper's values"""
 
 
 def module_name(path: Path) -> str:

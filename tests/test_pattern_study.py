@@ -54,9 +54,28 @@ def test_running_the_same_command_again_reuses_every_stage(study, capsys):
     assert (study / "convlstm" / "seed0" / "rollouts.npz").read_bytes() == before
 
 
+def test_report_rebuilds_the_study_from_its_verified_stages(study, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    before = {name: (copy / name).read_bytes() for name in ("table.md", "measures.csv", "patterns.svg")}
+    assert main(["report", str(copy)]) == 0
+    assert "Turing patterns" in capsys.readouterr().out
+    assert {name: (copy / name).read_bytes() for name in before} == before and verify(copy) is None
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert manifest["study"] == "patterns" and {"DDPM seed 0", "ConvLSTM seed 0"} <= set(manifest["stages_where"])
+    samples = copy / "ddpm" / "seed0" / "samples.npz"
+    samples.write_bytes(samples.read_bytes()[:-8] + bytes(8))
+    assert main(["report", str(copy)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "stage ddpm/seed0 of the patterns study" in err and "samples.npz differs" in err
+    assert len(err.splitlines()) == 1
+
+
 def test_other_settings_in_the_same_folder_need_force(study, capsys):
     assert main([*ARGS, "--out", str(study.parent), "--lstm-steps", "5"]) == 2
-    assert "holds a study with other settings (lstm_steps)" in capsys.readouterr().err
+    assert "holds a patterns study with other settings (lstm_steps)" in capsys.readouterr().err
     assert verify(study) is None
 
 
@@ -116,7 +135,7 @@ def test_a_folder_holding_something_else_is_refused(tmp_path, capsys):
     (tmp_path / "patterns-smoke").mkdir()
     (tmp_path / "patterns-smoke" / "notes.txt").write_text("mine")
     assert main([*ARGS, "--out", str(tmp_path)]) == 2
-    assert "holds no patterns study" in capsys.readouterr().err
+    assert "holds files that are not an rdlens study" in capsys.readouterr().err
 
 
 def test_field_scale_round_trips():

@@ -250,10 +250,10 @@ def test_a_truncated_rows_json_is_named(smoke_rows, capsys, tmp_path):
 
 
 def test_two_reproduce_runs_into_one_folder_are_refused(smoke_rows, capsys):
-    from rdlens import layout
+    from rdlens import study
 
     folder = smoke_rows / "reproduce-smoke"
-    with layout.lock(folder):
+    with study.lock(folder, "rdlens reproduce"):
         assert main(["reproduce", "--profile", "smoke", "--rows", "rd-spot", "--quiet", "--out", str(smoke_rows)]) == 2
     one_line_error(capsys, "is being written by rdlens reproduce (pid")
 

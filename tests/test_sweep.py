@@ -141,6 +141,6 @@ def test_without_dask_the_sweep_says_what_to_install(tmp_path, monkeypatch):
 
 def test_a_folder_of_other_settings_is_not_mixed_into(tmp_path, client):
     sweep.run_sweep(sweep.SweepConfig(**{**SMALL, "F": "0.03:0.03:1", "k": "0.06:0.06:1"}), tmp_path, client=client)
-    with pytest.raises(ConfigError, match="holds a sweep with other settings"):
+    with pytest.raises(ConfigError, match="holds a sweep study with other settings"):
         sweep.run_sweep(sweep.SweepConfig(**{**SMALL, "F": "0.04:0.04:1", "k": "0.06:0.06:1"}), tmp_path, client=client)
     assert json.loads((tmp_path / "config.json").read_text())["F"] == "0.03:0.03:1"

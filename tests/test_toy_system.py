@@ -1,6 +1,6 @@
-"""A fourth system added in this one file: registered, run through `rdlens reproduce`, `rdlens
-report` and its own generated subcommand with no other change, and checked against its
-closed form.
+"""A fourth system added in this one file, with its own controls and its own claims:
+registered, run through `rdlens reproduce`, `rdlens report`, the page and its own generated
+subcommand with no other change, and checked against its closed form.
 
 The system is a linear relaxation x_{t+1} = x_t + dt (s - a x_t): the source dt s is its
 reaction, the decay dt a x_t its diffusion. With q = 1 - a dt and x* = s / a,
@@ -77,6 +77,25 @@ class Decay(systems.System):
         np.save(ctx.dir.file("x.npy"), np.array([x]))
         return {**trace.summary(), "x_final": x}
 
+    control_labels = {"frozen": "x held at x0", "balanced": "x held at s/a"}
+
+    def controls(self, config: DecayConfig, run_dir, device) -> tuple[dict, dict]:
+        results, traces = {}, {}
+        for name, x in (("frozen", config.x0), ("balanced", config.source / config.rate)):
+            reaction = np.full(config.steps, config.dt * config.source)
+            trace = BalanceTrace.from_series(reaction, np.full(config.steps, config.dt * config.rate * x))
+            results[name], traces[name] = {"M_react": trace.M_react, "M_diff": trace.M_diff, "R": trace.R}, trace
+        return results, traces
+
+    def claims(self, config: DecayConfig, run_dir, device) -> dict:
+        return {"final_R": BalanceTrace.load(run_dir / "trace.csv").final_R}
+
+    def judge_claims(self, row: str, measured: list[dict]) -> dict[str, str]:
+        worst = max(abs(m["final_R"] - 1) for m in measured)
+        verdict = "supported" if worst < 0.01 else "not supported"
+        return {"the relaxation ends in balance": f"{verdict}: final R is at most {worst:.2%} from 1 over "
+                                                  f"{len(measured)} seed(s)"}
+
     def draw_panel(self, ax, run_dir) -> str:
         ax.set_axis_on()
         tr = BalanceTrace.load(run_dir / "trace.csv")
@@ -119,7 +138,7 @@ def test_a_new_system_runs_through_reproduce_and_report_and_matches_its_closed_f
     profile = tmp_path / "toy.toml"
     profile.write_text(PROFILE)
     args = ["reproduce", "--profile", str(profile), "--rows", "decay-slow,decay-fast", "--seeds", "2", "--controls",
-            "--quiet", "--out", str(tmp_path)]
+            "--claims", "--quiet", "--out", str(tmp_path)]
     assert main(args) == 0
     folder = tmp_path / "reproduce-toy"
     with open(folder / "table1.csv") as fh:
@@ -135,9 +154,23 @@ def test_a_new_system_runs_through_reproduce_and_report_and_matches_its_closed_f
     assert rows["decay-slow"]["setting"] == "slow relaxation" and rows["decay-slow"]["paper_R"] == ""
     assert rows["decay-slow"]["rel_diff_R"] == ""  # no paper value: no difference, and no KeyError
     assert float(rows["decay-fast"]["rel_diff_R"]) == pytest.approx(float(rows["decay-fast"]["R"]) - 1)
-    for name in ("fig2.png", "fig2.svg", "fig3.png", "patterns.png", "controls.md"):
+    for name in ("fig2.png", "fig2.svg", "fig3.png", "patterns.png", "controls.md", "controls.png", "claims.md"):
         assert (folder / name).stat().st_size > 0, name
-    assert "no controls defined for the decay system" in capsys.readouterr().err
+    controls = json.loads((folder / "controls.json").read_text())
+    for row_id, a in (("decay-slow", 0.05), ("decay-fast", 0.2)):
+        assert controls[row_id]["frozen"]["R"]["mean"] == pytest.approx(1.0 / (a * 0.5), rel=1e-12)
+        assert controls[row_id]["balanced"]["R"]["mean"] == pytest.approx(1.0, rel=1e-12)
+    controls_md = (folder / "controls.md").read_text()
+    assert "| decay-slow | x held at x0 | " in controls_md and "| decay-fast | x held at s/a | " in controls_md
+    own = json.loads((folder / "claims.json").read_text())["own"]
+    for row_id, a in (("decay-slow", 0.05), ("decay-fast", 0.2)):
+        distance = abs(closed_form(a)[2] - 1)
+        verdict = own[row_id]["the relaxation ends in balance"]
+        assert verdict.startswith("supported" if distance < 0.01 else "not supported")
+        assert f"{distance:.2%} from 1 over 2 seed(s)" in verdict
+    page = (folder / "index.html").read_text()
+    assert "The systems&#x27; own claims" in page or "The systems' own claims" in page
+    assert "x held at s/a" in page and "the relaxation ends in balance" in page
     saved = (folder / "table1.csv").read_bytes()
     (folder / "table1.csv").unlink()
     assert main(["report", str(folder)]) == 0
@@ -164,6 +197,23 @@ def test_a_new_system_profile_values_are_type_checked(decay, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "rate must be a number, got 'fast'" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_a_new_system_s_wall_time_counts_its_work(decay, tmp_path, monkeypatch):
+    import time
+
+    from rdlens.run import run
+
+    plain = Decay.execute
+
+    def slow(self, config, prepared, ctx):
+        time.sleep(0.2)
+        return plain(self, config, prepared, ctx)
+
+    monkeypatch.setattr(Decay, "execute", slow)
+    rd, summary = run(decay, DecayConfig(), out=tmp_path)
+    assert 0.2 <= summary["wall_time_s"] < 60
+    assert json.loads((rd.path / "manifest.json").read_text())["timings_s"]["execute"] >= 0.2
 
 
 def test_closed_form_is_what_the_recursion_gives():

@@ -311,10 +311,24 @@ def _add_reproduce(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None,
                    help="parent folder (default: ./runs); the run goes to OUT/reproduce-PROFILE")
     p.add_argument("--force", action="store_true", help="recompute every row, even finished ones (default: reuse)")
+    _add_embed(p)
     _add_threads(p)
     _add_jobs(p, "rows and seeds")
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: shown on a terminal)")
     p.set_defaults(func=_cmd_reproduce)
+
+
+def _add_embed(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--embed", action="append", default=None, metavar="DIR",
+                   help="show this finished patterns study or sweep on the page (repeatable; each is verified "
+                        "against its checksums; kept for later reports; --embed none clears the list; "
+                        "default: the folder's list, empty at first)")
+
+
+def _embeds(args: argparse.Namespace) -> list[str] | None:
+    if args.embed is None:
+        return None
+    return [] if args.embed == ["none"] else args.embed
 
 
 def _jobs(args: argparse.Namespace) -> int:
@@ -333,7 +347,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         folder, table, complete = reproduce(
             args.profile, out=args.out, rows=rows, seed=args.seed, seeds=args.seeds, controls=args.controls, claims=args.claims,
             data_dir=args.data_dir, download=args.download, device=args.device, force=args.force,
-            jobs=_jobs(args), scheduler=args.scheduler, bars=_bars(args.quiet),
+            jobs=_jobs(args), scheduler=args.scheduler, embed=_embeds(args), bars=_bars(args.quiet),
             log=lambda line: print(line, file=sys.stderr),
         )
     except KeyboardInterrupt:
@@ -394,7 +408,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     else:
         from rdlens.options import from_dict, nest
 
+        from rdlens.run import default_runs_root
+        from rdlens.rundir import check_writable
+
         cfg = from_dict(sweep.SweepConfig, nest(options, values))
+        check_writable(args.out or default_runs_root())  # a file or a read-only folder: one line, nothing made
         folder = sweep.new_folder(args.out)
     summary = sweep.run_sweep(cfg, folder, scheduler=args.scheduler, workers=args.workers, bars=_bars(args.quiet))
     c = summary["classes"]
@@ -459,14 +477,15 @@ def _cmd_patterns(args: argparse.Namespace) -> int:
 
 
 def _add_report(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by rdlens reproduce")
+    p.add_argument("run_dir", metavar="DIR", help="a folder written by rdlens reproduce, patterns or sweep")
+    _add_embed(p)
     p.set_defaults(func=_cmd_report)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from rdlens.report import build_report
+    from rdlens.studies import report
 
-    print(build_report(args.run_dir))
+    print(report(args.run_dir, embed=_embeds(args)))
     return 0
 
 
@@ -493,9 +512,13 @@ COMMANDS: dict[str, tuple[str, str, Callable[[argparse.ArgumentParser], None]]] 
                  "distributions.png, balance.png and drift.png into OUT/patterns-PROFILE; the same command\n"
                  "continues an interrupted study.",
                  _add_patterns),
-    "report": ("rebuild the tables and figures of a reproduce folder from its saved rows",
-               "Rebuild table1.*, fig2.*, fig3.png and patterns.png from the saved traces and\n"
-               "summaries of a `rdlens reproduce` folder, recomputing nothing.", _add_report),
+    "report": ("rebuild what a study folder publishes from its verified stages, recomputing nothing",
+               "Rebuild the tables, figures and page of a study folder from its saved stages, recomputing\n"
+               "nothing: a reproduce folder (table1.*, fig2.*, fig3.png, patterns.png, index.html), a\n"
+               "patterns study (table.*, measures.csv, figures) or a sweep (points.csv, maps, mosaic).\n"
+               "The kind of study is read from the folder; every stage is verified against its\n"
+               "checksums first. --embed DIR shows a patterns study or a sweep on a reproduce page.",
+               _add_report),
 }
 
 

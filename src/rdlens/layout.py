@@ -5,17 +5,18 @@
       rows.json                 every row: system, setting, data, status (ran, stand-in, skipped), paper values
       rows/<row>/seed<s>/       one run directory per row and seed (see rdlens.run), + controls.json
       table1.{md,csv,json,tex}  fig2.{png,svg}  fig3.{png,svg}  patterns.png  controls.{md,json,png}
+      embeds.json               the other studies (patterns, sweep) the page shows, named with --embed
+      config.json  manifest.json  summary.json   the study lifecycle's files (rdlens.study)
 
 Writers (:mod:`rdlens.reproduce`) and readers (:mod:`rdlens.report`) both go through here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from rdlens.errors import ConfigError
 from rdlens.rundir import write_json
@@ -51,30 +52,45 @@ def read_rows(folder: str | os.PathLike) -> dict[str, Any]:
     return info
 
 
-LOCK = ".rdlens.lock"
+EMBEDS = "embeds.json"
+EMBEDDABLE = ("patterns", "sweep")
+"""the studies a reproduce page can show beside Table 1"""
 
 
-@contextlib.contextmanager
-def lock(folder: str | os.PathLike, holder: str = "rdlens reproduce") -> Iterator[None]:
-    """Hold an exclusive lock on a reproduce folder, or refuse at once if another process
-    holds it (two runs writing into one folder would mix their rows)."""
-    import fcntl
+def check_embeds(folder: str | os.PathLike, embed: list[str | os.PathLike] | None) -> list[dict[str, str]] | None:
+    """The studies ``embed`` names as embeds.json records them ({kind, path relative to the
+    reproduce folder}), each verified as a finished study of an embeddable kind; None for None.
+    A ConfigError names the first one that is not."""
+    from rdlens.study import kind_of, read_summary
 
-    path = Path(folder)
-    path.mkdir(parents=True, exist_ok=True)
-    fh = open(path / LOCK, "a+")
+    if embed is None:
+        return None
+    out = []
+    for item in embed:
+        path = Path(item).expanduser()
+        kind = kind_of(path) if path.is_dir() else None
+        if kind not in EMBEDDABLE:
+            raise ConfigError(f"--embed {item}: not a patterns study or a sweep folder (one of: "
+                              f"{', '.join(EMBEDDABLE)})")
+        read_summary(path, kind)
+        out.append({"kind": kind, "path": os.path.relpath(path.resolve(), Path(folder).resolve())})
+    return out
+
+
+def write_embeds(folder: str | os.PathLike, embeds: list[dict[str, str]]) -> Path:
+    return write_json(Path(folder) / EMBEDS, {"embed": embeds})
+
+
+def read_embeds(folder: str | os.PathLike) -> list[tuple[str, Path, dict[str, Any]]]:
+    """(kind, folder, summary) of every study the page embeds, each verified now; a ConfigError
+    names one that was moved, damaged or left unfinished since it was named."""
+    from rdlens.study import read_summary
+
+    path = Path(folder) / EMBEDS
+    if not path.exists():
+        return []
     try:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            other = fh.read().strip() or "another process"
-            raise ConfigError(f"{path} is being written by {other}; wait for it to finish or choose "
-                              "another --out") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"{holder} (pid {os.getpid()})\n")
-        fh.flush()
-        yield
-    finally:
-        fh.close()
+        embeds = [(str(e["kind"]), Path(folder) / str(e["path"])) for e in json.loads(path.read_text())["embed"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(f"{path} is damaged; name the studies to show again with --embed") from None
+    return [(kind, where, read_summary(where, kind)) for kind, where in embeds]

@@ -30,7 +30,6 @@ import csv
 import io
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -44,6 +43,7 @@ from rdlens.balance import BalanceTrace, combine, t_interval
 from rdlens.errors import ConfigError, SimulationDiverged, check_memory, check_seed
 from rdlens.grayscott import GrayScott, pearson_spots
 from rdlens.rundir import atomic_write_text, save_npz, write_json
+from rdlens.study import claim, finish_stage, fresh_stage, stage_done
 
 OPTION_HIDDEN = ("model.F", "model.k")
 """each setting gives its own F and k"""
@@ -206,28 +206,6 @@ def conditions(F: np.ndarray, k: np.ndarray) -> np.ndarray:
 Bars = Callable[[str, int], Any]
 
 
-def _done(stage: Path) -> bool:
-    from rdlens.run import verify
-
-    return stage.is_dir() and verify(stage) is None
-
-
-def _finish(stage: Path, summary: dict[str, Any]) -> None:
-    from rdlens.run import checksums
-
-    write_json(stage / "summary.json", {**summary, "files": checksums(stage)})
-
-
-def _fresh(stage: Path) -> Path:
-    """An empty folder for a stage to be (re)done; a training stage keeps its checkpoint."""
-    if stage.exists():
-        for p in stage.iterdir():
-            if p.name != "checkpoint.pt":
-                p.unlink() if p.is_file() else shutil.rmtree(p)
-    stage.mkdir(parents=True, exist_ok=True)
-    return stage
-
-
 def _advance(models: list[GrayScott], u: np.ndarray, v: np.ndarray, steps: int, chunks: int = 1,
              ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Advance a batch of grids ``steps`` steps in ``chunks`` equal parts; return (u, v, norms)
@@ -259,7 +237,7 @@ def _starts(cfg: PatternsConfig, use: str, per_setting: int) -> tuple[list[GrayS
 def ground_truth(cfg: PatternsConfig, stage: Path) -> None:
     """Stationary patterns (fields.npz, with each one's balance), training trajectories
     (trajectories.npz) and the true continuation of the rollout starts (truth.npz)."""
-    _fresh(stage)
+    fresh_stage(stage)
     t0 = time.perf_counter()
     models, u, v, seeds = _starts(cfg, "ground-truth", cfg.patterns)
     (u_end, v_end, norms), = _advance(models, u, v, cfg.steps)
@@ -283,7 +261,7 @@ def ground_truth(cfg: PatternsConfig, stage: Path) -> None:
              for part, upto in (("horizon", horizon), ("all", norms.shape[1]))}
         save_npz(stage / name, x=x, F=np.array([m.F for m in models]), k=np.array([m.k for m in models]), seed=seeds,
                  **R)
-    _finish(stage, {"wall_time_s": time.perf_counter() - t0, "patterns": len(F)})
+    finish_stage(stage, {"wall_time_s": time.perf_counter() - t0, "patterns": len(F)})
 
 
 def _curves(traces: list[BalanceTrace], grid: int = 201) -> tuple[np.ndarray, np.ndarray]:
@@ -299,7 +277,7 @@ def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
     from rdlens import ddpm
     from rdlens.rundir import save_losses
 
-    _fresh(stage)
+    fresh_stage(stage)
     t0 = time.perf_counter()
     with np.load(gt / "fields.npz") as f:
         images = torch.from_numpy(to_unit(f["u"], f["v"]))
@@ -315,7 +293,7 @@ def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
     save_npz(stage / "samples.npz", x=x.astype(np.float32))
     out.trace.save(stage / "trace.csv")
     save_losses(stage / "losses.csv", result.losses)
-    _finish(stage, {"wall_time_s": time.perf_counter() - t0, **out.trace.summary(), "seed": seed,
+    finish_stage(stage, {"wall_time_s": time.perf_counter() - t0, **out.trace.summary(), "seed": seed,
                     "steps": result.steps_done})
     return {f"DDPM seed {seed}": time.perf_counter() - t0}
 
@@ -330,7 +308,7 @@ def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
     from rdlens.rundir import save_losses
     from rdlens.training import fit
 
-    _fresh(stage)
+    fresh_stage(stage)
     t0 = time.perf_counter()
     with np.load(gt / "trajectories.npz") as f:
         x = torch.from_numpy(f["x"]).to(device)
@@ -360,7 +338,7 @@ def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
              input_gate=record.input_gate, forget_gate=record.forget_gate)
     save_losses(stage / "losses.csv", done.losses)
     horizon = BalanceTrace.from_samples(record.reaction[: cfg.frames], record.diffusion[: cfg.frames])
-    _finish(stage, {"wall_time_s": time.perf_counter() - t0, **horizon.summary(), "seed": seed,
+    finish_stage(stage, {"wall_time_s": time.perf_counter() - t0, **horizon.summary(), "seed": seed,
                     "R_long": record.trace().R, "steps": done.steps_done})
     return {f"ConvLSTM seed {seed}": time.perf_counter() - t0}
 
@@ -546,35 +524,15 @@ def default_dir(profile: str, out: str | Path | None) -> Path:
 
 
 def config_json(cfg: PatternsConfig) -> dict[str, Any]:
-    """The study's config.json: its settings and the torch thread count its numbers depend on."""
+    """The study's settings as its config.json holds them (apart from the kind of study),
+    with the torch thread count its numbers depend on."""
     from rdlens import threads
 
-    return {"study": "patterns", **json.loads(json.dumps(asdict(cfg))), "torch_threads": threads.POLICY.torch_threads()}
+    return {**json.loads(json.dumps(asdict(cfg))), "torch_threads": threads.POLICY.torch_threads()}
 
 
-def _claim_folder(folder: Path, cfg: PatternsConfig, force: bool) -> None:
-    """Start, continue or (with ``force``) restart a study in ``folder``; refuse a folder that
-    holds something else or a study with other settings."""
-    cfg_file = folder / "config.json"
-    saved = None
-    if cfg_file.exists():
-        try:
-            saved = json.loads(cfg_file.read_text())
-        except (OSError, ValueError):
-            saved = {}
-    elif folder.exists() and any(p.name != ".rdlens.lock" for p in folder.iterdir()):
-        raise ConfigError(f"{folder} is not empty and holds no patterns study; choose another --out")
-    if saved is not None and not (isinstance(saved, dict) and saved.get("study") == "patterns"):
-        raise ConfigError(f"{folder}/config.json is not a patterns study's; choose another --out")
-    if saved is not None and saved != config_json(cfg) and not force:
-        differ = sorted(k for k in saved.keys() | config_json(cfg).keys() if saved.get(k) != config_json(cfg).get(k))
-        raise ConfigError(f"{folder} holds a study with other settings ({', '.join(differ)}); add --force to start "
-                          "it over, or choose another --out")
-    if force:
-        for p in folder.iterdir() if folder.exists() else ():
-            if p.name != ".rdlens.lock":
-                p.unlink() if p.is_file() else shutil.rmtree(p)
-    write_json(cfg_file, config_json(cfg))
+PUBLISHED = ("measures.csv", "table.json", "table.md")
+"""the study's tables; its figures (:func:`rdlens.report.patterns.figures`) are published too"""
 
 
 def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", force: bool = False, jobs: int = 1,
@@ -582,12 +540,11 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
               ) -> dict[str, Any]:
     """Run (or continue) the study into ``folder``; return its summary. Finished stages are
     reused, an interrupted training resumes from its checkpoint, tables and figures are
-    rewritten from the saved stages, and summary.json is written last. ``jobs`` > 1 trains the
-    DDPMs and ConvLSTMs side by side in worker processes, ``scheduler`` on a Dask cluster's
-    workers (:mod:`rdlens.tasks`): the same numbers either way."""
+    rewritten from the saved stages, and summary.json is written last (:mod:`rdlens.study`).
+    ``jobs`` > 1 trains the DDPMs and ConvLSTMs side by side in worker processes,
+    ``scheduler`` on a Dask cluster's workers (:mod:`rdlens.tasks`): the same numbers either way."""
     from rdlens import threads
-    from rdlens.layout import lock
-    from rdlens.run import checksums, no_bars
+    from rdlens.run import no_bars
     from rdlens.tasks import Task, check_jobs, check_scheduler, run_tasks
     from rdlens.torchutil import resolve_device
 
@@ -600,48 +557,84 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
     dev = resolve_device(device)
     if scheduler is not None:
         check_scheduler(scheduler, "patterns")
-    t0 = time.perf_counter()
     # the study is one run for the thread policy; config.json records its torch thread count, and
     # a saved study with another count is refused unless --force
-    with lock(folder, "rdlens patterns"), threads.POLICY.running():
-        _claim_folder(folder, cfg, force)
-        (folder / "summary.json").unlink(missing_ok=True)
-        timings: dict[str, float] = {}
+    with claim(folder, "patterns", config_json(cfg), force=force) as study, threads.POLICY.running():
         gt = folder / "ground-truth"
-        if _done(gt):
+        if stage_done(gt):
             log("Gray-Scott ground truth: finished before, reused")
         else:
             log("Gray-Scott ground truth: running")
-            t = time.perf_counter()
-            ground_truth(cfg, gt)
-            timings["Gray-Scott ground truth"] = time.perf_counter() - t
+            with study.timed("Gray-Scott ground truth"):
+                ground_truth(cfg, gt)
         work = []
         for s in range(cfg.seed, cfg.seed + cfg.seeds):
             for name, func, sub in ((f"DDPM seed {s}", train_ddpm, "ddpm"), (f"ConvLSTM seed {s}", train_lstm, "convlstm")):
                 stage = folder / sub / f"seed{s}"
-                if _done(stage):
+                if stage_done(stage):
                     log(f"{name}: finished before, reused")
                     continue
                 log(f"{name}: running")
                 work.append(Task(name, func, (cfg, s, gt, stage, dev)))
-        timings.update(run_tasks(work, jobs, bars=bars, log=log, scheduler=scheduler))
-        t = time.perf_counter()
-        rows, R = collect(cfg, folder)
-        entries = table(rows, R)
-        said = verdicts(entries)
-        atomic_write_text(folder / "measures.csv", rows_csv(rows))
-        write_json(folder / "table.json", {"systems": entries, "verdicts": said})
-        atomic_write_text(folder / "table.md", "# Turing patterns: Gray-Scott, DDPM, ConvLSTM\n\n"
-                          + table_markdown(entries, cfg) + "\n" + "\n".join(f"- {v}" for v in said) + "\n")
-        from rdlens.report.patterns import figures
+        study.timings.update(run_tasks(work, jobs, bars=bars, log=log, scheduler=scheduler, where=study.where))
+        with study.timed("measures and figures"):
+            said = publish(cfg, folder)
+        return study.finish({"device": str(dev), "wall_time_s": time.perf_counter() - study.started,
+                             "stage_times_s": study.timings, "jobs": jobs, "scheduler": scheduler,
+                             "threads": threads.record(), "verdicts": said},
+                            published_files(folder), device=dev, seed=cfg.seed, jobs=jobs, scheduler=scheduler)
 
-        figures(folder, cfg)
-        timings["measures and figures"] = time.perf_counter() - t
-        summary = {"study": "patterns", "device": str(dev), "wall_time_s": time.perf_counter() - t0,
-                   "stage_times_s": timings, "jobs": jobs, "scheduler": scheduler, "threads": threads.record(),
-                   "verdicts": said, "files": checksums(folder)}
-        write_json(folder / "summary.json", summary)
-    return summary
+
+def publish(cfg: PatternsConfig, folder: Path) -> list[str]:
+    """Measure the saved stages and write the study's tables and figures; return its verdicts."""
+    rows, R = collect(cfg, folder)
+    entries = table(rows, R)
+    said = verdicts(entries)
+    atomic_write_text(folder / "measures.csv", rows_csv(rows))
+    write_json(folder / "table.json", {"systems": entries, "verdicts": said})
+    atomic_write_text(folder / "table.md", "# Turing patterns: Gray-Scott, DDPM, ConvLSTM\n\n"
+                      + table_markdown(entries, cfg) + "\n" + "\n".join(f"- {v}" for v in said) + "\n")
+    from rdlens.report.patterns import figures
+
+    figures(folder, cfg)
+    return said
+
+
+def published_files(folder: Path) -> list[str]:
+    """What a finished study publishes: its tables, its figures and the summaries of its stages."""
+    figures = [p.name for p in folder.iterdir() if p.suffix in (".png", ".svg")]
+    stages = [str(p.relative_to(folder)) for p in folder.glob("*/**/summary.json")]
+    return [*PUBLISHED, *figures, *stages]
+
+
+def _verified_stages(cfg: PatternsConfig, folder: Path) -> None:
+    """A ConfigError naming the first stage of the study that does not verify."""
+    from rdlens.study import verify
+
+    stages = [folder / "ground-truth"] + [folder / sub / f"seed{s}" for s in range(cfg.seed, cfg.seed + cfg.seeds)
+                                          for sub in ("ddpm", "convlstm")]
+    for stage in stages:
+        damage = verify(stage)
+        if damage is not None:
+            raise ConfigError(f"stage {stage.relative_to(folder)} of the patterns study in {folder} cannot be "
+                              f"trusted: {damage}; rerun rdlens patterns to redo it")
+
+
+def rebuild(folder: str | Path) -> dict[str, Any]:
+    """``rdlens report`` of a patterns study: verify the study and every stage, rewrite the
+    tables and figures from the stages (recomputing nothing) and check the result against the
+    study's own summary; return it."""
+    from rdlens.options import from_dict
+    from rdlens.study import lock, read_summary
+
+    folder = Path(folder)
+    read_summary(folder, "patterns")  # finished, and nothing it publishes was damaged or edited
+    with lock(folder, "rdlens report"):
+        saved = json.loads((folder / "config.json").read_text())
+        cfg = from_dict(PatternsConfig, {k: v for k, v in saved.items() if k not in ("study", "torch_threads")})
+        _verified_stages(cfg, folder)
+        publish(cfg, folder)
+    return read_summary(folder, "patterns")
 
 
 def collect(cfg: PatternsConfig, folder: Path) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:

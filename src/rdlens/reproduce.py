@@ -43,13 +43,15 @@ from rdlens.options import check_values
 from rdlens.paper import TABLE1
 from rdlens.run import (TORCH_THREADS, Bars, config_json, default_runs_root, no_bars, resolve, run,
                         saved_torch_threads, verify)
-from rdlens.rundir import RunDir, check_writable, write_json
+from rdlens.rundir import check_writable, write_json
+from rdlens.study import Study, add_files, claim, listed_files
 from rdlens.tasks import Task, check_jobs, check_scheduler, run_tasks
 
 PROFILES = ("quick", "cpu", "paper", "authors", "smoke")
 MAX_SEEDS = 1000
 """most independent seeds one command may ask for"""
 CLAIMS = "claims.json"
+CONTROLS = "controls.json"
 """what a row's claims measured (rdlens.claims), beside its summary"""
 
 
@@ -290,6 +292,7 @@ def reproduce(
     force: bool = False,
     jobs: int = 1,
     scheduler: str | None = None,
+    embed: list[str | os.PathLike] | None = None,
     bars: Bars | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[Path, str, bool]:
@@ -297,7 +300,9 @@ def reproduce(
     ``seed ... seed + seeds - 1`` (and their controls and claims' measurements), then write the
     tables, figures and the report page. ``jobs`` > 1 runs up to that many rows and seeds side
     by side in worker processes, ``scheduler`` (a Dask scheduler's address) on that cluster's
-    workers (:mod:`rdlens.tasks`): the same numbers either way.
+    workers (:mod:`rdlens.tasks`): the same numbers either way. ``embed`` names the other
+    studies (a patterns study, a sweep) whose results the page shows; each is verified first,
+    and the list is kept for later reports (None keeps the folder's list, [] clears it).
 
     Returns (folder, Markdown table, whether every requested row ran).
     """
@@ -336,8 +341,11 @@ def reproduce(
     check_writable(folder)
     if scheduler is not None:
         check_scheduler(scheduler, "reproduce")
-    with layout.lock(folder):
-        return _reproduce(profile, folder, rows, plans, seed, seed_list, controls, claims, data_dir, device, force,
+    embedded = layout.check_embeds(folder, embed)
+    with claim(folder, "reproduce", {}, compare=False) as study:  # each row compares its own settings
+        if embed is not None:
+            layout.write_embeds(folder, embedded)
+        return _reproduce(study, profile, rows, plans, seed, seed_list, controls, claims, data_dir, device, force,
                           jobs, scheduler, bars, log)
 
 
@@ -357,12 +365,13 @@ def _download_missing(rows: list[Row], profile: dict[str, Any], seed: int, data_
         log(f"{row.id:<28} " + ("fetched and verified" if failure is None else f"could not fetch: {failure}"))
 
 
-def _reproduce(profile: dict[str, Any], folder: Path, rows: tuple[str, ...], plans: dict[int, list[Plan]], seed: int,
-               seed_list: list[int], controls: bool, claims: bool, data_dir: str | None, device: str,
+def _reproduce(study: Study, profile: dict[str, Any], rows: tuple[str, ...], plans: dict[int, list[Plan]],
+               seed: int, seed_list: list[int], controls: bool, claims: bool, data_dir: str | None, device: str,
                force: bool, jobs: int, scheduler: str | None, bars: Bars | None, log: Callable[[str], None]
                ) -> tuple[Path, str, bool]:
-    """The work of :func:`reproduce` once the plan is checked and the folder is locked."""
-    top = RunDir(folder)
+    """The work of :func:`reproduce` once the plan is checked and the folder claimed: rows x
+    seeds are the study's stages."""
+    folder = study.folder
     write_json(folder / layout.PLAN, {"profile": profile["name"], "seeds": seed_list, "data_dir": data_dir,
                                       "controls": controls, "claims": claims, "rows": list(rows)})
     for s in seed_list:
@@ -371,20 +380,24 @@ def _reproduce(profile: dict[str, Any], folder: Path, rows: tuple[str, ...], pla
                 log(f"{plan.row.id + ' seed ' + str(s):<28} skipped: {plan.skip_reason}")
     work = [Task(f"{p.row.id} seed {s}", _do_row, (p, s, folder, force, controls, claims, device))
             for s in seed_list for p in plans[s] if not p.skip_reason]
-    top.timings.update(run_tasks(work, jobs, bars=bars or no_bars, log=log, scheduler=scheduler))
+    study.timings.update(run_tasks(work, jobs, bars=bars or no_bars, log=log, scheduler=scheduler, where=study.where))
     first = plans[seed_list[0]]
     rows_info = [{"id": p.row.id, "system": p.row.system, "title": p.system.title, "setting": p.row.label,
                   "data": p.data, "status": p.status, "reason": p.skip_reason, "dir": f"rows/{p.row.id}",
                   "paper": p.row.paper} for p in first]
     layout.write_rows(folder, {"profile": profile["name"], "description": profile["description"],
                                "seeds": seed_list, "controls": controls, "claims": claims, "rows": rows_info})
-    from rdlens.report import build_report
+    from rdlens.report import build_report, published_files
 
-    table = build_report(folder)
-    top.write_manifest(seed=seed, device=device, profile=profile["name"], seeds=seed_list,
-                       rows=[p.row.id for p in first], controls=controls, jobs=jobs, scheduler=scheduler,
-                       torch_threads=threads.POLICY.torch_threads())
-    return folder, table, all(p.skip_reason is None for p in first)
+    with study.timed("tables, figures and page"):
+        table = build_report(folder)
+    complete = all(p.skip_reason is None for p in first)
+    study.finish({"profile": profile["name"], "seeds": seed_list, "rows": {p.row.id: p.status for p in first},
+                  "complete": complete}, published_files(folder),
+                 seed=seed, device=device, profile=profile["name"], seeds=seed_list, rows=[p.row.id for p in first],
+                 controls=controls, claims=claims, jobs=jobs, scheduler=scheduler,
+                 torch_threads=threads.POLICY.torch_threads())
+    return folder, table, complete
 
 
 def _do_row(plan: Plan, seed: int, folder: Path, force: bool, controls: bool, claims: bool, device: str, *,
@@ -401,6 +414,8 @@ def _do_row(plan: Plan, seed: int, folder: Path, force: bool, controls: bool, cl
         if state == "fresh" and row_dir.exists():
             shutil.rmtree(row_dir)
         (row_dir / "summary.json").unlink(missing_ok=True)  # a damaged finished row resumes as unfinished
+        for stale in (CONTROLS, CLAIMS, *(p.name for p in row_dir.glob("control-*.csv"))):
+            (row_dir / stale).unlink(missing_ok=True)  # measured on the model before it was resumed or extended
         row_dir.mkdir(parents=True, exist_ok=True)
         note = f" (offline stand-in: {plan.data})" if plan.stand_in else ""
         if state == "extend":
@@ -414,7 +429,7 @@ def _do_row(plan: Plan, seed: int, folder: Path, force: bool, controls: bool, cl
             setting=plan.label)
         timings[tag] = time.perf_counter() - t0
         log(f"{tag:<28} done in {timings[tag]:.1f} s")
-    if controls and not (row_dir / "controls.json").exists():
+    if controls and CONTROLS not in listed_files(row_dir):
         t0 = time.perf_counter()
         measured = plan.system.controls(plan.config, row_dir, resolve(plan.system, device))
         timings[f"{tag} controls"] = time.perf_counter() - t0
@@ -424,13 +439,15 @@ def _do_row(plan: Plan, seed: int, folder: Path, force: bool, controls: bool, cl
             results, traces = measured
             for name, tr in traces.items():
                 tr.save(row_dir / f"control-{name}.csv")
-            write_json(row_dir / "controls.json", results)
+            write_json(row_dir / CONTROLS, results)
+            add_files(row_dir, [CONTROLS, *(f"control-{name}.csv" for name in traces)])
             log(f"{tag:<28} controls done in {time.perf_counter() - t0:.1f} s")
-    if claims and not (row_dir / CLAIMS).exists():
+    if claims and CLAIMS not in listed_files(row_dir):
         t0 = time.perf_counter()
         measured = plan.system.claims(plan.config, row_dir, resolve(plan.system, device))
         timings[f"{tag} claims"] = time.perf_counter() - t0
         if measured is not None:
             write_json(row_dir / CLAIMS, measured)
+            add_files(row_dir, [CLAIMS])
             log(f"{tag:<28} claims measured in {timings[f'{tag} claims']:.1f} s")
     return timings

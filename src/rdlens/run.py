@@ -11,7 +11,6 @@ its folder; one with a checkpoint keeps it so that ``--resume`` can continue it.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import shutil
@@ -23,7 +22,8 @@ from typing import Any
 from rdlens import threads
 from rdlens.errors import ConfigError, RunInterrupted, SimulationDiverged, check_memory
 from rdlens.progress import Bar, Bars, no_bars
-from rdlens.rundir import SUMMARY, RunContext, RunDir, check_writable, timestamp, to_jsonable
+from rdlens.rundir import RunContext, RunDir, check_writable, timestamp, to_jsonable
+from rdlens.study import checksums, verify
 from rdlens.systems import System
 
 __all__ = ["Bar", "Bars", "RunContext", "no_bars", "run", "checksums", "verify", "config_json", "begin_threads",
@@ -146,8 +146,12 @@ def run(
     begin_threads(rd, resume)
     try:
         # one thread unless a stage inside asks for more (see rdlens.threads)
+        t1 = time.perf_counter()
         with threads.stage("run", parallel=False):
             fields = system.execute(config, prepared, ctx)
+        execute_s = time.perf_counter() - t1
+        if set(rd.timings) == {"prepare"}:  # a system that times no stages of its own (a plug-in)
+            rd.timings["execute"] = execute_s
         used = threads.record()
     except KeyboardInterrupt:
         if not rd.file(CHECKPOINT).exists():
@@ -169,7 +173,7 @@ def run(
     seed = getattr(config, "seed", None)
     wall = fields.pop("wall_time_s", None)
     summary = {"system": system.name, "setting": setting or system.setting(config), **fields, "seed": seed,
-               "wall_time_s": sum(rd.timings.values()) if wall is None else wall, "run_dir": str(rd.path)}
+               "wall_time_s": prepare_s + execute_s if wall is None else wall, "run_dir": str(rd.path)}
     rd.write_manifest(seed=seed, device=str(dev), threads=used, **ctx.manifest)
     summary["files"] = checksums(rd.path)
     rd.write_summary(summary)
@@ -189,37 +193,3 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def checksums(folder: Path) -> dict[str, str]:
-    """SHA-256 of every result file of a run directory (all but summary.json and temp files)."""
-    return {p.name: _sha256(p) for p in sorted(Path(folder).iterdir())
-            if p.is_file() and p.name != SUMMARY and not p.name.startswith(".")}
-
-
-def verify(folder: str | os.PathLike) -> str | None:
-    """Why a run directory cannot be trusted as finished, or None: its summary is missing or
-    damaged, or a file it lists is missing or differs from the checksum recorded with it."""
-    import json
-
-    path = Path(folder) / SUMMARY
-    if not path.exists():
-        return f"{path} is missing (the run did not finish)"
-    try:
-        summary = json.loads(path.read_text())
-        files = summary.get("files", {})
-    except (OSError, ValueError, AttributeError):
-        return f"{path} is damaged"
-    for name, digest in files.items():
-        f = Path(folder) / name
-        if not f.exists():
-            return f"{f} is missing"
-        if _sha256(f) != digest:
-            return f"{f} differs from the file the run wrote (damaged or edited)"
-    return None

@@ -304,19 +304,21 @@ def run_sweep(
 def _sweep(cfg: SweepConfig, folder: Path, client: Any, workers: int | None, bars: Callable[[str, int], Any] | None,
            on_tile: Callable[[int, Any], None] | None) -> dict[str, Any]:
     """:func:`run_sweep` once the scheduler, if one was named, is connected."""
+    from rdlens.study import claim
+
+    hint = f"resume it with --resume {folder} (and no settings) or choose another --out"
+    with claim(folder, "sweep", asdict(cfg), hint=hint) as study:
+        return _sweep_claimed(cfg, study, client, workers, bars, on_tile)
+
+
+def _sweep_claimed(cfg: SweepConfig, study: Any, client: Any, workers: int | None,
+                   bars: Callable[[str, int], Any] | None, on_tile: Callable[[int, Any], None] | None
+                   ) -> dict[str, Any]:
+    """:func:`run_sweep` once the folder is claimed (:mod:`rdlens.study`): tiles are its stages."""
     from rdlens.progress import no_bars
     from rdlens.threads import available_cores
 
-    folder.mkdir(parents=True, exist_ok=True)
-    saved = folder / "config.json"
-    if saved.exists():
-        previous = json.loads(saved.read_text())
-        if previous != to_json(cfg):
-            raise ConfigError(f"{folder} holds a sweep with other settings; resume it with --resume {folder} "
-                              "(and no settings) or choose another --out")
-    else:
-        write_json(saved, to_json(cfg))
-    (folder / "summary.json").unlink(missing_ok=True)
+    folder = study.folder
     workers = workers or available_cores()
     plan_file = folder / "tiles.json"
     try:  # the tiling of the first run, so that a resume with other workers reuses its tiles
@@ -328,14 +330,15 @@ def _sweep(cfg: SweepConfig, folder: Path, client: Any, workers: int | None, bar
         write_json(plan_file, {"tiles": plan})
     done = {t[0]: c for t in plan if (c := _read_tile(_tile_path(folder, t[0]), t)) is not None}
     todo = [t for t in plan if t[0] not in done]
-    t0 = time.perf_counter()
+    scheduler = None
     if todo:
         check_memory("one sweep task", 8 * 8 * cfg.model.size**2 * len(todo[0]))
         own = None
         if client is None:
             client, own = dask_client(None, workers, "sweep")
+        scheduler = "embedded LocalCluster" if own is not None else client.scheduler.address
         try:
-            _compute(cfg, folder, todo, client, bars or no_bars, on_tile, len(plan) - len(todo), cfg.n_points)
+            _compute(cfg, study, todo, client, bars or no_bars, on_tile, len(plan) - len(todo), cfg.n_points)
         except KeyboardInterrupt:
             n_done = sum(1 for t in plan if _tile_path(folder, t[0]).exists())
             raise RunInterrupted(f"interrupted with {n_done} of {len(plan)} tasks saved; finish with: "
@@ -345,24 +348,36 @@ def _sweep(cfg: SweepConfig, folder: Path, client: Any, workers: int | None, bar
                 client.close()
                 own.close()
         done.update({t[0]: _read_tile(_tile_path(folder, t[0]), t) for t in todo})
-    return _finish(cfg, folder, [done[t[0]] for t in plan], time.perf_counter() - t0, len(todo), len(plan))
+    return _finish(cfg, study, [done[t[0]] for t in plan], len(todo), len(plan), scheduler, workers)
 
 
-def _compute(cfg: SweepConfig, folder: Path, todo: list[list[int]], client: Any, bars: Any,
+def _placed_tile(cfg: SweepConfig, indices: list[int]) -> tuple[dict[str, Any], str, float]:
+    """:func:`run_tile` on a worker, with where it ran and how long it took (for the manifest)."""
+    from rdlens.tasks import _place
+
+    t0 = time.perf_counter()
+    cols = run_tile(cfg, indices)
+    return cols, _place(), time.perf_counter() - t0
+
+
+def _compute(cfg: SweepConfig, study: Any, todo: list[list[int]], client: Any, bars: Any,
              on_tile: Callable[[int, Any], None] | None, already: int, n_points: int) -> None:
     from dask.distributed import as_completed
 
     import uuid
 
     key = f"{cfg.digest()}-{uuid.uuid4().hex[:8]}"  # unique per call: a cancelled key is not reused
-    futures = [client.submit(run_tile, cfg, t, key=f"rdlens-sweep-{key}-{t[0]}", retries=5, pure=False) for t in todo]
+    futures = [client.submit(_placed_tile, cfg, t, key=f"rdlens-sweep-{key}-{t[0]}", retries=5, pure=False)
+               for t in todo]
     count = 0
     try:
         with bars("sweep (points)", n_points) as bar:
             bar.update(n_points - sum(len(t) for t in todo))
             for fut in as_completed(futures):
-                cols = fut.result()
-                _write_tile(folder, cols)
+                cols, place, seconds = fut.result()
+                _write_tile(study.folder, cols)
+                name = f"tile {int(cols['index'][0])}"
+                study.where[name], study.timings[name] = place, seconds
                 count += 1
                 bar.update(len(cols["index"]))
                 if on_tile is not None:
@@ -373,28 +388,26 @@ def _compute(cfg: SweepConfig, folder: Path, todo: list[list[int]], client: Any,
 
 
 def to_json(cfg: SweepConfig) -> dict[str, Any]:
-    return {"system": "sweep", **asdict(cfg)}
+    """The sweep's config.json."""
+    return {"study": "sweep", **asdict(cfg)}
 
 
 def from_json(saved: dict[str, Any]) -> SweepConfig:
+    """The settings of a saved sweep (its config.json, also as an older rdlens wrote it)."""
     from rdlens.options import from_dict
 
-    return from_dict(SweepConfig, {k: v for k, v in saved.items() if k != "system"})
+    return from_dict(SweepConfig, {k: v for k, v in saved.items() if k not in ("system", "study")})
 
 
 OPTION_HIDDEN = ("model.F", "model.k")
 """the model's own F and k are not settings of a sweep (the grid gives them)"""
 
 
-def _finish(cfg: SweepConfig, folder: Path, parts: list[dict[str, Any]], wall: float, computed: int,
-            total: int) -> dict[str, Any]:
+def _finish(cfg: SweepConfig, study: Any, parts: list[dict[str, Any]], computed: int, total: int,
+            scheduler: str | None, workers: int) -> dict[str, Any]:
+    folder = study.folder
     cols = _merge(parts)
-    atomic_write_text(folder / "points.csv", table_csv(cols))
-    buf = io.BytesIO()
-    np.savez_compressed(buf, index=cols["index"], F=cols["F"], k=cols["k"], thumbnail=cols["thumbnail"])
-    atomic_write_bytes(folder / "thumbnails.npz", buf.getvalue())
-    plot_maps(cfg, cols, folder / "maps")
-    plot_mosaic(cfg, cols, folder / "mosaic.png")
+    _publish(cfg, folder, cols)
     stationary = cols["class"] != "non-stationary"
     alive = ~np.isin(cols["class"], ["died", "uniform"])
     near = np.abs(cols["final_R"] - 1) < 1e-3
@@ -406,11 +419,38 @@ def _finish(cfg: SweepConfig, folder: Path, parts: list[dict[str, Any]], wall: f
         "degenerate_points": int((~alive).sum()),
         "fraction_final_R_within_1e-3_of_1_stationary": _fraction(near, stationary & alive),
         "fraction_final_R_within_1e-3_of_1_non_stationary": _fraction(near, ~stationary),
-        "tasks": total, "tasks_computed_now": computed, "wall_time_s": wall, "config_digest": cfg.digest(),
+        "tasks": total, "tasks_computed_now": computed, "wall_time_s": time.perf_counter() - study.started,
+        "config_digest": cfg.digest(),
     }
-    RunDir(folder).write_manifest(seed=cfg.seed, device="cpu", kernel="numba batched stencil")
-    write_json(folder / "summary.json", summary)
-    return summary
+    published = ["points.csv", "thumbnails.npz", "maps.png", "maps.svg", "mosaic.png", "mosaic.svg", "tiles.json"]
+    published += [str(p.relative_to(folder)) for p in (folder / "tiles").glob("points-*.npz")]
+    return study.finish(summary, published, seed=cfg.seed, device="cpu", kernel="numba batched stencil",
+                        scheduler=scheduler, workers=workers)
+
+
+def _publish(cfg: SweepConfig, folder: Path, cols: dict[str, Any]) -> None:
+    """Write the sweep's table, thumbnails and figures from all points' columns."""
+    atomic_write_text(folder / "points.csv", table_csv(cols))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, index=cols["index"], F=cols["F"], k=cols["k"], thumbnail=cols["thumbnail"])
+    atomic_write_bytes(folder / "thumbnails.npz", buf.getvalue())
+    plot_maps(cfg, cols, folder / "maps")
+    plot_mosaic(cfg, cols, folder / "mosaic.png")
+
+
+def rebuild(folder: str | os.PathLike) -> dict[str, Any]:
+    """``rdlens report`` of a sweep: rewrite its table and figures from its saved tiles
+    (recomputing nothing) and verify the result against the sweep's own summary; return it."""
+    from rdlens.study import lock, read_summary
+
+    folder = Path(folder)
+    read_summary(folder, "sweep")  # finished, and nothing it publishes was damaged or edited
+    with lock(folder, "rdlens report"):
+        cfg = from_json(json.loads((folder / "config.json").read_text()))
+        plan = json.loads((folder / "tiles.json").read_text())["tiles"]
+        parts = [_read_tile(_tile_path(folder, t[0]), t) for t in plan]
+        _publish(cfg, folder, _merge(parts))
+    return read_summary(folder, "sweep")
 
 
 def _fraction(mask: np.ndarray, among: np.ndarray) -> float | None:

@@ -60,17 +60,31 @@ def check_jobs(jobs: object) -> int:
     return jobs
 
 
-def run_tasks(tasks: Sequence[Task], jobs: int, *, bars: Any, log: Log, scheduler: str | None = None
-              ) -> dict[str, float]:
-    """Run every task (see the module doc); return the stage timings they report, merged."""
+def run_tasks(tasks: Sequence[Task], jobs: int, *, bars: Any, log: Log, scheduler: str | None = None,
+              where: dict[str, str] | None = None) -> dict[str, float]:
+    """Run every task (see the module doc); return the stage timings they report, merged.
+    ``where``, if given, receives where each task ran (by task name), for the manifest."""
+    where = where if where is not None else {}
     timings: dict[str, float] = {}
     if scheduler is not None:
-        return _on_dask(tasks, scheduler, log)
+        return _on_dask(tasks, scheduler, log, where)
     if jobs <= 1 or len(tasks) <= 1:
         for task in tasks:
             timings.update(task.func(*task.args, bars=bars, log=log) or {})
+            where[task.name] = _place()
         return timings
-    return _in_workers(tasks, min(jobs, len(tasks)), bars, log)
+    return _in_workers(tasks, min(jobs, len(tasks)), bars, log, where)
+
+
+def _place() -> str:
+    """Where this process is, in the words of the manifest."""
+    import sys
+
+    distributed = sys.modules.get("distributed")  # loaded where a Dask worker runs this; never imported here
+    if distributed is not None:
+        with contextlib.suppress(ValueError):
+            return f"Dask worker {distributed.get_worker().address} (pid {os.getpid()})"
+    return f"{'worker' if _QUEUE is not None else 'this'} process (pid {os.getpid()})"
 
 
 # ---- the parent's side ------------------------------------------------------------------------
@@ -106,7 +120,8 @@ class _Relay:
         self.open.clear()
 
 
-def _in_workers(tasks: Sequence[Task], workers: int, bars: Any, log: Log) -> dict[str, float]:
+def _in_workers(tasks: Sequence[Task], workers: int, bars: Any, log: Log, where: dict[str, str]
+                ) -> dict[str, float]:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -128,12 +143,14 @@ def _in_workers(tasks: Sequence[Task], workers: int, bars: Any, log: Log) -> dic
     timings: dict[str, float] = {}
     first_error: BaseException | None = None
     try:
-        pending = {pool.submit(_worker_call, t.func, t.args) for t in tasks}
+        names = {pool.submit(_worker_call, t.func, t.args): t.name for t in tasks}
+        pending = set(names)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 try:
-                    timings.update(fut.result() or {})
+                    reported, where[names[fut]] = fut.result()
+                    timings.update(reported or {})
                 except BrokenProcessPool:
                     raise
                 except BaseException as exc:  # noqa: BLE001 - re-raised below, once the rest have ended
@@ -203,7 +220,7 @@ def check_scheduler(scheduler: str, command: str) -> None:
     client.close()
 
 
-def _on_dask(tasks: Sequence[Task], scheduler: str, log: Log) -> dict[str, float]:
+def _on_dask(tasks: Sequence[Task], scheduler: str, log: Log, where: dict[str, str]) -> dict[str, float]:
     from dask.distributed import as_completed
 
     client, _ = dask_client(scheduler, 1, "")
@@ -213,9 +230,10 @@ def _on_dask(tasks: Sequence[Task], scheduler: str, log: Log) -> dict[str, float
     try:
         futures = [client.submit(_dask_call, t.func, t.args, state, pure=False, key=f"rdlens-{t.name}-{os.getpid()}-{i}")
                    for i, t in enumerate(tasks)]
+        names = {f.key: t.name for f, t in zip(futures, tasks)}
         for fut in as_completed(futures):
             try:
-                done, lines = fut.result()
+                done, lines, where[names[fut.key]] = fut.result()
             except BaseException as exc:  # noqa: BLE001 - re-raised below, once the rest have ended
                 if isinstance(exc, KeyboardInterrupt):
                     raise
@@ -239,7 +257,7 @@ _ONE_AT_A_TIME = threading.Lock()
 
 def _dask_call(func: Callable[..., dict[str, float] | None], args: tuple[Any, ...],
                state: tuple[tuple[int | None, str, int | None], list[bytes]]
-               ) -> tuple[dict[str, float] | None, list[str]]:
+               ) -> tuple[dict[str, float] | None, list[str], str]:
     """A task on a Dask worker: the caller's thread policy and systems, one task per process at
     a time, its log lines returned with its timings."""
     from rdlens.progress import no_bars
@@ -249,7 +267,7 @@ def _dask_call(func: Callable[..., dict[str, float] | None], args: tuple[Any, ..
     with _ONE_AT_A_TIME:
         threads.POLICY.adopt(policy_state)
         _register(plugins)
-        return func(*args, bars=no_bars, log=lines.append), lines
+        return func(*args, bars=no_bars, log=lines.append), lines, _place()
 
 
 def _register(plugins: list[bytes]) -> None:
@@ -308,11 +326,12 @@ def _worker_init(queue: Any, policy_state: tuple[int | None, str, int | None], p
     _register(plugins)
 
 
-def _worker_call(func: Callable[..., dict[str, float] | None], args: tuple[Any, ...]) -> dict[str, float] | None:
+def _worker_call(func: Callable[..., dict[str, float] | None], args: tuple[Any, ...]
+                 ) -> tuple[dict[str, float] | None, str]:
     global _BUSY
     _BUSY = True
     try:
-        return func(*args, bars=_remote_bars, log=_remote_log)
+        return func(*args, bars=_remote_bars, log=_remote_log), _place()
     finally:
         _BUSY = False
 

@@ -16,10 +16,10 @@ from pathlib import Path
 from rdlens import layout
 from rdlens.balance import BalanceTrace, combine
 from rdlens.errors import ConfigError
-from rdlens.run import verify
+from rdlens.study import verify
 from rdlens.rundir import atomic_write_text, dumps
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "published_files"]
 
 
 def _load_traces(folder: Path, info: dict) -> dict[str, list[BalanceTrace]]:
@@ -92,6 +92,23 @@ def build_report(folder: str | os.PathLike) -> str:
 
     html.write_page(folder, info)
     return md
+
+
+PUBLISHED = ("plan.json", "rows.json", "embeds.json", "table1.md", "table1.csv", "table1.json", "table1.tex",
+             "differences.md", "quality.md", "fig2.png", "fig2.svg", "fig3.png", "fig3.svg", "patterns.png",
+             "patterns.svg", "controls.md", "controls.json", "controls.png", "controls.svg", "claims.md",
+             "claims.json", "index.html")
+"""what a reproduce folder publishes, where it has it"""
+
+
+def published_files(folder: str | os.PathLike) -> list[str]:
+    """The files of a reproduce folder that its summary.json vouches for: its tables, figures,
+    page and the summary of every row and seed it shows (which vouch for the row's own files)."""
+    folder = Path(folder)
+    info = layout.read_rows(folder)
+    rows = [str(layout.seed_dir(folder, r["id"], s).relative_to(folder) / "summary.json")
+            for r in info["rows"] if r["status"] != "skipped" for s in info["seeds"]]
+    return [name for name in PUBLISHED if (folder / name).is_file()] + rows
 
 
 def _fill_old_row(r: dict) -> None:

@@ -223,8 +223,8 @@ def claim_stability(found: dict[str, list[dict]], rows: list[dict], sweep: dict[
                              + ("R ~ 1 does not single out stable patterns." if ns > 0 else
                                 "here R ~ 1 occurs only with stationary patterns."))
     else:
-        sentences.append("No (F, k) sweep found beside this folder (run `rdlens sweep --out` into the same parent "
-                         "folder to add its stationary / non-stationary fractions).")
+        sentences.append("No (F, k) sweep named for this folder (run `rdlens sweep`, then `rdlens report FOLDER "
+                         "--embed SWEEP_FOLDER` to add its stationary / non-stationary fractions).")
     out["verdict"] = " ".join(sentences)
     return out
 
@@ -257,14 +257,13 @@ def claim_training(folder: Path, rows: list[dict], seeds: list[int]) -> dict[str
 
 
 def find_sweep(folder: Path) -> dict[str, Any] | None:
-    """The summary of the newest finished sweep in the same parent folder, if any."""
-    found = sorted(p for p in folder.parent.glob("sweep-*") if (p / "summary.json").exists())
-    for p in reversed(found):
-        try:
-            summary = json.loads((p / "summary.json").read_text())
-            return {**summary, "_folder": str(p)}
-        except (OSError, ValueError):
-            continue
+    """The summary of the sweep the user named for this folder's page (``--embed``), verified;
+    None if none was named."""
+    from rdlens import layout
+
+    for kind, where, summary in layout.read_embeds(folder):
+        if kind == "sweep":
+            return {**summary, "_folder": str(where)}
     return None
 
 
@@ -280,8 +279,29 @@ def build(folder: Path, info: dict[str, Any], records: list[dict]) -> tuple[str,
     for n, res in results.items():
         lines += [f"## {n}. {CLAIM_TITLES[n]}", "", f"**Verdict.** {res['verdict']}", ""]
         lines += _details(n, res)
-    data = {str(n): {"claim": CLAIM_TITLES[n], **res} for n, res in results.items()}
+    data: dict[str, Any] = {str(n): {"claim": CLAIM_TITLES[n], **res} for n, res in results.items()}
+    own = own_claims(found, rows)
+    if own:
+        lines += ["## The systems' own claims", "",
+                  "Claims a system states about its own rows, judged by that system from its measurements.", ""]
+        for row, verdicts in own.items():
+            lines += [f"- **{row}**, {claim}: {verdict}" for claim, verdict in verdicts.items()]
+        lines.append("")
+        data["own"] = own
     return "\n".join(lines) + "\n", data
+
+
+def own_claims(found: dict[str, list[dict]], rows: list[dict]) -> dict[str, dict[str, str]]:
+    """row -> {claim: verdict} for every row whose system judges claims of its own."""
+    from rdlens.systems import style_of
+
+    out = {}
+    for r in rows:
+        if found.get(r["id"]):
+            verdicts = style_of(r["system"]).judge_claims(r["id"], found[r["id"]])
+            if verdicts:
+                out[r["id"]] = dict(verdicts)
+    return out
 
 
 def _details(n: int, res: dict[str, Any]) -> list[str]:

@@ -3,8 +3,8 @@
 Everything is inside the file: the tables (rendered from the Markdown files the report wrote)
 and the figures (embedded PNGs), so it needs no network and no other file. It shows Table 1
 beside the paper, the figures, sample quality, controls, the claims with their verdicts, the
-differences from the public code, and, when they sit in the same parent folder, the patterns
-study (``rdlens patterns``) and the newest (F, k) sweep. A small script counts the images
+differences from the public code, and the other studies the user named with ``--embed`` (a
+patterns study, an (F, k) sweep), each verified against its checksums when the page is made. A small script counts the images
 that loaded and the tables that rendered into ``data-`` attributes of the body, which the
 test reads from a headless browser's DOM.
 """
@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from rdlens import layout
 from rdlens.rundir import atomic_write_text
 
 STYLE = """
@@ -118,7 +119,6 @@ def _md_file(path: Path, shift: int = 1) -> str:
 def page(folder: Path, info: dict[str, Any]) -> str:
     """The page's HTML for a reproduce folder (``info``: its rows.json)."""
     from rdlens import __version__
-    from rdlens.report.claims import find_sweep
 
     sections = []
     table1 = (folder / "table1.md").read_text().split("\n## ")[0] if (folder / "table1.md").exists() else ""
@@ -139,21 +139,19 @@ def page(folder: Path, info: dict[str, Any]) -> str:
     if (folder / "differences.md").exists():
         sections.append(_section("differences", "Differences from the public code",
                                  _md_file(folder / "differences.md", 2)))
-    study = folder.parent / f"patterns-{Path(info['profile']).stem}"
-    if (study / "summary.json").exists():
-        sections.append(_section("patterns", "Turing patterns by the three systems (rdlens patterns)",
-                                 _md_file(study / "table.md", 2)
-                                 + _figure(study / "patterns.png", "Example v fields, one colour scale")
-                                 + _figure(study / "balance.png", "Each system's R(tau) on this task")
-                                 + _figure(study / "drift.png", "The ConvLSTM's long rollout vs the true dynamics")))
-    sweep = find_sweep(folder)
-    if sweep is not None:
-        sweep_dir = Path(sweep["_folder"])
-        c = sweep.get("classes", {})
-        text = (f"<p>{sweep.get('points', '?')} points of the (F, k) plane ({html.escape(sweep_dir.name)}): "
-                + html.escape(", ".join(f"{n} {k}" for k, n in c.items() if n)) + ".</p>")
-        sections.append(_section("sweep", "The (F, k) sweep", text + _figure(sweep_dir / "maps.png",
-                                                                               "R, residual and class maps")))
+    for kind, where, summary in layout.read_embeds(folder):
+        if kind == "patterns":
+            sections.append(_section("patterns", "Turing patterns by the three systems (rdlens patterns)",
+                                     f"<p class=\"muted\">{html.escape(str(where))}</p>" + _md_file(where / "table.md", 2)
+                                     + _figure(where / "patterns.png", "Example v fields, one colour scale")
+                                     + _figure(where / "balance.png", "Each system's R(tau) on this task")
+                                     + _figure(where / "drift.png", "The ConvLSTM's long rollout vs the true dynamics")))
+        elif kind == "sweep":
+            c = summary.get("classes", {})
+            text = (f"<p>{summary.get('points', '?')} points of the (F, k) plane ({html.escape(where.name)}): "
+                    + html.escape(", ".join(f"{n} {k}" for k, n in c.items() if n)) + ".</p>")
+            sections.append(_section("sweep", "The (F, k) sweep", text + _figure(where / "maps.png",
+                                                                                   "R, residual and class maps")))
     nav = " ".join(f'<a href="#{anchor}">{html.escape(title)}</a>' for anchor, title, _ in sections)
     seeds = info["seeds"]
     head = (f"<h1>rdlens: reaction and diffusion on one scale</h1><p class=\"muted\">Profile "

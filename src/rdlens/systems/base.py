@@ -150,6 +150,12 @@ class System:
         (:mod:`rdlens.claims`; ``rdlens reproduce --claims``), or None if it has none."""
         return None
 
+    def judge_claims(self, row: str, measured: list[dict[str, Any]]) -> dict[str, str]:
+        """The system's own claims about row ``row``, judged from what :meth:`claims` measured
+        for each of its seeds: {claim: verdict sentence made from the numbers}. {} for a system
+        that has none, or whose claims are the paper's (judged in :mod:`rdlens.report.claims`)."""
+        return {}
+
     def control_sentence(self, controls: dict[str, Any], bound: str) -> str:
         """The system-specific clause of its controls.md sentence (``bound``: the identity
         bound in words, when the controls hold one)."""
