@@ -1,5 +1,5 @@
-"""The import contract (docs/architecture.md): no import cycle anywhere in the package, and the
-core modules import nothing above them. Read from the source (every import, at the top of a
+"""The import contract (docs/architecture.md): no import cycle anywhere in the package, and no
+module imports one of a higher layer. Read from the source (every import, at the top of a
 module or inside a function), not from what happens to be imported at run time."""
 
 from __future__ import annotations
@@ -14,6 +14,26 @@ CORE = {"rdlens.errors", "rdlens.progress", "rdlens.rundir", "rdlens.options", "
         "rdlens.paper", "rdlens.layout", "rdlens.study"}
 """the shared core: errors, progress, run folders, the study lifecycle, settings, threads, the balance itself,
 the paper's values"""
+
+
+LAYERS = (
+    ("core", CORE | {"rdlens"}),
+    ("models", None),  # every module not named in another layer: physics, networks, data, measures, plotting
+    ("systems", {"rdlens.systems", "rdlens.systems.*", "rdlens.run", "rdlens.tasks"}),
+    ("report", {"rdlens.report", "rdlens.report.*"}),
+    ("studies", {"rdlens.reproduce", "rdlens.pattern_study", "rdlens.sweep"}),
+    ("commands", {"rdlens.studies", "rdlens.cli", "rdlens.__main__"}),
+)
+"""lowest first; a module may import its own layer and those below it (the package root only
+holds the version and imports submodules on demand)"""
+
+
+def layer_of(module: str) -> int:
+    for level, (_, members) in enumerate(LAYERS):
+        if members is not None and any(module == m or (m.endswith(".*") and module.startswith(m[:-1]))
+                                       for m in members):
+            return level
+    return 1
 
 
 def module_name(path: Path) -> str:
@@ -91,3 +111,16 @@ def test_the_core_imports_nothing_above_it():
     assert CORE <= set(graph)
     upward = {m: sorted(graph[m] - CORE) for m in CORE if graph[m] - CORE}
     assert upward == {}
+
+
+def test_no_module_imports_one_of_a_higher_layer():
+    graph = import_graph()
+    upward = [f"{m} ({LAYERS[layer_of(m)][0]}) imports {d} ({LAYERS[layer_of(d)][0]})"
+              for m in sorted(graph) for d in sorted(graph[m]) if layer_of(d) > layer_of(m)]
+    assert upward == []
+
+
+def test_the_layer_check_sees_an_upward_import():
+    assert layer_of("rdlens.systems.ddpm") == 2 and layer_of("rdlens.grayscott") == 1
+    assert layer_of("rdlens.report.table") > layer_of("rdlens.systems.rd") > layer_of("rdlens.plot")
+    assert layer_of("rdlens.cli") > layer_of("rdlens.reproduce") > layer_of("rdlens.report")

@@ -57,7 +57,7 @@ def test_profiles_track_R_along_training_and_the_report_says_whether_samples_con
     row = next(line for line in quality.splitlines() if line.startswith("| ddpm-mnist |"))
     assert row.split("|")[8].strip() == "no"  # 4 training steps cannot converge
     assert "## R along training" in quality and "### ddpm-mnist, seed 0" in quality
-    from rdlens.systems.ddpm import converged
+    from rdlens.quality import converged
 
     summary = json.loads((folder / "rows" / "ddpm-mnist" / "seed0" / "summary.json").read_text())
     assert converged(summary["quality"]) is False

@@ -75,7 +75,7 @@ def plot(rows: list[dict[str, float]], path: str | os.PathLike, *, oracle_R: flo
          title: str = "") -> Path:
     """R and R_score against training step, with the exact (Gaussian-data) oracle's R and the
     schedule-only R_score as lines, and sample quality below when it was measured."""
-    from rdlens.report.figures import pyplot
+    from rdlens.plot import pyplot
     from rdlens.rundir import save_figure
 
     plt = pyplot()

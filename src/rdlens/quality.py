@@ -247,3 +247,22 @@ def report(j: Judge, samples: torch.Tensor) -> dict[str, Any]:
     return {**measure(j, samples), "real": real_reference(j, len(samples)), "classifier_accuracy": j.accuracy,
             "classifier": f"rdlens quality classifier v{VERSION} on {j.name}",
             "note": "Frechet distance in a small classifier's feature space, not Inception-FID"}
+
+
+# What rdlens calls converged samples: classified with confidence nearly as often as real
+# images are (the classifier is sure of 97 % of real MNIST digits but of 70 % of real
+# Fashion-MNIST items, so an absolute bar would judge the data set, not the model), and all
+# classes drawn about equally often.
+CONVERGED_CONFIDENT = 0.8
+"""share of the real images' confident share that the samples must reach"""
+CONVERGED_COVERAGE = 0.9
+
+
+def converged(quality: dict[str, Any] | None) -> bool | None:
+    """Whether samples look learned: a confident share (p >= 0.9) at least 80 % of that of as
+    many real images, and class coverage >= 0.9 (None where the data set has no classifier).
+    Computed from the quality numbers, so a report re-judges old rows the same way."""
+    if not quality:
+        return None
+    return (quality["confident"] >= CONVERGED_CONFIDENT * quality["real"]["confident"]
+            and quality["coverage"] >= CONVERGED_COVERAGE)

@@ -491,7 +491,7 @@ def plot_maps(cfg: SweepConfig, cols: dict[str, Any], stem: Path) -> None:
     """log10 |R - 1|, final R, the final relative residual and the class over (F, k)."""
     from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
 
-    from rdlens.report.figures import pyplot, save_formats
+    from rdlens.plot import pyplot, save_formats
 
     plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 9), dpi=110)
@@ -529,7 +529,7 @@ def plot_maps(cfg: SweepConfig, cols: dict[str, Any], stem: Path) -> None:
 
 def plot_mosaic(cfg: SweepConfig, cols: dict[str, Any], path: Path) -> Path:
     """Every point's v thumbnail in its place on the (F, k) grid (F up, k to the right)."""
-    from rdlens.report.figures import pyplot
+    from rdlens.plot import pyplot
     from rdlens.rundir import save_figure
 
     nF, nk, t = len(cfg.F_values), len(cfg.k_values), cfg.thumbnail

@@ -1,6 +1,6 @@
 """Reports drawn from saved results only: ``rdlens report FOLDER`` recomputes nothing.
+(The figures of one run are :mod:`rdlens.plot`, which the systems use too.)
 
-    figures.py        figures of one run (fields, balance traces, predictions, gates, images)
     table.py          Table 1 as Markdown, CSV, JSON and LaTeX
     paper_figures.py  Fig. 2, Fig. 3 and patterns.png of a reproduce folder
     controls.py       controls.md, controls.json and controls.png

@@ -14,7 +14,7 @@ from typing import Any
 
 from rdlens import layout
 from rdlens.balance import t_interval
-from rdlens.report.figures import pyplot
+from rdlens.plot import pyplot
 from rdlens.rundir import atomic_write_text, dumps, save_figure
 from rdlens.systems import style_of
 

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from rdlens import layout
-from rdlens.report.figures import pyplot, save_formats
+from rdlens.plot import pyplot, save_formats
 from rdlens.rundir import save_figure
 from rdlens.systems import style_of
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from rdlens.balance import BalanceTrace, normalised_time
-from rdlens.report.figures import pyplot, save_formats
+from rdlens.plot import pyplot, save_formats
 
 COLORS = {"gray-scott": "C0", "gray-scott-1x": "C0", "gray-scott-long": "C0", "convlstm-1x": "C1",
           "convlstm-long": "C1", "ddpm": "C2"}

@@ -133,7 +133,7 @@ def quality_markdown(folder: Any, info: dict[str, Any]) -> str:
     from pathlib import Path
 
     from rdlens import curve, layout, quality
-    from rdlens.systems.ddpm import converged
+    from rdlens.quality import converged
 
     lines, curves = [], []
     for r in info["rows"]:

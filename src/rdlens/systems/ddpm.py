@@ -17,31 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from rdlens.rundir import RunContext
+from rdlens.rundir import RunContext, save_losses, save_npz
 from rdlens.systems.base import System
-from rdlens.rundir import save_losses, save_npz
 
 SETTING_NAMES = {"digits": "digits (scikit-learn, offline)", "turing": "Turing patterns (Gray-Scott)",
                  "mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
-
-
-# What rdlens calls converged samples: classified with confidence nearly as often as real
-# images are (the classifier is sure of 97 % of real MNIST digits but of 70 % of real
-# Fashion-MNIST items, so an absolute bar would judge the data set, not the model), and all
-# classes drawn about equally often.
-CONVERGED_CONFIDENT = 0.8
-"""share of the real images' confident share that the samples must reach"""
-CONVERGED_COVERAGE = 0.9
-
-
-def converged(quality: dict[str, Any] | None) -> bool | None:
-    """Whether samples look learned: a confident share (p >= 0.9) at least 80 % of that of as
-    many real images, and class coverage >= 0.9 (None where the data set has no classifier).
-    Computed from the quality numbers, so a report re-judges old rows the same way."""
-    if not quality:
-        return None
-    return (quality["confident"] >= CONVERGED_CONFIDENT * quality["real"]["confident"]
-            and quality["coverage"] >= CONVERGED_COVERAGE)
 
 
 class DDPM(System):
@@ -175,7 +155,7 @@ class DDPM(System):
         from rdlens import controls, curve, ddpm
         from rdlens.balance import score_ratio
         from rdlens import quality as q
-        from rdlens.report.figures import plot_balance, plot_images, tile
+        from rdlens.plot import plot_balance, plot_images, tile
         from rdlens.unet import build as build_unet, n_params
 
         rd, dev, cfg = ctx.dir, ctx.device, config
@@ -286,9 +266,10 @@ class DDPM(System):
                          f"({qm.real_text(r, 'confident', '.0%')}), class coverage {q['coverage']:.2f} "
                          f"({qm.real_text(r, 'coverage', '.2f')}); classifier test accuracy "
                          f"{q['classifier_accuracy']:.1%}")
-            if converged(q) is False:
-                lines.append(f"samples NOT converged (need a confident share >= {CONVERGED_CONFIDENT:.0%} of the real "
-                             f"images' and coverage >= {CONVERGED_COVERAGE}): this R is that of an under-trained model")
+            if qm.converged(q) is False:
+                lines.append(f"samples NOT converged (need a confident share >= {qm.CONVERGED_CONFIDENT:.0%} of the "
+                             f"real images' and coverage >= {qm.CONVERGED_COVERAGE}): this R is that of an under-trained "
+                             "model")
         curve = summary.get("training_curve")
         if curve:
             a, b = curve["first"], curve["last"]
@@ -340,7 +321,7 @@ class DDPM(System):
                 f"and M_diff = {sched['M_diff_per_sqrtD']['mean']:.4f} sqrt(D)")
 
     def draw_panel(self, ax: Any, run_dir: Path) -> str:
-        from rdlens.report.figures import tile
+        from rdlens.plot import tile
 
         with np.load(run_dir / "samples.npz") as z:
             tiled = tile(z["samples"])

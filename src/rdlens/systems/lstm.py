@@ -106,7 +106,7 @@ class LSTM(System):
 
     def execute(self, config: Any, prepared: Any, ctx: RunContext) -> dict[str, Any]:
         from rdlens import lstm
-        from rdlens.report.figures import plot_gates, plot_predictions
+        from rdlens.plot import plot_gates, plot_predictions
 
         rd, data = ctx.dir, prepared
         with ctx.bars(f"LSTM {config.data.dataset}", config.steps) as bar, rd.stage("train"):

@@ -97,7 +97,7 @@ class RD(System):
         import numba
 
         from rdlens import grayscott
-        from rdlens.report.figures import plot_balance, plot_field
+        from rdlens.plot import plot_balance, plot_field
 
         rd = ctx.dir
         with ctx.bars("Gray-Scott", config.steps) as bar, rd.stage("simulate"):

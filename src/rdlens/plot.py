@@ -1,5 +1,8 @@
 """Figures of one run: fields, balance traces, predictions, gates, image grids.
 
+Below the systems and the report (it imports only the core): a system draws its own run's
+figures with these, and the report draws its pages with them.
+
 Drawn from what a run saved (never from anything that is not in its run directory); every
 figure is written atomically. matplotlib is imported on first use, with the Agg backend
 unless one was chosen.
