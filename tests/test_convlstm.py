@@ -102,3 +102,60 @@ def test_free_running_training_prediction_is_the_rollout():
     rolled, _ = model.rollout(frames[:, 0], 5, cond)
     torch.testing.assert_close(free.detach(), rolled[:, 1:])
     assert not torch.allclose(model(frames, cond).detach(), free.detach())  # teacher forcing differs
+
+
+# ---- the ConvLSTM as a registered system (rdlens convlstm) and inside the patterns study ------
+
+TINY = ["--settings", "0.029:0.062,0.055:0.062", "--size", "16", "--length", "0.16", "--frames", "3",
+        "--frame-every", "10", "--trajectories", "2", "--rollouts", "1", "--long-factor", "2", "--hidden", "4",
+        "--steps", "4", "--window", "2", "--batch-size", "2", "--quiet", "--json"]
+
+
+def _run(tmp_path, capsys, *extra):
+    import json
+
+    from rdlens.cli import main
+
+    assert main(["convlstm", *TINY, *extra, "--out", str(tmp_path)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    return summary, tmp_path / summary["run_dir"].split("/")[-1]
+
+
+def test_rdlens_convlstm_runs_and_its_R_is_the_balance_of_its_rollouts(tmp_path, capsys):
+    summary, run_dir = _run(tmp_path, capsys)
+    with np.load(run_dir / "rollouts.npz") as z:
+        reaction, diffusion, x, truth = z["reaction"], z["diffusion"], z["x"], z["truth"]
+    assert x.shape == truth.shape == (2, 7, 2, 16, 16)  # 2 settings x 1 rollout, frames 0..3*2
+    np.testing.assert_array_equal(x[:, 0], truth[:, 0])  # rolled out from the true starts
+    m_react, m_diff = reaction[:3].mean(), diffusion[:3].mean()  # the horizon: 3 frames
+    assert summary["M_react"] == pytest.approx(m_react, rel=1e-12)
+    assert summary["R"] == pytest.approx(m_react / m_diff, rel=1e-12)
+    assert summary["R_long"] == pytest.approx(reaction.mean() / diffusion.mean(), rel=1e-12)
+    assert summary["steps"] == 4 and summary["system"] == "convlstm"
+
+
+def test_every_training_setting_reaches_the_convlstm(tmp_path, capsys):
+    base, _ = _run(tmp_path / "a", capsys)
+    again, _ = _run(tmp_path / "b", capsys)
+    assert again["R"] == base["R"]  # the same seed: the same numbers
+    for extra in (["--optimizer", "adamw", "--weight-decay", "0.5"], ["--grad-clip", "1e-6"], ["--training", "teacher"]):
+        other, _ = _run(tmp_path / extra[1], capsys, *extra)
+        assert other["R"] != base["R"], extra
+
+
+def test_the_patterns_study_nests_the_systems_configs_under_their_own_names(tmp_path):
+    from rdlens import pattern_study as S
+
+    cfg = S.profile_config("smoke", {"convlstm_optimizer": "adamw", "convlstm_grad_clip": 0.5,
+                                     "ddpm_precision": "bfloat16", "ddpm_lr_schedule": "cosine"})
+    assert (cfg.convlstm.optimizer, cfg.convlstm.grad_clip) == ("adamw", 0.5)
+    assert (cfg.ddpm.precision, cfg.ddpm.lr_schedule) == ("bfloat16", "cosine")
+    # the study's grid and trajectories are its own, and each training seed its own
+    assert cfg.ddpm.unet.image_size == cfg.model.size and cfg.ddpm.unet.in_channels == 2
+    assert cfg.convlstm.data.frames == cfg.frames and cfg.convlstm_config(3).seed == 3
+    profile = tmp_path / "p.toml"
+    profile.write_text('[patterns]\nframes = 4\n[patterns.convlstm]\nwindow = 3\nhidden = 6\n[patterns.ddpm]\nsteps = 7\n')
+    nested = S.profile_config(str(profile))
+    assert (nested.convlstm.window, nested.convlstm.hidden, nested.ddpm.steps) == (3, 6, 7)
+    with pytest.raises(ConfigError, match="window = 5 exceeds frames = 4"):
+        S.profile_config(str(profile), {"convlstm_window": 5})

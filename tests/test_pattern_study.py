@@ -31,7 +31,7 @@ def test_a_study_writes_every_result_and_its_summary_last(study):
     cfg = S.profile_config("smoke")
     n = {e["system"]: e["n"] for e in table["systems"]}
     settings = len(cfg.setting_pairs)
-    assert n["gray-scott"] == settings * cfg.patterns and n["ddpm"] == cfg.ddpm_samples
+    assert n["gray-scott"] == settings * cfg.patterns and n["ddpm"] == cfg.ddpm.samples
     assert n["convlstm-1x"] == n["convlstm-long"] == settings * cfg.rollouts
     gt = next(e for e in table["systems"] if e["system"] == "gray-scott")
     assert 0.9 < gt["R"]["mean"] < 1.1  # Gray-Scott balances near 1, as in Table 1
@@ -74,8 +74,8 @@ def test_report_rebuilds_the_study_from_its_verified_stages(study, tmp_path, cap
 
 
 def test_other_settings_in_the_same_folder_need_force(study, capsys):
-    assert main([*ARGS, "--out", str(study.parent), "--lstm-steps", "5"]) == 2
-    assert "holds a patterns study with other settings (lstm_steps)" in capsys.readouterr().err
+    assert main([*ARGS, "--out", str(study.parent), "--convlstm-steps", "5"]) == 2
+    assert "holds a patterns study with other settings (convlstm.steps)" in capsys.readouterr().err
     assert verify(study) is None
 
 
@@ -109,20 +109,20 @@ def test_an_interrupted_study_leaves_no_summary_and_resumes_to_the_same_numbers(
 
 
 def test_force_starts_over(tmp_path, capsys):
-    args = [*ARGS, "--out", str(tmp_path), "--lstm-steps", "2", "--ddpm-steps", "2"]
+    args = [*ARGS, "--out", str(tmp_path), "--convlstm-steps", "2", "--ddpm-steps", "2"]
     assert main(args) == 0
     capsys.readouterr()
-    assert main([*args, "--lstm-steps", "3", "--force"]) == 0
+    assert main([*args, "--convlstm-steps", "3", "--force"]) == 0
     assert "reused" not in capsys.readouterr().err
-    assert json.loads((tmp_path / "patterns-smoke" / "config.json").read_text())["lstm_steps"] == 3
+    assert json.loads((tmp_path / "patterns-smoke" / "config.json").read_text())["convlstm"]["steps"] == 3
 
 
 @pytest.mark.parametrize("args, fragment", [
     (["--settings", "0.03"], "settings must be F:k pairs"),
-    (["--lstm-window", "9"], "lstm_window = 9 exceeds frames = 4"),
+    (["--convlstm-window", "9"], "window = 9 exceeds frames = 4"),
     (["--size", "33"], "image_size 33 is not divisible"),
     (["--patterns", "100000", "--size", "4096", "--length", "40.96"], "needs about"),
-    (["--lstm-kernel", "2"], "lstm_kernel must be odd"),
+    (["--convlstm-kernel", "2"], "kernel must be odd, got 2"),
 ])
 def test_bad_settings_exit_2_with_one_line_before_any_work(tmp_path, capsys, args, fragment):
     assert main([*ARGS, "--out", str(tmp_path), *args]) == 2

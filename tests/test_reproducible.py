@@ -50,9 +50,9 @@ ddpm_steps = 2
 ddpm_T = 10
 ddpm_samples = 2
 ddpm_channels = [32, 64]
-lstm_steps = 4
-lstm_window = 2
-lstm_hidden = 8
+convlstm_steps = 4
+convlstm_window = 2
+convlstm_hidden = 8
 """
 ROWS = "lstm-sine,ddpm-mnist"
 

@@ -428,11 +428,13 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _patterns_options() -> list[Any]:
+    from rdlens import systems
     from rdlens.grayscott import DTYPES
     from rdlens.options import flatten
     from rdlens.pattern_study import OPTION_HIDDEN, PatternsConfig
 
-    return flatten(PatternsConfig, hidden=OPTION_HIDDEN, choices={"dtype": DTYPES})
+    ddpm = {f"ddpm_{name}": values for name, values in systems.get("ddpm").choices().items()}
+    return flatten(PatternsConfig, hidden=OPTION_HIDDEN, choices={"dtype": DTYPES, **ddpm})
 
 
 def _add_patterns(p: argparse.ArgumentParser) -> None:

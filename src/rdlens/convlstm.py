@@ -17,7 +17,10 @@ tests/test_convlstm.py checks them against an independent NumPy replay of the we
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -25,7 +28,109 @@ import torch.nn.functional as F
 from torch import nn
 
 from rdlens.balance import BalanceTrace
-from rdlens.errors import ConfigError
+from rdlens.errors import ConfigError, check_seed
+from rdlens.grayscott import GrayScott
+
+OPTIMIZERS = ("adam", "adamw")
+TRAININGS = ("free", "teacher")
+SEED_OFFSETS = {"trajectory": 2_000_000, "rollout": 3_000_000}
+"""the Pearson starts of the training trajectories and of the rollouts come from disjoint seed
+ranges: no rollout start was seen in training"""
+
+
+def _check_ints(obj: Any, bounds: tuple[tuple[str, int, int], ...]) -> None:
+    for name, low, high in bounds:
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """Gray-Scott trajectories the ConvLSTM learns from, and the unseen starts it rolls out from."""
+
+    settings: str = "0.029:0.062,0.055:0.062"
+    """(F, k) pairs, F:k,F:k,... (default: the paper's spots and stripes)"""
+    model: GrayScott = field(default_factory=lambda: GrayScott(size=32, length=0.32))
+    """grid, spacing, time step and diffusion (each setting gives its own F and k)"""
+    start_squares: int = 3
+    """Pearson squares placed at random in each start"""
+    frame_every: int = 50
+    """Gray-Scott steps between two frames (one ConvLSTM step)"""
+    frames: int = 40
+    """training horizon, in frames"""
+    trajectories: int = 16
+    """training trajectories per setting"""
+    rollouts: int = 4
+    """unseen starts per setting that the model rolls out from"""
+    long_factor: int = 5
+    """the long rollout is this many times the training horizon"""
+
+    def __post_init__(self) -> None:
+        from rdlens.patterns import parse_settings
+
+        parse_settings(self.settings)
+        _check_ints(self, (("start_squares", 1, 1000), ("frame_every", 1, 10**6), ("frames", 2, 10**4),
+                           ("trajectories", 1, 10**4), ("rollouts", 1, 10**4), ("long_factor", 1, 100)))
+
+    @property
+    def long_frames(self) -> int:
+        return self.frames * self.long_factor
+
+
+@dataclass(frozen=True)
+class ConvLSTMConfig:
+    """Data, network and training of a convolutional LSTM on Gray-Scott fields."""
+
+    data: Trajectories = field(default_factory=Trajectories)
+    hidden: int = 32
+    """hidden channels"""
+    kernel: int = 3
+    """side of the gate convolution (odd)"""
+    steps: int = 2000
+    """optimiser steps"""
+    batch_size: int = 8
+    """windows per optimiser step"""
+    lr: float = 1e-3
+    """learning rate"""
+    optimizer: str = field(default="adam", metadata={"choices": OPTIMIZERS})
+    """adam or adamw"""
+    weight_decay: float = 0.0
+    """weight decay of the optimiser"""
+    grad_clip: float = 1.0
+    """clip the gradient norm to this (0: none)"""
+    window: int = 10
+    """frames per training window"""
+    training: str = field(default="free", metadata={"choices": TRAININGS})
+    """free: each window is rolled out from its first frame on the model's own predictions (as
+    in use); teacher: every input is the true frame (teacher forcing; rollouts then drift)"""
+    seed: int = 0
+    """seeds the initial weights and the batches (and, run alone, the data's starts)"""
+
+    def __post_init__(self) -> None:
+        _check_ints(self, (("hidden", 1, 1024), ("kernel", 1, 31), ("steps", 0, 10**7), ("batch_size", 1, 4096),
+                           ("window", 1, 10**4)))
+        check_seed(self.seed)
+        check_seed(self.seed + max(SEED_OFFSETS.values()) + 10**5)
+        if self.kernel % 2 == 0:
+            raise ConfigError(f"kernel must be odd, got {self.kernel}")
+        if self.window > self.data.frames:
+            raise ConfigError(f"window = {self.window} exceeds frames = {self.data.frames}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.training not in TRAININGS:
+            raise ConfigError(f"training must be one of {', '.join(TRAININGS)}, got {self.training!r}")
+        for name in ("lr", "weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+
+    def memory_bytes(self) -> float:
+        """Peak memory of training: the window's activations and gates, kept for the backward pass."""
+        cells = 2 * self.data.model.size**2
+        return 8.0 * self.batch_size * self.window * cells * self.hidden * 4 * 2
 
 
 @dataclass
@@ -136,4 +241,48 @@ def step_loss(model: ConvLSTM, frames: torch.Tensor, cond: torch.Tensor | None =
     return F.mse_loss(model(frames[:, :-1], cond, free=free), frames[:, 1:])
 
 
-__all__ = ["ConvLSTM", "RolloutRecord", "n_params", "step_loss"]
+def checkpoint_every(steps: int) -> int:
+    """Every 100 steps, or twice in a shorter training (so an interrupted one has a checkpoint)."""
+    return max(1, min(100, steps // 2))
+
+
+def make_optimizer(cfg: ConvLSTMConfig, model: nn.Module) -> torch.optim.Optimizer:
+    kind = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    return kind(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def train(cfg: ConvLSTMConfig, x: torch.Tensor, cond: torch.Tensor, checkpoint: Path, *,
+          progress: Callable[[int], None] | None = None) -> tuple[ConvLSTM, Any]:
+    """Train next-frame prediction on trajectories ``x`` (B, T + 1, C, H, W) conditioned on
+    ``cond`` (B, n), in windows of ``cfg.window`` frames; resume from ``checkpoint`` if it
+    exists, keep it up to date. Returns the model (in eval mode) and the :class:`rdlens.training.Fit`."""
+    from rdlens.training import fit
+
+    device = x.device
+    torch.manual_seed(cfg.seed)
+    model = ConvLSTM(x.shape[2], cfg.hidden, cfg.kernel, conditions=cond.shape[1]).to(device)
+    opt = make_optimizer(cfg, model)
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    frames = x.shape[1] - 1
+
+    def batch_loss() -> torch.Tensor:
+        which = torch.randint(0, x.shape[0], (cfg.batch_size,), generator=gen)
+        first = torch.randint(0, frames - cfg.window + 1, (cfg.batch_size,), generator=gen)
+        rows = first[:, None] + torch.arange(cfg.window + 1)[None]
+        return step_loss(model, x[which[:, None].to(device), rows.to(device)], cond[which.to(device)],
+                         free=cfg.training == "free")
+
+    done = fit(model, opt, batch_loss, steps=cfg.steps, generator=gen, name="ConvLSTM training",
+               grad_clip=cfg.grad_clip, checkpoint=checkpoint, checkpoint_every=checkpoint_every(cfg.steps),
+               config=_plain(asdict(cfg)), resume=True, progress=progress)
+    return model.eval(), done
+
+
+def _plain(obj: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(obj))
+
+
+__all__ = ["ConvLSTM", "ConvLSTMConfig", "RolloutRecord", "Trajectories", "checkpoint_every", "make_optimizer",
+           "n_params", "step_loss", "train"]

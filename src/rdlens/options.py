@@ -157,13 +157,18 @@ def _default(f: dataclasses.Field) -> Any:
 
 def flatten(cls: type, *, hidden: tuple[str, ...] = (), renames: dict[str, str] | None = None,
             choices: dict[str, tuple[Any, ...]] | None = None, _prefix: tuple[str, ...] = (),
-            _defaults: Any = None) -> list[Option]:
+            _defaults: Any = None, _name_prefix: str = "") -> list[Option]:
     """The options of config dataclass ``cls``, nested dataclass fields flattened in order.
 
     ``hidden`` lists dotted paths that are derived, not set (e.g. ``data.seed``); ``renames``
     gives a flat name to a dotted path whose field name is ambiguous (``schedule.kind`` ->
     ``schedule``); ``choices`` closes the set of values of a flat name. Two options with one
     name are a programming error.
+
+    A nested config whose field carries ``metadata={"prefix": "ddpm_", "hidden": (...),
+    "renames": {...}}`` is another system's config inside this one (a study's DDPM): its
+    options keep the names they have in that system, after the prefix (``ddpm_steps``), and
+    its own hidden paths and renames apply, relative to it.
     """
     renames, choices = renames or {}, choices or {}
     hints = typing.get_type_hints(cls)
@@ -178,11 +183,21 @@ def flatten(cls: type, *, hidden: tuple[str, ...] = (), renames: dict[str, str] 
         # a nested config's defaults are those of the parent's default instance, not of its class
         default = getattr(_defaults, f.name) if _defaults is not None else _default(f)
         if dataclasses.is_dataclass(hint):
-            out += flatten(hint, hidden=hidden, renames=renames, choices=choices, _prefix=path, _defaults=default)
+            meta = f.metadata
+            if "prefix" in meta:  # another system's config: its own names, after the prefix
+                inner_hidden = tuple(f"{dotted}.{h}" for h in meta.get("hidden", ()))
+                inner_renames = {f"{dotted}.{k}": v for k, v in meta.get("renames", {}).items()}
+                out += flatten(hint, hidden=(*hidden, *inner_hidden), renames={**renames, **inner_renames},
+                               choices=choices, _prefix=path, _defaults=default,
+                               _name_prefix=_name_prefix + meta["prefix"])
+            else:
+                out += flatten(hint, hidden=hidden, renames=renames, choices=choices, _prefix=path,
+                               _defaults=default, _name_prefix=_name_prefix)
             continue
         kind, optional, length = _kind(hint)
-        name = renames.get(dotted, f.name)
-        out.append(Option(name, path, kind, default, docs.get(f.name, ""), optional, length, choices.get(name)))
+        name = _name_prefix + renames.get(dotted, f.name)
+        out.append(Option(name, path, kind, default, docs.get(f.name, ""), optional, length,
+                          choices.get(name, f.metadata.get("choices"))))
     if not _prefix:
         names = [o.name for o in out]
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -200,19 +215,21 @@ def check_values(options: list[Option], values: dict[str, Any], source: str) -> 
     return {k: by_name[k].check(v, source) for k, v in values.items()}
 
 
-def from_dict(cls: type, data: dict[str, Any]) -> Any:
+def from_dict(cls: type, data: dict[str, Any], _defaults: Any = None) -> Any:
     """Rebuild a (nested) config dataclass from its ``asdict`` / JSON form (lists -> tuples); a
-    nested config given in part keeps the parent's default for the rest."""
+    nested config given in part keeps the parent's default for the rest, at any depth (a
+    sweep's model is 64 x 64, not 200 x 200; a study's DDPM keeps its 2-channel U-Net)."""
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
+        default = getattr(_defaults, f.name) if _defaults is not None else None
         if f.name not in data:
+            if _defaults is not None:
+                kwargs[f.name] = default
             continue
         value, hint = data[f.name], hints[f.name]
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            # given keys over the parent's default instance (a sweep's model is 64 x 64, not 200 x 200)
-            base = {g.name: getattr(_default(f), g.name) for g in dataclasses.fields(hint)}
-            value = from_dict(hint, {**base, **value})
+            value = from_dict(hint, value, default if _defaults is not None else _default(f))
         elif isinstance(value, list):
             value = tuple(value)
         kwargs[f.name] = value

@@ -40,8 +40,10 @@ import numpy as np
 from rdlens import patterns as P
 from rdlens.patterns import SYSTEMS, TITLES, from_unit, to_unit
 from rdlens.balance import BalanceTrace, combine, t_interval
-from rdlens.errors import ConfigError, SimulationDiverged, check_memory, check_seed
-from rdlens.grayscott import GrayScott, pearson_spots
+from rdlens.convlstm import ConvLSTMConfig, Trajectories
+from rdlens.ddpm import FIELDS, DDPMConfig
+from rdlens.errors import ConfigError, SimulationDiverged, check_memory
+from rdlens.grayscott import GrayScott
 from rdlens.rundir import atomic_write_text, save_npz, write_json
 from rdlens.study import claim, finish_stage, fresh_stage, stage_done
 
@@ -54,7 +56,27 @@ STEADY_CORRELATION = 0.9
 MIN_CONTRAST = 0.05
 """a field whose v spans less than this (Gray-Scott patterns here span ~0.35) is uniform: label none"""
 SEED_OFFSETS = {"ground-truth": 1_000_000, "trajectory": 2_000_000, "rollout": 3_000_000}
-"""the Pearson starts of each use come from disjoint seed ranges: no rollout start was seen in training"""
+"""the Pearson starts of each use come from disjoint seed ranges: no rollout start was seen in
+training (the last two as in :data:`rdlens.convlstm.SEED_OFFSETS`, for the ConvLSTM run alone)"""
+
+Bars = Callable[[str, int], Any]
+
+
+def _study_ddpm() -> DDPMConfig:
+    """The DDPM of the study: the ``default`` preset's small U-Net on 2-channel (u, v) fields
+    with circular padding, 3000 steps, 32 samples."""
+    from rdlens.unet import UNetConfig
+
+    return DDPMConfig(dataset=FIELDS, unet=UNetConfig(in_channels=2, image_size=32, channels=(16, 32, 64),
+                                                      attention=(2,), padding="circular"),
+                      steps=3000, batch_size=32, lr=1e-3, ema=0.995, samples=32)
+
+
+DDPM_DERIVED = ("dataset", "data_dir", "unet.in_channels", "unet.image_size", "seed", "setting", "checkpoint_every",
+                "max_images", "turing_images", "grid_every", "track_every", "pixels")
+"""what the study sets in its DDPM's config: the data are its fields, the grid its grid, the seed each seed's"""
+CONVLSTM_DERIVED = ("data", "seed")
+"""what the study sets in its ConvLSTM's config: the trajectories are its own, the seed each seed's"""
 
 
 @dataclass(frozen=True)
@@ -88,76 +110,39 @@ class PatternsConfig:
     """first seed of the learned systems; the ground truth's starts derive from it too"""
     seeds: int = 1
     """independently trained DDPMs and LSTMs (seed, seed + 1, ...)"""
-    ddpm_steps: int = 3000
-    """DDPM optimiser steps"""
-    ddpm_batch: int = 32
-    ddpm_lr: float = 1e-3
-    ddpm_channels: tuple[int, ...] = (16, 32, 64)
-    """U-Net width per resolution level"""
-    ddpm_T: int = 1000
-    """diffusion steps (the paper: 1000)"""
-    ddpm_samples: int = 32
-    """DDPM samples per seed"""
-    ddpm_ema: float = 0.995
-    lstm_hidden: int = 32
-    """hidden channels of the ConvLSTM"""
-    lstm_kernel: int = 3
-    """side of its gate convolution"""
-    lstm_steps: int = 2000
-    """ConvLSTM optimiser steps"""
-    lstm_batch: int = 8
-    lstm_lr: float = 1e-3
-    lstm_window: int = 10
-    """frames per training window"""
-    lstm_training: str = "free"
-    """free: each window is rolled out from its first frame on the model's own predictions (as
-    in use); teacher: every input is the true frame (teacher forcing; rollouts then drift)"""
+    ddpm: DDPMConfig = field(default_factory=_study_ddpm,
+                      metadata={"prefix": "ddpm_", "hidden": DDPM_DERIVED, "renames": {"schedule.kind": "schedule"}})
+    """the DDPM (rdlens ddpm's settings, --ddpm-NAME here)"""
+    convlstm: ConvLSTMConfig = field(default_factory=ConvLSTMConfig,
+                                     metadata={"prefix": "convlstm_", "hidden": CONVLSTM_DERIVED})
+    """the ConvLSTM (rdlens convlstm's settings, --convlstm-NAME here)"""
 
     def __post_init__(self) -> None:
+        from rdlens.errors import check_seed as _check
+
         self.setting_pairs  # noqa: B018 - parses and checks
         for name, low, high in (("patterns", 1, 10**5), ("steps", 1, 10**8), ("start_squares", 1, 1000),
                                 ("frame_every", 1, 10**6), ("frames", 2, 10**4), ("long_factor", 1, 100),
                                 ("trajectories", 1, 10**4), ("rollouts", 1, 10**4), ("continue_steps", 1, 10**8),
-                                ("seeds", 1, 100), ("ddpm_steps", 0, 10**7), ("ddpm_batch", 1, 4096),
-                                ("ddpm_T", 2, 10**5), ("ddpm_samples", 2, 10**5), ("lstm_hidden", 1, 1024),
-                                ("lstm_kernel", 1, 31), ("lstm_steps", 0, 10**7), ("lstm_batch", 1, 4096),
-                                ("lstm_window", 1, 10**4)):
+                                ("seeds", 1, 100)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-        check_seed(self.seed)
-        check_seed(self.seed + self.seeds - 1 + max(SEED_OFFSETS.values()) + 10**5)
-        if self.lstm_window > self.frames:
-            raise ConfigError(f"lstm_window = {self.lstm_window} exceeds frames = {self.frames}")
-        if self.lstm_training not in ("free", "teacher"):
-            raise ConfigError(f"lstm_training must be free or teacher, got {self.lstm_training!r}")
-        if self.lstm_kernel % 2 == 0:
-            raise ConfigError(f"lstm_kernel must be odd, got {self.lstm_kernel}")
-        for name in ("ddpm_lr", "lstm_lr"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be a finite number > 0, got {value!r}")
-        if not 0 <= self.ddpm_ema < 1:
-            raise ConfigError(f"ddpm_ema must be in [0, 1), got {self.ddpm_ema}")
-        self.ddpm_config(self.seed)  # the U-Net must fit the grid
+        _check(self.seed)
+        _check(self.seed + self.seeds - 1 + max(SEED_OFFSETS.values()) + 10**5)
+        if self.ddpm.samples < 2:
+            raise ConfigError(f"ddpm_samples must be at least 2 (the measures compare samples), got {self.ddpm.samples}")
+        # the systems' configs as the study runs them (its grid, its trajectories, its first seed),
+        # so that config.json shows what ran; building them checks that the U-Net fits the grid
+        # and the ConvLSTM's window the trajectories
+        object.__setattr__(self, "ddpm", self._derived_ddpm())
+        object.__setattr__(self, "convlstm", self._derived_convlstm())
         for F, k in self.setting_pairs:
             self.model_at(F, k)
 
     @property
     def setting_pairs(self) -> list[tuple[float, float]]:
-        pairs = []
-        for item in str(self.settings).split(","):
-            try:
-                F, k = (float(x) for x in item.split(":"))
-            except ValueError:
-                raise ConfigError(f"settings must be F:k pairs separated by commas, e.g. 0.029:0.062,0.055:0.062; "
-                                  f"got {self.settings!r}") from None
-            if not (0 <= F <= 1 and 0 <= k <= 1):
-                raise ConfigError(f"F and k of each setting must be in [0, 1], got {F}:{k}")
-            pairs.append((F, k))
-        if not 1 <= len(pairs) <= 100:
-            raise ConfigError(f"settings must hold 1 to 100 pairs, got {len(pairs)}")
-        return pairs
+        return P.parse_settings(self.settings)
 
     def model_at(self, F: float, k: float) -> GrayScott:
         return replace(self.model, F=F, k=k)
@@ -166,14 +151,27 @@ class PatternsConfig:
     def long_frames(self) -> int:
         return self.frames * self.long_factor
 
-    def ddpm_config(self, seed: int) -> Any:
-        from rdlens import ddpm
+    def _derived_ddpm(self) -> DDPMConfig:
+        """The DDPM on this study's grid and first seed."""
+        from rdlens.convlstm import checkpoint_every
 
-        return ddpm.config_for("default", ddpm.FIELDS, schedule={"T": self.ddpm_T},
-                               unet={"in_channels": 2, "image_size": self.model.size, "channels": self.ddpm_channels,
-                                     "attention": (len(self.ddpm_channels) - 1,), "padding": "circular"},
-                               steps=self.ddpm_steps, batch_size=self.ddpm_batch, lr=self.ddpm_lr, ema=self.ddpm_ema,
-                               samples=self.ddpm_samples, seed=seed, checkpoint_every=_checkpoint_every(self.ddpm_steps))
+        return replace(self.ddpm, seed=self.seed, checkpoint_every=checkpoint_every(self.ddpm.steps),
+                       unet=replace(self.ddpm.unet, image_size=self.model.size))
+
+    def _derived_convlstm(self) -> ConvLSTMConfig:
+        """The ConvLSTM on this study's trajectories and first seed."""
+        data = Trajectories(settings=self.settings, model=self.model, start_squares=self.start_squares,
+                            frame_every=self.frame_every, frames=self.frames, trajectories=self.trajectories,
+                            rollouts=self.rollouts, long_factor=self.long_factor)
+        return replace(self.convlstm, seed=self.seed, data=data)
+
+    def ddpm_config(self, seed: int) -> DDPMConfig:
+        """The DDPM of training seed ``seed``."""
+        return replace(self.ddpm, seed=seed)
+
+    def convlstm_config(self, seed: int) -> ConvLSTMConfig:
+        """The ConvLSTM of training seed ``seed``."""
+        return replace(self.convlstm, seed=seed)
 
     def memory_bytes(self) -> float:
         """Peak memory estimate: the fields kept (float64 ground truth, float32 trajectories
@@ -182,56 +180,15 @@ class PatternsConfig:
         n = len(self.setting_pairs)
         kept = (n * self.patterns * cells * 8 + n * self.trajectories * (self.frames + 1) * cells * 4
                 + 3 * n * self.rollouts * (self.long_frames + 1) * cells * 4)
-        lstm = 8 * self.lstm_batch * self.lstm_window * cells * self.lstm_hidden * 4 * 2
-        unet = 40 * self.ddpm_batch * self.model.size**2 * max(self.ddpm_channels) * 4
-        sample = 40 * min(self.ddpm_samples, 256) * self.model.size**2 * max(self.ddpm_channels) * 4
+        lstm = self.convlstm_config(self.seed).memory_bytes()
+        width = max(self.ddpm.unet.channels)
+        unet = 40 * self.ddpm.batch_size * self.model.size**2 * width * 4
+        sample = 40 * min(self.ddpm.samples, 256) * self.model.size**2 * width * 4
         return kept + max(lstm, unet, sample)
 
 
-def _checkpoint_every(steps: int) -> int:
-    """Every 100 steps, or twice in a shorter training (so an interrupted one has a checkpoint)."""
-    return max(1, min(100, steps // 2))
-
-
-# ---- the map between physical fields and the networks' [-1, 1] ------------------------------
-
-def conditions(F: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """(F, k) scaled to order one for the ConvLSTM's condition planes."""
-    return np.stack([(np.asarray(F) - 0.04) / 0.02, (np.asarray(k) - 0.062) / 0.004], axis=-1).astype(np.float32)
-
-
-# ---- stages -------------------------------------------------------------------------------
-
-
-Bars = Callable[[str, int], Any]
-
-
-def _advance(models: list[GrayScott], u: np.ndarray, v: np.ndarray, steps: int, chunks: int = 1,
-             ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Advance a batch of grids ``steps`` steps in ``chunks`` equal parts; return (u, v, norms)
-    after each part (norms: (B, steps per part, 3) reaction, diffusion, residual)."""
-    from rdlens.grayscott import BatchStepper
-
-    stepper = BatchStepper(models, np.ascontiguousarray(u), np.ascontiguousarray(v))
-    out = []
-    for _ in range(chunks):
-        norms = stepper.advance(steps // chunks)
-        out.append((stepper.u.copy(), stepper.v.copy(), norms))
-    return out
-
-
 def _starts(cfg: PatternsConfig, use: str, per_setting: int) -> tuple[list[GrayScott], np.ndarray, np.ndarray, np.ndarray]:
-    models, us, vs, seeds = [], [], [], []
-    for i, (F, k) in enumerate(cfg.setting_pairs):
-        model = cfg.model_at(F, k)
-        for j in range(per_setting):
-            seed = cfg.seed + SEED_OFFSETS[use] + 1000 * i + j
-            u, v = pearson_spots(model, seed, count=cfg.start_squares)
-            models.append(model)
-            us.append(u)
-            vs.append(v)
-            seeds.append(seed)
-    return models, np.stack(us), np.stack(vs), np.array(seeds)
+    return P.starts(cfg.model, cfg.setting_pairs, cfg.seed + SEED_OFFSETS[use], per_setting, cfg.start_squares)
 
 
 def ground_truth(cfg: PatternsConfig, stage: Path) -> None:
@@ -240,7 +197,7 @@ def ground_truth(cfg: PatternsConfig, stage: Path) -> None:
     fresh_stage(stage)
     t0 = time.perf_counter()
     models, u, v, seeds = _starts(cfg, "ground-truth", cfg.patterns)
-    (u_end, v_end, norms), = _advance(models, u, v, cfg.steps)
+    (u_end, v_end, norms), = P.advance(models, u, v, cfg.steps)
     if not np.isfinite(v_end).all():
         raise SimulationDiverged("Gray-Scott ground truth", cfg.steps, "a field went NaN")
     traces = [BalanceTrace.from_series(n[:, 0], n[:, 1]) for n in norms]
@@ -253,9 +210,7 @@ def ground_truth(cfg: PatternsConfig, stage: Path) -> None:
     for use, per, frames, name in (("trajectory", cfg.trajectories, cfg.frames, "trajectories.npz"),
                                    ("rollout", cfg.rollouts, cfg.long_frames, "truth.npz")):
         models, u, v, seeds = _starts(cfg, use, per)
-        parts = _advance(models, u, v, cfg.frame_every * frames, chunks=frames)
-        x = np.stack([to_unit(u, v)] + [to_unit(pu, pv) for pu, pv, _ in parts], axis=1)
-        norms = np.concatenate([n for _, _, n in parts], axis=1)
+        x, norms = P.trajectories(models, u, v, cfg.frame_every, frames)
         horizon = cfg.frame_every * cfg.frames
         R = {f"R_{part}": np.array([BalanceTrace.from_series(n[:upto, 0], n[:upto, 1]).R for n in norms])
              for part, upto in (("horizon", horizon), ("all", norms.shape[1]))}
@@ -285,8 +240,9 @@ def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
     with bars(f"DDPM on (u, v), seed {seed}", dcfg.steps) as bar:
         result = ddpm.train(dcfg, images, str(stage), device=device, resume=True, progress=bar.update)
     with bars(f"DDPM sampling, seed {seed}", dcfg.schedule.T) as bar:
-        out = ddpm.sample(result.ema_model, (cfg.ddpm_samples, 2, cfg.model.size, cfg.model.size), dcfg.schedule,
-                          seed=seed + 2, device=device, progress=bar.update)
+        out = ddpm.sample(result.ema_model, (dcfg.samples, 2, cfg.model.size, cfg.model.size), dcfg.schedule,
+                          seed=seed + 2, device=device, progress=bar.update, sigma=dcfg.sigma,
+                          last_step=dcfg.last_step)
     x = out.samples.double().cpu().numpy()
     if not np.isfinite(x).all():
         raise SimulationDiverged("DDPM sampling", dcfg.schedule.T, "a sample went NaN")
@@ -294,52 +250,38 @@ def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
     out.trace.save(stage / "trace.csv")
     save_losses(stage / "losses.csv", result.losses)
     finish_stage(stage, {"wall_time_s": time.perf_counter() - t0, **out.trace.summary(), "seed": seed,
-                    "steps": result.steps_done})
+                         "steps": result.steps_done})
     return {f"DDPM seed {seed}": time.perf_counter() - t0}
 
 
 def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, *, bars: Bars,
                log: Callable[[str], None]) -> dict[str, float]:
-    """Train the ConvLSTM on the trajectories and roll it out from the unseen starts."""
+    """Train the ConvLSTM (:func:`rdlens.convlstm.train`) on the trajectories and roll it out
+    from the unseen starts."""
     import torch
 
-    from rdlens import threads
-    from rdlens.convlstm import ConvLSTM, step_loss
+    from rdlens import convlstm, threads
     from rdlens.rundir import save_losses
-    from rdlens.training import fit
 
     fresh_stage(stage)
     t0 = time.perf_counter()
+    ccfg = cfg.convlstm_config(seed)
     with np.load(gt / "trajectories.npz") as f:
         x = torch.from_numpy(f["x"]).to(device)
-        cond = torch.from_numpy(conditions(f["F"], f["k"])).to(device)
-    torch.manual_seed(seed)
-    model = ConvLSTM(2, cfg.lstm_hidden, cfg.lstm_kernel, conditions=2).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lstm_lr)
-    gen = torch.Generator().manual_seed(seed + 1)
-
-    def batch_loss() -> torch.Tensor:
-        which = torch.randint(0, x.shape[0], (cfg.lstm_batch,), generator=gen)
-        first = torch.randint(0, cfg.frames - cfg.lstm_window + 1, (cfg.lstm_batch,), generator=gen)
-        rows = first[:, None] + torch.arange(cfg.lstm_window + 1)[None]
-        return step_loss(model, x[which[:, None].to(device), rows.to(device)], cond[which.to(device)],
-                         free=cfg.lstm_training == "free")
-
-    with bars(f"ConvLSTM on trajectories, seed {seed}", cfg.lstm_steps) as bar:
-        done = fit(model, opt, batch_loss, steps=cfg.lstm_steps, generator=gen, name="ConvLSTM training",
-                   grad_clip=1.0, checkpoint=stage / "checkpoint.pt", checkpoint_every=_checkpoint_every(cfg.lstm_steps),
-                   config=json.loads(json.dumps(asdict(cfg))), resume=True, progress=bar.update)
+        cond = torch.from_numpy(P.conditions(f["F"], f["k"])).to(device)
+    with bars(f"ConvLSTM on trajectories, seed {seed}", ccfg.steps) as bar:
+        model, done = convlstm.train(ccfg, x, cond, stage / "checkpoint.pt", progress=bar.update)
     with np.load(gt / "truth.npz") as f:
         start = torch.from_numpy(f["x"][:, 0]).to(device)
-        rcond = torch.from_numpy(conditions(f["F"], f["k"])).to(device)
+        rcond = torch.from_numpy(P.conditions(f["F"], f["k"])).to(device)
     with threads.stage("ConvLSTM rollout", parallel=True):
-        frames, record = model.eval().rollout(start, cfg.long_frames, rcond)
+        frames, record = model.rollout(start, cfg.long_frames, rcond)
     save_npz(stage / "rollouts.npz", x=frames.cpu().numpy(), reaction=record.reaction, diffusion=record.diffusion,
              input_gate=record.input_gate, forget_gate=record.forget_gate)
     save_losses(stage / "losses.csv", done.losses)
     horizon = BalanceTrace.from_samples(record.reaction[: cfg.frames], record.diffusion[: cfg.frames])
     finish_stage(stage, {"wall_time_s": time.perf_counter() - t0, **horizon.summary(), "seed": seed,
-                    "R_long": record.trace().R, "steps": done.steps_done})
+                         "R_long": record.trace().R, "steps": done.steps_done})
     return {f"ConvLSTM seed {seed}": time.perf_counter() - t0}
 
 
@@ -382,7 +324,7 @@ def measure_fields(cfg: PatternsConfig, system: str, seed: int, u: np.ndarray, v
     idx = [j for j in range(len(u)) if ok[j]]
     if idx:
         models = [cfg.model_at(rows[j]["F"], rows[j]["k"]) for j in idx]
-        (_, v_after, norms), = _advance(models, u[idx], v[idx], cfg.continue_steps)
+        (_, v_after, norms), = P.advance(models, u[idx], v[idx], cfg.continue_steps)
         for n, j in enumerate(idx):
             a, b = v[j] - v[j].mean(), v_after[n] - v_after[n].mean()
             denom = float(np.linalg.norm(a) * np.linalg.norm(b))
@@ -511,8 +453,19 @@ def profile_config(profile: str, overrides: dict[str, Any] | None = None) -> Pat
     from rdlens.reproduce import load_profile
 
     options = flatten(PatternsConfig, hidden=OPTION_HIDDEN)
-    values = {**check_values(options, load_profile(profile)["patterns"], f"profile {profile} [patterns]"),
-              **(overrides or {})}
+    table = dict(load_profile(profile)["patterns"])
+    for system in ("ddpm", "convlstm"):  # [patterns.ddpm] steps = 4 is ddpm_steps = 4
+        nested = table.pop(system, {})
+        if not isinstance(nested, dict):
+            raise ConfigError(f"profile {profile} [patterns]: {system} must be a table of {system} settings, "
+                              f"got {nested!r}")
+        table.update({f"{system}_{k}": v for k, v in nested.items()})
+    values = {**check_values(options, table, f"profile {profile} [patterns]"), **(overrides or {})}
+    if "ddpm_channels" in values and "ddpm_attention" not in values:
+        # fewer levels than the default U-Net: keep its attention levels that exist, else the
+        # lowest (as rdlens ddpm does)
+        levels = len(values["ddpm_channels"])
+        values["ddpm_attention"] = tuple(a for a in _study_ddpm().unet.attention if a < levels) or (levels - 1,)
     return from_dict(PatternsConfig, nest(options, values))
 
 
@@ -667,5 +620,5 @@ def collect(cfg: PatternsConfig, folder: Path) -> tuple[list[dict[str, Any]], di
     return rows, R
 
 
-__all__ = ["PatternsConfig", "SYSTEMS", "collect", "conditions", "from_unit", "ground_truth", "measure_fields",
+__all__ = ["PatternsConfig", "SYSTEMS", "collect", "from_unit", "ground_truth", "measure_fields",
            "profile_config", "run_study", "table", "table_markdown", "to_unit", "verdicts"]

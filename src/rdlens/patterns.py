@@ -193,3 +193,74 @@ def from_unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 __all__ = ["LABELS", "SYSTEMS", "TITLES", "V_MAX", "Components", "components", "dominant_wavelength", "from_unit",
            "label", "measure", "radial_spectrum", "relative_residual", "spectral_entropy", "to_unit"]
+
+
+# ---- Gray-Scott fields for the learned systems: starts, runs, trajectories -------------------
+
+
+def parse_settings(text: str) -> list[tuple[float, float]]:
+    """``F:k,F:k,...`` as (F, k) pairs, each in [0, 1], 1 to 100 of them; a ConfigError otherwise."""
+    from rdlens.errors import ConfigError
+
+    pairs = []
+    for item in str(text).split(","):
+        try:
+            F, k = (float(x) for x in item.split(":"))
+        except ValueError:
+            raise ConfigError(f"settings must be F:k pairs separated by commas, e.g. 0.029:0.062,0.055:0.062; "
+                              f"got {text!r}") from None
+        if not (0 <= F <= 1 and 0 <= k <= 1):
+            raise ConfigError(f"F and k of each setting must be in [0, 1], got {F}:{k}")
+        pairs.append((F, k))
+    if not 1 <= len(pairs) <= 100:
+        raise ConfigError(f"settings must hold 1 to 100 pairs, got {len(pairs)}")
+    return pairs
+
+
+def starts(model: Any, pairs: list[tuple[float, float]], seed_base: int, per_setting: int, squares: int
+           ) -> tuple[list[Any], np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded Pearson starts (:func:`rdlens.grayscott.pearson_spots`), ``per_setting`` for each
+    (F, k): (models, u, v, seeds), start j of setting i seeded ``seed_base + 1000 i + j``."""
+    from dataclasses import replace
+
+    from rdlens.grayscott import pearson_spots
+
+    models, us, vs, seeds = [], [], [], []
+    for i, (F, k) in enumerate(pairs):
+        at = replace(model, F=F, k=k)
+        for j in range(per_setting):
+            seed = seed_base + 1000 * i + j
+            u, v = pearson_spots(at, seed, count=squares)
+            models.append(at)
+            us.append(u)
+            vs.append(v)
+            seeds.append(seed)
+    return models, np.stack(us), np.stack(vs), np.array(seeds)
+
+
+def advance(models: list[Any], u: np.ndarray, v: np.ndarray, steps: int, chunks: int = 1,
+            ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Advance a batch of grids ``steps`` steps in ``chunks`` equal parts; return (u, v, norms)
+    after each part (norms: (B, steps per part, 3) reaction, diffusion, residual)."""
+    from rdlens.grayscott import BatchStepper
+
+    stepper = BatchStepper(models, np.ascontiguousarray(u), np.ascontiguousarray(v))
+    out = []
+    for _ in range(chunks):
+        norms = stepper.advance(steps // chunks)
+        out.append((stepper.u.copy(), stepper.v.copy(), norms))
+    return out
+
+
+def trajectories(models: list[Any], u: np.ndarray, v: np.ndarray, frame_every: int, frames: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Frames 0, 1, ..., ``frames`` (``frame_every`` steps apart) of each grid in the networks'
+    scale (B, frames + 1, 2, N, N), and the per-step norms of the whole run (B, steps, 3)."""
+    parts = advance(models, u, v, frame_every * frames, chunks=frames)
+    x = np.stack([to_unit(u, v)] + [to_unit(pu, pv) for pu, pv, _ in parts], axis=1)
+    return x, np.concatenate([n for _, _, n in parts], axis=1)
+
+
+def conditions(F: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """(F, k) scaled to order one for the ConvLSTM's condition planes."""
+    return np.stack([(np.asarray(F) - 0.04) / 0.02, (np.asarray(k) - 0.062) / 0.004], axis=-1).astype(np.float32)

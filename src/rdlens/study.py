@@ -244,6 +244,18 @@ def _belongs(folder: Path, kind: str) -> bool:
     return not any(p.name != LOCK for p in folder.iterdir())
 
 
+def _differences(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested settings."""
+    out = []
+    for key in sorted(saved.keys() | wanted.keys()):
+        a, b = saved.get(key), wanted.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(prefix + key)
+    return out
+
+
 @contextlib.contextmanager
 def claim(folder: str | os.PathLike, kind: str, settings: dict[str, Any], *, force: bool = False,
           compare: bool = True, hint: str = "add --force to start it over, or choose another --out"
@@ -272,7 +284,7 @@ def claim(folder: str | os.PathLike, kind: str, settings: dict[str, Any], *, for
             saved.pop("system", None)
             saved.setdefault("study", kind)
             if saved != wanted:
-                differ = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
+                differ = _differences(saved, wanted)
                 raise ConfigError(f"{folder} holds a {kind} study with other settings ({', '.join(differ)}); {hint}")
         if force:
             for p in list(folder.iterdir()):

@@ -2,7 +2,7 @@
 
 A *system* is anything whose update splits into a reaction and a diffusion part (SPEC.md).
 Each is described by one :class:`System` subclass in one file (``systems/rd.py``,
-``systems/lstm.py``, ``systems/ddpm.py``) on top of its physics module, and registered
+``systems/lstm.py``, ``systems/ddpm.py``, ``systems/convlstm.py``) on top of its physics module, and registered
 here. Everything above — the run-directory lifecycle (:mod:`rdlens.run`), ``rdlens
 reproduce`` (:mod:`rdlens.reproduce`), the report (:mod:`rdlens.report`) and the command
 line (:mod:`rdlens.cli`) — knows systems only through this interface, so a new system is
@@ -59,11 +59,12 @@ def _load() -> None:
     if _LOADED:
         return
     _LOADED = True
+    from rdlens.systems.convlstm import ConvLSTM
     from rdlens.systems.ddpm import DDPM
     from rdlens.systems.lstm import LSTM
     from rdlens.systems.rd import RD
 
-    for cls in (RD, LSTM, DDPM):
+    for cls in (RD, LSTM, DDPM, ConvLSTM):
         register(cls)
     if os.environ.get("RDLENS_NO_PLUGINS"):
         return
