@@ -216,3 +216,26 @@ def test_a_tiny_run_with_every_ddpm_quirk_on_goes_end_to_end(tmp_path, capsys):
     assert summary["steps_counted"] == 10 and "public-code quirk" in summary["last_step"]
     samples = np.load(tmp_path / summary["run_dir"].split("/")[-1] / "samples.npz")["samples"]
     assert samples.shape == (2, 1, 32, 32)
+
+
+def test_table1_footnote_says_what_each_ddpm_row_did_with_the_last_step(tmp_path):
+    """A row that counts the noise-free last step (the public code's quirk) is named as such,
+    not covered by a blanket 'DDPM rows exclude the last reverse step'."""
+    from rdlens.balance import BalanceTrace
+    from rdlens.report import table
+
+    def trace(counted_last: bool) -> BalanceTrace:
+        counted = np.ones(4, dtype=bool)
+        counted[-1] = counted_last
+        return BalanceTrace.from_series(np.ones(4), np.array([1.0, 1.0, 1.0, 0.0]), counted=counted)
+
+    info = {"seeds": [0], "rows": [
+        {"id": "ddpm-ours", "system": "ddpm", "title": "DDPM", "setting": "s", "data": "d", "status": "ran",
+         "reason": None, "paper": None},
+        {"id": "ddpm-authors", "system": "ddpm", "title": "DDPM", "setting": "s", "data": "d", "status": "ran",
+         "reason": None, "paper": None}]}
+    recs = table.records(info, {"ddpm-ours": [trace(False)], "ddpm-authors": [trace(True)]})
+    md = table.table_markdown(recs, "t")
+    assert "ddpm-ours exclude the last reverse step" in md
+    assert "ddpm-authors count it, as the public code does" in md
+    assert table.last_step_note([r for r in recs if r["row"] == "ddpm-ours"]).count("count it") == 0

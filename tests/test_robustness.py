@@ -16,6 +16,8 @@ import threading
 import time
 import zipfile
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -183,6 +185,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_in_one_line(tmp_path, capsy
     assert main(args) == 0
     run = tmp_path / json.loads(capsys.readouterr().out)["run_dir"].split("/")[-1]
     (run / "summary.json").unlink()
+    (run / "checkpoint.pt.sha256").unlink()  # as an older rdlens left it: no checksum to catch the edit
     (run / "checkpoint.pt").write_bytes(pickle.dumps({"step": _Evil()}))
     assert main(["lstm", "--resume", str(run), "--quiet"]) == 2
     one_line_error(capsys, "is not a weights-only checkpoint")
@@ -367,3 +370,145 @@ def test_progress_eta_of_a_resumed_run_counts_only_the_steps_it_runs(monkeypatch
     line = buf.getvalue().splitlines()[-1]
     assert line.startswith("DDPM train: step 2261/4000 (57%), 7 s elapsed")
     assert line.endswith(f"ETA {1739 * 0.6:.0f} s")
+
+
+# ---- issue 27: paths, absurd sizes, damaged checkpoints and configs, saved parameters ---------
+
+
+def _tiny_lstm(tmp_path, capsys) -> Path:
+    """A finished tiny LSTM run turned into an unfinished one (its summary removed)."""
+    args = ["lstm", "--n-sequences", "20", "--length", "20", "--steps", "4", "--batch-size", "4", "--quiet",
+            "--json", "--device", "cpu", "--checkpoint-every", "2", "--out", str(tmp_path)]
+    assert main(args) == 0
+    run = tmp_path / json.loads(capsys.readouterr().out)["run_dir"].split("/")[-1]
+    (run / "summary.json").unlink()
+    return run
+
+
+def _rewrite(run: Path, change) -> None:
+    """Load the checkpoint, change it, and save it the way rdlens does (checksum included), so
+    that only the check of its content can find what is wrong."""
+    import torch
+
+    from rdlens.torchutil import save_checkpoint
+
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    change(state)
+    save_checkpoint(run / "checkpoint.pt", state)
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (lambda s: s.pop("generator"), "it lacks generator"),
+    (lambda s: s.pop("losses"), "it lacks losses"),
+    (lambda s: s.update(step=10**9), "its step 1000000000 is not an integer in [0, 4]"),
+    (lambda s: s.update(step=-3), "its step -3 is not an integer in [0, 4]"),
+    (lambda s: s.update(step="4"), "its step '4' is not an integer"),
+    (lambda s: s["losses"].__setitem__(1, float("nan")), "not finite"),
+    (lambda s: s.update(generator=s["generator"][:100]), "does not fit this run"),
+    (lambda s: s.update(model="weights"), "its model is a str, not a state dict"),
+    (lambda s: s["model"].__setitem__(next(iter(s["model"])), s["model"][next(iter(s["model"]))] * float("nan")),
+     "weights are not finite"),
+])
+def test_a_checkpoint_is_checked_as_a_whole_before_a_resume_uses_it(tmp_path, capsys, change, fragment):
+    run = _tiny_lstm(tmp_path, capsys)
+    _rewrite(run, change)
+    assert main(["lstm", "--resume", str(run), "--quiet"]) == 2
+    one_line_error(capsys, fragment)
+    assert not (run / "summary.json").exists()
+
+
+def test_a_flipped_bit_in_a_checkpoint_is_found_by_its_checksum(tmp_path, capsys):
+    run = _tiny_lstm(tmp_path, capsys)
+    data = bytearray((run / "checkpoint.pt").read_bytes())
+    data[len(data) // 2] ^= 0x10
+    (run / "checkpoint.pt").write_bytes(bytes(data))
+    assert main(["lstm", "--resume", str(run), "--quiet"]) == 2
+    one_line_error(capsys, "differs from the checkpoint rdlens wrote")
+
+
+def test_an_edited_config_json_is_refused_with_its_key(tmp_path, capsys):
+    run = _tiny_lstm(tmp_path, capsys)
+    saved = json.loads((run / "config.json").read_text())
+    for key, value, fragment in (("steps", "4", "steps must be an integer, got '4'"),
+                                 ("lr", [1], "lr must be a number, got [1]"),
+                                 ("colour", 3, "unknown key 'colour'")):
+        (run / "config.json").write_text(json.dumps({**saved, key: value}))
+        assert main(["lstm", "--resume", str(run), "--quiet"]) == 2
+        one_line_error(capsys, fragment)
+    (run / "config.json").write_text(json.dumps({**saved, "data": {**saved["data"], "length": "long"}}))
+    assert main(["lstm", "--resume", str(run), "--quiet"]) == 2
+    one_line_error(capsys, "config.json: data: length must be an integer")
+
+
+def test_an_init_file_whose_saved_parameters_are_not_valid_is_refused(tmp_path, capsys):
+    from rdlens import grayscott
+
+    m = grayscott.GrayScott(size=16, length=0.16)
+    u, v = grayscott.pearson_init(m, 0)
+    for key, value, fragment in (("F", float("nan"), "saved F = nan"), ("dt", -1.0, "saved dt = -1.0"),
+                                 ("length", 0.0, "saved length = 0.0")):
+        path = tmp_path / f"bad-{key}.npz"
+        np.savez(path, u=u, v=v, **{"length": np.float64(0.16), key: np.float64(value)})
+        assert main(["rd", "--init", str(path), "--steps", "2", "--quiet", "--out", str(tmp_path / "o")]) == 2
+        one_line_error(capsys, fragment)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["rd", "--steps", "2", "--quiet", "--out", "/tmp/" + "x" * 300],
+    ["rd", "--steps", "2", "--quiet", "--init", "/tmp/" + "y" * 300 + ".npz"],
+    ["rd", "--steps", "2", "--quiet", "--out", "/tmp/" + "/".join(["z" * 200] * 25)],
+    ["ddpm", "--dataset", "mnist", "--quiet", "--data-dir", "/tmp/" + "d" * 300],
+])
+def test_a_path_the_file_system_cannot_hold_is_one_line(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert "at most" in err or "too long" in err, err
+
+
+def test_an_ode_transient_too_long_to_integrate_is_refused_before_work(tmp_path, capsys):
+    assert main(["lstm", "--dataset", "lorenz", "--transient", "1e12", "--quiet", "--out", str(tmp_path)]) == 2
+    one_line_error(capsys, "at most 1e+08 are allowed")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("command", [["patterns", "--profile", "smoke"], ["sweep", "--F", "0.03:0.03:1",
+                                                                          "--k", "0.06:0.06:1", "--steps", "10",
+                                                                          "--samples", "5"]])
+def test_a_study_into_a_file_or_a_read_only_folder_is_one_line(tmp_path, capsys, command):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main([*command, "--quiet", "--out", str(afile)]) == 2
+    one_line_error(capsys, "is a file, not a folder")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):
+            assert main([*command, "--quiet", "--out", str(locked)]) == 2
+            one_line_error(capsys, "is not writable")
+            assert not any(locked.iterdir())
+    finally:
+        locked.chmod(0o700)
+    # root may write anywhere by permissions; a file system that refuses it (sysfs) still gives one line
+    if Path("/sys/kernel").is_dir() and not Path("/sys/rdlens-test").exists():
+        assert main([*command, "--quiet", "--out", "/sys/rdlens-test"]) == 2
+        one_line_error(capsys, "/sys/rdlens-test")
+
+
+def test_correlation_intervals_stay_within_minus_one_and_one():
+    from scipy import stats
+
+    from rdlens.balance import correlation_interval
+
+    r = [-0.99, -0.95, -0.7]
+    est = correlation_interval(r)
+    z = np.arctanh(r)
+    half = stats.t.ppf(0.975, 2) * z.std(ddof=1) / np.sqrt(3)
+    assert est.low == pytest.approx(np.tanh(z.mean() - half), rel=1e-12)
+    assert est.high == pytest.approx(np.tanh(z.mean() + half), rel=1e-12)
+    assert est.mean == pytest.approx(np.tanh(z.mean()), rel=1e-12)
+    assert -1 < est.low < est.mean < est.high < 1
+    with pytest.raises(ValueError, match="in \\[-1, 1\\]"):
+        correlation_interval([0.5, 1.5])

@@ -243,6 +243,9 @@ class BalanceTrace:
         if not rows or tuple(rows[0][:4]) != BASE_COLUMNS:
             raise ValueError(f"{path}: not a balance trace (header must start with {','.join(BASE_COLUMNS)})")
         header, body = rows[0], rows[1:]
+        short = next((n for n, r in enumerate(body, start=2) if len(r) != len(header)), None)
+        if short is not None:
+            raise ValueError(f"{path}: line {short} has {len(body[short - 2])} values, the header {len(header)}")
         cols = {name: [r[j] for r in body] for j, name in enumerate(header)}
         extra = {k: np.array(v, dtype=np.float64) for k, v in cols.items() if k not in BASE_COLUMNS + ("counted",)}
         samples = _samples_path(path)
@@ -307,6 +310,17 @@ def t_interval(values: Iterable[float], level: float = 0.95) -> Estimate:
         return Estimate(mean, math.nan, math.nan, len(x))
     half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
     return Estimate(mean, mean - half, mean + half, len(x))
+
+
+def correlation_interval(values: Iterable[float], level: float = 0.95) -> Estimate:
+    """Mean and confidence interval of independent correlation coefficients, formed on Fisher's
+    z = atanh(r) (where the Student-t interval is apt) and mapped back with tanh: the
+    Fisher-averaged r, and an interval that stays inside [-1, 1]."""
+    r = np.asarray(list(values), dtype=np.float64)
+    if not np.all(np.isfinite(r)) or np.any(np.abs(r) > 1):
+        raise ValueError(f"correlations must be finite and in [-1, 1], got {r.tolist()}")
+    z = t_interval(np.arctanh(np.clip(r, -1 + 1e-15, 1 - 1e-15)), level)
+    return Estimate(math.tanh(z.mean), math.tanh(z.low), math.tanh(z.high), z.n)
 
 
 def _interval_or_undefined(values: list[float], level: float) -> Estimate:

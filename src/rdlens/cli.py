@@ -15,6 +15,7 @@ finished-looking result.
 from __future__ import annotations
 
 import argparse
+import errno
 import re
 import sys
 import warnings
@@ -581,6 +582,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print(f"\nrdlens {command}: {exc or 'interrupted; no finished result was written'}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as exc:  # the file system refused (disk full, a path it cannot hold): one line, not a traceback
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"rdlens {command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_BAD_INPUT if exc.errno in (errno.ENAMETOOLONG, errno.EACCES, errno.EROFS, errno.EPERM) else EXIT_FAILED
     finally:
         try:
             signal.signal(signal.SIGTERM, with_term)

@@ -209,7 +209,9 @@ def load_state(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """
     import zipfile
 
-    path = Path(path)
+    from rdlens.rundir import check_path
+
+    path = check_path(path, "--init")
     if not path.is_file():
         raise ConfigError(f"initial state file {str(path)!r} does not exist")
     try:
@@ -227,14 +229,15 @@ def load_state(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
                     shape, _, dtype = read_header(fh)
                 if dtype.kind not in "fiu":
                     raise ConfigError(f"{path}: array {key!r} holds {dtype} values; an init file needs real numbers")
-                if len(shape) != 2 or shape[0] != shape[1] or int(np.prod(shape)) > STATE_MAX_CELLS:
+                if (len(shape) != 2 or shape[0] != shape[1] or not 8 <= shape[0] <= MAX_SIZE
+                        or int(np.prod(shape)) > STATE_MAX_CELLS):
                     raise ConfigError(f"{path}: array {key!r} has shape {shape}; expected a square (N, N) grid "
                                       f"with 8 <= N <= {MAX_SIZE}")
                 with zf.open(names[key]) as fh:
                     arrays.append(np.lib.format.read_array(fh, allow_pickle=False))
     except ConfigError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged archive trips the readers on
         raise ConfigError(f"{path}: not a readable .npz file with arrays u and v ({type(exc).__name__}: {exc})") from None
     u, v = arrays
     if v.shape != u.shape:
@@ -245,7 +248,9 @@ def load_state(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def state_metadata(path: str | Path) -> dict[str, float]:
-    """The model values saved beside u and v (length, F, k, Du, Dv, dt), where present."""
+    """The model values saved beside u and v (length, F, k, Du, Dv, dt), where present, each
+    checked as the option of that name is (a NaN F or a negative dt is a ConfigError naming the
+    file, the value and the range)."""
     import zipfile
 
     out: dict[str, float] = {}
@@ -259,6 +264,13 @@ def state_metadata(path: str | Path) -> dict[str, float]:
                         out[key] = float(value)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         return {}
+    for key, value in out.items():
+        low = LENGTH_RANGE[0] if key == "length" else 0.0
+        high = LENGTH_RANGE[1] if key == "length" else math.inf
+        if not (math.isfinite(value) and low <= value <= high) or (key == "dt" and value == 0):
+            allowed = (f"in [{low:g}, {high:g}]" if key == "length" else "> 0" if key == "dt" else ">= 0")
+            raise ConfigError(f"{path}: its saved {key} = {value} is not a valid setting ({key} must be a finite "
+                              f"number {allowed}); the file is damaged or was not written by rdlens")
     return out
 
 

@@ -236,6 +236,25 @@ def from_dict(cls: type, data: dict[str, Any], _defaults: Any = None) -> Any:
     return cls(**kwargs)
 
 
+def check_saved(cls: type, data: dict[str, Any], source: str) -> None:
+    """A ConfigError naming ``source`` and the key if a saved (nested, JSON) configuration of
+    ``cls`` holds a value of the wrong type, or a key the dataclass does not have."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a table of settings, got {data!r}")
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(f"{source}: unknown key {key!r} for {cls.__name__}; the file was edited or written "
+                              "by another rdlens")
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            check_saved(hint, value, f"{source}: {key}")
+            continue
+        kind, optional, length = _kind(hint)
+        Option(key, (key,), kind, None, optional=optional, length=length).check(value, source)
+
+
 def nest(options: list[Option], values: dict[str, Any]) -> dict[str, Any]:
     """Flat values -> the nested dict of their config paths (for :func:`from_dict`)."""
     by_name = {o.name: o for o in options}

@@ -65,9 +65,9 @@ def open_unfinished(system: System, folder: str | os.PathLike) -> tuple[RunDir, 
         saved = json.loads(cfg_file.read_text()) if cfg_file.exists() else {}
     except ValueError:
         raise ConfigError(f"{cfg_file} is damaged (not JSON); the run cannot be resumed") from None
-    if saved.get("system") != system.name:
+    if not isinstance(saved, dict) or saved.get("system") != system.name:
         raise ConfigError(f"{folder} is not an unfinished rdlens {system.name} run directory (no matching config.json)")
-    return rd, system.from_json(saved)
+    return rd, system.from_json(saved, str(cfg_file))
 
 
 OLD_THREADS = "threads.json"

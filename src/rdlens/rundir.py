@@ -161,9 +161,29 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+NAME_MAX = 255
+PATH_MAX = 4096
+"""the longest file name and path (bytes) that Linux file systems hold"""
+
+
+def check_path(path: str | os.PathLike, what: str = "--out") -> Path:
+    """``path`` (user folder expanded), or a ConfigError if the file system could not hold it:
+    a name longer than NAME_MAX bytes or a path of PATH_MAX bytes or more."""
+    p = Path(path).expanduser()
+    size = len(os.fsencode(str(p.absolute())))
+    if size >= PATH_MAX:
+        raise ConfigError(f"{what} {str(p)[:40]}...: the path is {size} bytes long; at most {PATH_MAX - 1} are allowed")
+    for part in p.parts:
+        n = len(os.fsencode(part))
+        if n > NAME_MAX:
+            raise ConfigError(f"{what}: the name {part[:40]}... is {n} bytes long; a file or folder name may have at "
+                              f"most {NAME_MAX}")
+    return p
+
+
 def check_writable(folder: str | os.PathLike) -> None:
     """A ConfigError unless ``folder`` is (or can be made) a writable directory."""
-    path = Path(folder).expanduser()
+    path = check_path(folder)
     probe = path
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent

@@ -91,6 +91,12 @@ class SequenceConfig:
             raise ConfigError(f"dt must be a finite number > 0, got {self.dt}")
         if not isinstance(self.substeps, int) or self.substeps < 1:
             raise ConfigError(f"substeps must be an integer >= 1, got {self.substeps!r}")
+        if self.dataset in DEFAULT_DT and self.sample_dt > 0:
+            steps = (self.transient / self.sample_dt + self.length) * self.substeps
+            if steps > MAX_ODE_STEPS:
+                raise ConfigError(f"transient = {self.transient:g} and length = {self.length} are {steps:.3g} RK4 steps "
+                                  f"of dt / substeps = {self.sample_dt / self.substeps:g}; at most {MAX_ODE_STEPS:.0e} "
+                                  "are allowed (shorten --transient or raise --dt)")
 
     @property
     def n_test(self) -> int:
@@ -137,11 +143,17 @@ def vanderpol_rhs(mu: float = 1.0) -> Callable[[np.ndarray], np.ndarray]:
     return f
 
 
-def rk4(f: Callable[[np.ndarray], np.ndarray], y0: np.ndarray, dt: float, n_samples: int, substeps: int = 1) -> np.ndarray:
+MAX_ODE_STEPS = 1e8
+"""RK4 steps (transient and samples) one ODE data set may take: about 20 minutes of integration"""
+
+
+def rk4(f: Callable[[np.ndarray], np.ndarray], y0: np.ndarray, dt: float, n_samples: int, substeps: int = 1,
+        keep: bool = True) -> np.ndarray:
     """Classical fixed-step RK4 for an autonomous ODE; returns (n_samples, *y0.shape), the first
-    sample being y0, one sample every ``dt`` made of ``substeps`` RK4 steps."""
+    sample being y0, one sample every ``dt`` made of ``substeps`` RK4 steps (with ``keep`` =
+    False only the last sample, (1, *y0.shape): a transient needs no memory per step)."""
     h = dt / substeps
-    out = np.empty((n_samples,) + y0.shape)
+    out = np.empty((n_samples if keep else 1,) + y0.shape)
     y = np.array(y0, dtype=np.float64)
     out[0] = y
     for n in range(1, n_samples):
@@ -151,7 +163,7 @@ def rk4(f: Callable[[np.ndarray], np.ndarray], y0: np.ndarray, dt: float, n_samp
             k3 = f(y + 0.5 * h * k2)
             k4 = f(y + h * k3)
             y = y + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
-        out[n] = y
+        out[n if keep else 0] = y
     return out
 
 
@@ -165,7 +177,7 @@ def _ode_x(cfg: SequenceConfig, rng: np.random.Generator) -> np.ndarray:
         y0 = rng.uniform(-3, 3, (n, 2))
     dt = cfg.sample_dt
     burn = max(1, int(round(cfg.transient / dt)))
-    y_start = rk4(f, y0, dt, burn + 1, cfg.substeps)[-1]
+    y_start = rk4(f, y0, dt, burn + 1, cfg.substeps, keep=False)[-1]
     path = rk4(f, y_start, dt, cfg.length, cfg.substeps)  # (length, n, dim)
     return path[:, :, 0].T.copy()
 

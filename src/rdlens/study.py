@@ -164,7 +164,7 @@ def stage_done(stage: str | os.PathLike) -> bool:
     return Path(stage).is_dir() and verify(stage) is None
 
 
-def fresh_stage(stage: str | os.PathLike, keep: Sequence[str] = ("checkpoint.pt",)) -> Path:
+def fresh_stage(stage: str | os.PathLike, keep: Sequence[str] = ("checkpoint.pt", "checkpoint.pt.sha256")) -> Path:
     """An empty folder for a stage to be (re)done; the files in ``keep`` stay (a training
     stage resumes from its checkpoint)."""
     path = Path(stage)

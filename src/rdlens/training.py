@@ -84,7 +84,7 @@ def fit(
     step = 0
     device = next(model.parameters()).device
     if resume and checkpoint is not None and checkpoint.exists():
-        step, losses = restore_training(checkpoint, device, generator, **stateful)
+        step, losses = restore_training(checkpoint, device, generator, steps, **stateful)
     resumed_from = step
     if progress is not None and step:
         progress(step)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from rdlens import layout
-from rdlens.balance import t_interval
+from rdlens.balance import correlation_interval, t_interval
 
 CLAIM_TITLES = {
     1: "LSTM: peaks of R(t) where the input gate encodes new information, valleys where the forget gate erases",
@@ -55,6 +55,12 @@ def _est(values: list[float]) -> dict[str, Any] | None:
     return t_interval(values).as_dict() if values else None
 
 
+def _est_r(values: list[float]) -> dict[str, Any] | None:
+    """As :func:`_est` for correlation coefficients: on Fisher's z, so the interval stays in [-1, 1]."""
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    return correlation_interval(values).as_dict() if values else None
+
+
 def _f(e: dict[str, Any] | None, digits: int = 3) -> str:
     if e is None:
         return "—"
@@ -75,7 +81,7 @@ def claim_gates(found: dict[str, list[dict]], rows: list[dict]) -> dict[str, Any
     out: dict[str, Any] = {"rows": {}}
     sentences = []
     for r, claims in _measured(found, rows, "lstm"):
-        est = {who: {k: _est([c["gates"][who][k] for c in claims]) for k in ("input", "erase")}
+        est = {who: {k: _est_r([c["gates"][who][k] for c in claims]) for k in ("input", "erase")}
                for who in ("trained", "untrained")}
         out["rows"][r["id"]] = est
         t, u = est["trained"], est["untrained"]

@@ -49,6 +49,8 @@ def records(info: dict[str, Any], traces: dict[str, list[BalanceTrace]]) -> list
                 rec[f"{q}_low"], rec[f"{q}_high"] = (est.low, est.high) if est.n >= 2 and defined else (None, None)
             if r["status"] == "stand-in data":
                 rec["note"] = f"{r['setting']} absent: measured on the offline {r['data']} data set instead"
+            if r["system"] == "ddpm":  # whether the noise-free last reverse step entered the numbers
+                rec["last_step"] = "counted" if all(t.counted.all() for t in traces[r["id"]]) else "excluded"
             flags = [f"seed {s}: {t.degenerate}" for s, t in zip(info["seeds"], traces[r["id"]]) if t.degenerate]
             if flags:
                 rec["note"] = "; ".join(filter(None, [rec["note"], "degenerate: " + "; ".join(flags)]))
@@ -85,12 +87,23 @@ def table_markdown(records: list[dict], title: str) -> str:
             f"{_num(r['paper_M_diff'])} | {_num(r['paper_R'])} | {_pct(r['rel_diff_M_react'])} | "
             f"{_pct(r['rel_diff_M_diff'])} | {_pct(r['rel_diff_R'])} | {status} |")
     n = max((r["n_seeds"] for r in records), default=0)
-    lines += ["", "Δ = ours / paper − 1 (of the means). Paper values: Lo, Nishimura & Ikeda, Table 1. "
-                  "DDPM rows exclude the last reverse step, which adds no noise."]
+    lines += ["", "Δ = ours / paper − 1 (of the means). Paper values: Lo, Nishimura & Ikeda, Table 1." + last_step_note(records)]
     if n >= 2:
         lines.append(f"Values are means over {n} independent seeds (data, initial weights, noise and sampling all "
                      "seeded anew) with 95 % Student-t intervals [low, high]; R is the mean of per-seed ratios.")
     return "\n".join(lines) + "\n"
+
+
+def last_step_note(records: list[dict]) -> str:
+    """What each DDPM row did with the noise-free last reverse step ('' when no DDPM row ran)."""
+    by = {how: [r["row"] for r in records if r.get("last_step") == how] for how in ("excluded", "counted")}
+    parts = []
+    if by["excluded"]:
+        parts.append(f"{', '.join(by['excluded'])} exclude the last reverse step, which adds no noise")
+    if by["counted"]:
+        parts.append(f"{', '.join(by['counted'])} count it, as the public code does (its diffusion norm is a "
+                     "noise never added)")
+    return (" DDPM rows: " + "; ".join(parts) + ".") if parts else ""
 
 
 def table_csv(records: list[dict]) -> str:

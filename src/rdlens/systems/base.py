@@ -89,9 +89,15 @@ class System:
         Systems with presets or derived fields override this."""
         return from_dict(self.config_type(), nest(self.options, values))
 
-    def from_json(self, saved: dict[str, Any]) -> Any:
-        """The config saved in a run's ``config.json`` (the inverse of ``asdict``)."""
-        return from_dict(self.config_type(), {k: v for k, v in saved.items() if k not in ("system", "torch_threads")})
+    def from_json(self, saved: dict[str, Any], source: str = "config.json") -> Any:
+        """The config saved in a run's ``config.json`` (the inverse of ``asdict``), every value
+        checked as its option is first: an edited file with a wrong type is a ConfigError
+        naming ``source``, the key and the value, not a traceback."""
+        from rdlens.options import check_saved
+
+        data = {k: v for k, v in saved.items() if k not in ("system", "torch_threads")}
+        check_saved(self.config_type(), data, source)
+        return from_dict(self.config_type(), data)
 
     # ---- a run ------------------------------------------------------------------------------
 
