@@ -205,3 +205,27 @@ def test_controls_written_after_a_row_are_vouched_for_by_its_summary(tmp_path):
     reproduce("smoke", out=tmp_path, rows=("rd-spot",), controls=True, device="cpu", log=lines.append)
     assert any("recomputing" in line for line in lines)
     assert study.verify(row) is None and json.loads((row / "controls.json").read_text())
+
+
+def test_a_report_that_draws_figures_anew_leaves_the_study_verified(studies, tmp_path, monkeypatch):
+    """A newer rdlens may draw a figure differently: report rebuilds it from the verified tiles
+    and the study's summary vouches for the new bytes (the table, rebuilt, is the same)."""
+    from rdlens import sweep
+
+    _, sweep_dir = studies
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep_dir, copy)
+    before = {name: (copy / name).read_bytes() for name in ("maps.png", "points.csv")}
+    drawn = sweep.plot_maps
+
+    def other_style(cfg, cols, stem):
+        import matplotlib
+
+        with matplotlib.rc_context({"axes.facecolor": "#eeeeee"}):
+            drawn(cfg, cols, stem)
+
+    monkeypatch.setattr(sweep, "plot_maps", other_style)
+    sweep.rebuild(copy)
+    assert (copy / "maps.png").read_bytes() != before["maps.png"]
+    assert (copy / "points.csv").read_bytes() == before["points.csv"]
+    assert study.verify(copy) is None

@@ -144,3 +144,18 @@ def test_a_folder_of_other_settings_is_not_mixed_into(tmp_path, client):
     with pytest.raises(ConfigError, match="holds a sweep study with other settings"):
         sweep.run_sweep(sweep.SweepConfig(**{**SMALL, "F": "0.04:0.04:1", "k": "0.06:0.06:1"}), tmp_path, client=client)
     assert json.loads((tmp_path / "config.json").read_text())["F"] == "0.03:0.03:1"
+
+
+def test_undefined_final_R_is_undefined_in_the_table_the_summary_and_the_console(client, tmp_path):
+    """A died or uniform point ends with both norms at roundoff level: its final R (a ratio of
+    two such numbers) is blank in points.csv, and the count matches the summary's."""
+    import csv
+    import io
+
+    summary = sweep.run_sweep(sweep.SweepConfig(**SMALL), tmp_path, client=client)
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "points.csv").read_text())))
+    blank = [r for r in rows if r["final_R"] == ""]
+    degenerate = [r for r in rows if r["class"] in ("died", "uniform")]
+    assert blank == degenerate and len(blank) == summary["degenerate_points"] > 0
+    assert all(r["degenerate"] for r in blank)
+    assert any(r["class"] == "uniform" for r in blank)  # not only the trivially dead ones

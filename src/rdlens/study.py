@@ -126,6 +126,17 @@ def add_files(folder: str | os.PathLike, names: Sequence[str]) -> Path:
     return write_json(path, summary)
 
 
+def revouch(folder: str | os.PathLike) -> dict[str, Any]:
+    """After ``rdlens report`` rebuilt a verified study's tables and figures from its stages
+    (a newer rdlens may draw them differently): its summary.json vouches for the files as they
+    are now. Call only on a study that verified before the rebuild."""
+    path = Path(folder) / SUMMARY
+    summary = json.loads(path.read_text())
+    summary["files"] = checksums(folder, list(summary["files"]))
+    write_json(path, summary)
+    return summary
+
+
 def kind_of(folder: str | os.PathLike) -> str | None:
     """The kind of study in ``folder`` (read from its config.json, or from the files an older
     rdlens left), or None if it holds no study."""
@@ -296,4 +307,4 @@ def claim(folder: str | os.PathLike, kind: str, settings: dict[str, Any], *, for
 
 
 __all__ = ["CONFIG", "KINDS", "Study", "add_files", "checksums", "claim", "finish_stage", "fresh_stage", "kind_of", "listed_files", "lock",
-           "read_summary", "sha256", "stage_done", "verify"]
+           "read_summary", "revouch", "sha256", "stage_done", "verify"]

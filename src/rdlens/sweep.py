@@ -199,7 +199,10 @@ def run_tile(cfg: SweepConfig, indices: list[int]) -> dict[str, Any]:
             cls = "died" if not abs(mean_v) > 1e-9 else "uniform"
         else:
             cls = measures["label"] if stationary else "non-stationary"
-        row = {"F": m.F, "k": m.k, "M_react": tr.M_react, "M_diff": tr.M_diff, "R": tr.R, "final_R": tr.final_R,
+        # a died or uniform point ends where both norms are at roundoff level: its final R (a ratio
+        # of two such numbers, up to 1e6 here) is undefined, in the table, the summary and the maps alike
+        final_R = math.nan if degenerate else tr.final_R
+        row = {"F": m.F, "k": m.k, "M_react": tr.M_react, "M_diff": tr.M_diff, "R": tr.R, "final_R": final_R,
                "residual": residual, "variability": variability, "mean_v": mean_v,
                "diverged_step": int(stepper.failed[j]), **{k: measures[k] for k in measures if k != "label"},
                "label": measures["label"], "class": cls, "degenerate": degenerate or ""}
@@ -439,18 +442,18 @@ def _publish(cfg: SweepConfig, folder: Path, cols: dict[str, Any]) -> None:
 
 
 def rebuild(folder: str | os.PathLike) -> dict[str, Any]:
-    """``rdlens report`` of a sweep: rewrite its table and figures from its saved tiles
-    (recomputing nothing) and verify the result against the sweep's own summary; return it."""
-    from rdlens.study import lock, read_summary
+    """``rdlens report`` of a sweep: verify it, rewrite its table and figures from its saved
+    tiles (recomputing nothing), and let its summary vouch for them as rewritten; return it."""
+    from rdlens.study import lock, read_summary, revouch
 
     folder = Path(folder)
-    read_summary(folder, "sweep")  # finished, and nothing it publishes was damaged or edited
+    read_summary(folder, "sweep")  # finished, and nothing it publishes (its tiles included) was damaged or edited
     with lock(folder, "rdlens report"):
         cfg = from_json(json.loads((folder / "config.json").read_text()))
         plan = json.loads((folder / "tiles.json").read_text())["tiles"]
         parts = [_read_tile(_tile_path(folder, t[0]), t) for t in plan]
         _publish(cfg, folder, _merge(parts))
-    return read_summary(folder, "sweep")
+        return revouch(folder)
 
 
 def _fraction(mask: np.ndarray, among: np.ndarray) -> float | None:
@@ -478,13 +481,44 @@ def _axes_extent(cfg: SweepConfig) -> list[float]:
 
 
 def _mark(ax: Any, cfg: SweepConfig) -> None:
+    """The named points, labelled in legible type on a white ground, left or right of the point
+    so that neighbours do not overlap."""
     ext = _axes_extent(cfg)
-    for name, (F, k) in NAMED_POINTS.items():
-        if ext[0] <= k <= ext[1] and ext[2] <= F <= ext[3]:
-            paper = name.startswith("paper")
-            ax.plot(k, F, marker="*" if paper else "o", ms=9 if paper else 4, mfc="w" if paper else "none",
-                    mec="k", mew=0.8)
-            ax.annotate(name, (k, F), xytext=(3, 3), textcoords="offset points", fontsize=5.5)
+    inside = [(name, F, k) for name, (F, k) in NAMED_POINTS.items() if ext[0] <= k <= ext[1] and ext[2] <= F <= ext[3]]
+    for i, (name, F, k) in enumerate(sorted(inside, key=lambda p: (p[1], p[2]))):
+        paper = name.startswith("paper")
+        ax.plot(k, F, marker="*" if paper else "o", ms=10 if paper else 5, mfc="w" if paper else "none",
+                mec="k", mew=0.9)
+        right = (k - ext[0]) < 0.6 * (ext[1] - ext[0])
+        ax.annotate(name, (k, F), xytext=(6 if right else -6, 7 if i % 2 else -9), textcoords="offset points",
+                    fontsize=7, ha="left" if right else "right", va="center",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+
+
+def _final_R_panel(fig: Any, ax: Any, data: np.ndarray, ext: list[float]) -> None:
+    """final R on a diverging scale centred on 1 (log), its range the 90th percentile of
+    |log10 final R| (outliers drawn at the ends and marked x), undefined points grey."""
+    import matplotlib as mpl
+    from matplotlib.colors import TwoSlopeNorm
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.where(data > 0, np.log10(data), np.nan)
+    finite = np.abs(logs[np.isfinite(logs)])
+    half = max(float(np.percentile(finite, 90)) if finite.size else 0.0, 1e-4)
+    cmap = mpl.colormaps["RdBu_r"].with_extremes(bad="#b0b0b0")
+    im = ax.imshow(np.clip(logs, -half, half), origin="lower", extent=ext, aspect="auto", cmap=cmap,
+                   norm=TwoSlopeNorm(vcenter=0.0, vmin=-half, vmax=half), interpolation="nearest")
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03, extend="both")
+    ticks = np.linspace(-half, half, 5)
+    bar.set_ticks(ticks, labels=[f"{10 ** t:.4g}" for t in ticks], fontsize=7)
+    rows, cols = np.nonzero(np.isfinite(logs) & (np.abs(logs) > half))
+    if len(rows):
+        ks = ext[0] + (cols + 0.5) * (ext[1] - ext[0]) / data.shape[1]
+        Fs = ext[2] + (rows + 0.5) * (ext[3] - ext[2]) / data.shape[0]
+        ax.plot(ks, Fs, "x", color="k", ms=4, mew=0.8, label=f"{len(rows)} outside the colour range")
+        ax.legend(fontsize=7, loc="lower right")
+    undefined = int(np.isnan(data).sum())
+    ax.set_title(f"final R (log scale centred on 1; grey: undefined, {undefined} points)", fontsize=9)
 
 
 def plot_maps(cfg: SweepConfig, cols: dict[str, Any], stem: Path) -> None:
@@ -499,10 +533,10 @@ def plot_maps(cfg: SweepConfig, cols: dict[str, Any], stem: Path) -> None:
     with np.errstate(divide="ignore", invalid="ignore"):
         panels = [
             ("log10 |R - 1|", np.log10(np.abs(_grid(cfg, cols, "R") - 1)), "viridis", None),
-            ("final R (log colour scale; blank: undefined)", _grid(cfg, cols, "final_R"), "magma", "log"),
             ("final ||dv/dt|| / ||reaction|| (log)", _grid(cfg, cols, "residual"), "cividis", "log"),
         ]
-    for ax, (title, data, cmap, scale) in zip(axes.flat, panels):
+    _final_R_panel(fig, axes[0, 1], _grid(cfg, cols, "final_R"), ext)
+    for ax, (title, data, cmap, scale) in zip((axes[0, 0], axes[1, 0]), panels):
         finite = data[np.isfinite(data) & ((data > 0) if scale == "log" else True)]
         norm = LogNorm(vmin=finite.min(), vmax=finite.max()) if scale == "log" and finite.size else None
         im = ax.imshow(data, origin="lower", extent=ext, aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
