@@ -151,8 +151,8 @@ def test_the_patterns_study_nests_the_systems_configs_under_their_own_names(tmp_
     assert (cfg.convlstm.optimizer, cfg.convlstm.grad_clip) == ("adamw", 0.5)
     assert (cfg.ddpm.precision, cfg.ddpm.lr_schedule) == ("bfloat16", "cosine")
     # the study's grid and trajectories are its own, and each training seed its own
-    assert cfg.ddpm.unet.image_size == cfg.model.size and cfg.ddpm.unet.in_channels == 2
-    assert cfg.convlstm.data.frames == cfg.frames and cfg.convlstm_config(3).seed == 3
+    assert cfg.ddpm.unet.image_size == cfg.data.model.size and cfg.ddpm.unet.in_channels == 2
+    assert cfg.convlstm.data.frames == cfg.data.frames and cfg.convlstm_config(3).seed == 3
     profile = tmp_path / "p.toml"
     profile.write_text('[patterns]\nframes = 4\n[patterns.convlstm]\nwindow = 3\nhidden = 6\n[patterns.ddpm]\nsteps = 7\n')
     nested = S.profile_config(str(profile))

@@ -32,7 +32,7 @@ def test_a_study_writes_every_result_and_its_summary_last(study):
     n = {e["system"]: e["n"] for e in table["systems"]}
     settings = len(cfg.setting_pairs)
     assert n["gray-scott"] == settings * cfg.patterns and n["ddpm"] == cfg.ddpm.samples
-    assert n["convlstm-1x"] == n["convlstm-long"] == settings * cfg.rollouts
+    assert n["convlstm-1x"] == n["convlstm-long"] == settings * cfg.data.rollouts
     gt = next(e for e in table["systems"] if e["system"] == "gray-scott")
     assert 0.9 < gt["R"]["mean"] < 1.1  # Gray-Scott balances near 1, as in Table 1
     assert len(table["verdicts"]) == 3 and "wavelength" in table["verdicts"][1]
@@ -149,7 +149,9 @@ def test_field_scale_round_trips():
 
 
 def test_a_ddpm_sample_is_judged_at_the_setting_it_is_a_steady_state_of():
-    cfg = S.PatternsConfig(settings="0.029:0.062,0.055:0.062", continue_steps=500)
+    from rdlens.convlstm import Trajectories
+
+    cfg = S.PatternsConfig(data=Trajectories(settings="0.029:0.062,0.055:0.062"), continue_steps=500)
     model = cfg.model_at(0.055, 0.062)
     stripes = grayscott.run(model, 20000, init=grayscott.pearson_spots(model, 1))
     u = np.stack([stripes.u, np.full_like(stripes.u, np.nan)])

@@ -14,6 +14,7 @@ from rdlens.cli import main
 from rdlens.errors import ConfigError
 from rdlens.progress import no_bars
 from rdlens.tasks import Task, run_tasks
+from test_robustness import one_line_error
 
 
 def stage_task(folder: str, name: str, *, bars, log) -> dict[str, float]:
@@ -22,14 +23,6 @@ def stage_task(folder: str, name: str, *, bars, log) -> dict[str, float]:
     (path / "result.txt").write_text(name)
     study.finish_stage(path, {"name": name})
     return {name: 0.5}
-
-
-def one_line_error(capsys, fragment: str) -> str:
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    assert fragment in err, err
-    assert len(err.splitlines()) == 1, err
-    return err
 
 
 def test_a_claimed_folder_is_locked_in_the_name_of_its_study(tmp_path):

@@ -47,7 +47,7 @@ from rdlens.grayscott import GrayScott
 from rdlens.rundir import atomic_write_text, save_npz, write_json
 from rdlens.study import claim, finish_stage, fresh_stage, stage_done
 
-OPTION_HIDDEN = ("model.F", "model.k")
+OPTION_HIDDEN = ("data.model.F", "data.model.k")
 """each setting gives its own F and k"""
 STEADY_RESIDUAL = 0.05
 """a pattern counts as a steady state when its relative residual is below this ..."""
@@ -83,27 +83,15 @@ CONVLSTM_DERIVED = ("data", "seed")
 class PatternsConfig:
     """Ground truth, the two learned systems and the measures of one patterns study."""
 
-    settings: str = "0.029:0.062,0.035:0.062,0.046:0.062,0.055:0.062"
-    """(F, k) pairs of the ground truth, F:k,F:k,... (default: the paper's spots and stripes
-    at k = 0.062 and two mixtures between them)"""
-    model: GrayScott = field(default_factory=lambda: GrayScott(size=32, length=0.32))
-    """grid, spacing, time step and diffusion (h = 0.01 and dt = 2 as in the paper)"""
+    data: Trajectories = field(default_factory=lambda: Trajectories(
+        settings="0.029:0.062,0.035:0.062,0.046:0.062,0.055:0.062"))
+    """the (F, k) settings (default: the paper's spots and stripes at k = 0.062 and two mixtures
+    between them), the grid, the starts, the trajectories the ConvLSTM learns from and the
+    unseen starts it rolls out from, as for rdlens convlstm"""
     patterns: int = 32
     """stationary ground-truth patterns per setting (the DDPM's training set)"""
     steps: int = 30000
     """Gray-Scott steps to (near) stationarity of each ground-truth pattern"""
-    start_squares: int = 3
-    """Pearson squares placed at random in each start"""
-    frame_every: int = 50
-    """Gray-Scott steps between two frames of a trajectory (one LSTM step)"""
-    frames: int = 40
-    """training horizon of the LSTM, in frames"""
-    long_factor: int = 5
-    """the long rollout is this many times the training horizon"""
-    trajectories: int = 16
-    """training trajectories per setting"""
-    rollouts: int = 4
-    """unseen starts per setting that the LSTM rolls out from (and Gray-Scott runs from)"""
     continue_steps: int = 2000
     """Gray-Scott steps each pattern is continued for the stability test"""
     seed: int = 0
@@ -111,7 +99,8 @@ class PatternsConfig:
     seeds: int = 1
     """independently trained DDPMs and LSTMs (seed, seed + 1, ...)"""
     ddpm: DDPMConfig = field(default_factory=_study_ddpm,
-                      metadata={"prefix": "ddpm_", "hidden": DDPM_DERIVED, "renames": {"schedule.kind": "schedule"}})
+                             metadata={"prefix": "ddpm_", "hidden": DDPM_DERIVED,
+                                       "renames": {"schedule.kind": "schedule"}})
     """the DDPM (rdlens ddpm's settings, --ddpm-NAME here)"""
     convlstm: ConvLSTMConfig = field(default_factory=ConvLSTMConfig,
                                      metadata={"prefix": "convlstm_", "hidden": CONVLSTM_DERIVED})
@@ -121,9 +110,7 @@ class PatternsConfig:
         from rdlens.errors import check_seed as _check
 
         self.setting_pairs  # noqa: B018 - parses and checks
-        for name, low, high in (("patterns", 1, 10**5), ("steps", 1, 10**8), ("start_squares", 1, 1000),
-                                ("frame_every", 1, 10**6), ("frames", 2, 10**4), ("long_factor", 1, 100),
-                                ("trajectories", 1, 10**4), ("rollouts", 1, 10**4), ("continue_steps", 1, 10**8),
+        for name, low, high in (("patterns", 1, 10**5), ("steps", 1, 10**8), ("continue_steps", 1, 10**8),
                                 ("seeds", 1, 100)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -142,28 +129,25 @@ class PatternsConfig:
 
     @property
     def setting_pairs(self) -> list[tuple[float, float]]:
-        return P.parse_settings(self.settings)
+        return P.parse_settings(self.data.settings)
 
     def model_at(self, F: float, k: float) -> GrayScott:
-        return replace(self.model, F=F, k=k)
+        return replace(self.data.model, F=F, k=k)
 
     @property
     def long_frames(self) -> int:
-        return self.frames * self.long_factor
+        return self.data.long_frames
 
     def _derived_ddpm(self) -> DDPMConfig:
         """The DDPM on this study's grid and first seed."""
         from rdlens.convlstm import checkpoint_every
 
         return replace(self.ddpm, seed=self.seed, checkpoint_every=checkpoint_every(self.ddpm.steps),
-                       unet=replace(self.ddpm.unet, image_size=self.model.size))
+                       unet=replace(self.ddpm.unet, image_size=self.data.model.size))
 
     def _derived_convlstm(self) -> ConvLSTMConfig:
         """The ConvLSTM on this study's trajectories and first seed."""
-        data = Trajectories(settings=self.settings, model=self.model, start_squares=self.start_squares,
-                            frame_every=self.frame_every, frames=self.frames, trajectories=self.trajectories,
-                            rollouts=self.rollouts, long_factor=self.long_factor)
-        return replace(self.convlstm, seed=self.seed, data=data)
+        return replace(self.convlstm, seed=self.seed, data=self.data)
 
     def ddpm_config(self, seed: int) -> DDPMConfig:
         """The DDPM of training seed ``seed``."""
@@ -176,19 +160,19 @@ class PatternsConfig:
     def memory_bytes(self) -> float:
         """Peak memory estimate: the fields kept (float64 ground truth, float32 trajectories
         and rollouts) and the networks' activations."""
-        cells = 2 * self.model.size**2
+        cells = 2 * self.data.model.size**2
         n = len(self.setting_pairs)
-        kept = (n * self.patterns * cells * 8 + n * self.trajectories * (self.frames + 1) * cells * 4
-                + 3 * n * self.rollouts * (self.long_frames + 1) * cells * 4)
+        kept = (n * self.patterns * cells * 8 + n * self.data.trajectories * (self.data.frames + 1) * cells * 4
+                + 3 * n * self.data.rollouts * (self.long_frames + 1) * cells * 4)
         lstm = self.convlstm_config(self.seed).memory_bytes()
         width = max(self.ddpm.unet.channels)
-        unet = 40 * self.ddpm.batch_size * self.model.size**2 * width * 4
-        sample = 40 * min(self.ddpm.samples, 256) * self.model.size**2 * width * 4
+        unet = 40 * self.ddpm.batch_size * self.data.model.size**2 * width * 4
+        sample = 40 * min(self.ddpm.samples, 256) * self.data.model.size**2 * width * 4
         return kept + max(lstm, unet, sample)
 
 
 def _starts(cfg: PatternsConfig, use: str, per_setting: int) -> tuple[list[GrayScott], np.ndarray, np.ndarray, np.ndarray]:
-    return P.starts(cfg.model, cfg.setting_pairs, cfg.seed + SEED_OFFSETS[use], per_setting, cfg.start_squares)
+    return P.starts(cfg.data.model, cfg.setting_pairs, cfg.seed + SEED_OFFSETS[use], per_setting, cfg.data.start_squares)
 
 
 def ground_truth(cfg: PatternsConfig, stage: Path) -> None:
@@ -207,11 +191,11 @@ def ground_truth(cfg: PatternsConfig, stage: Path) -> None:
     save_npz(stage / "fields.npz", u=u_end, v=v_end, F=F, k=k, seed=seeds,
              M_react=np.array([t.M_react for t in traces]), M_diff=np.array([t.M_diff for t in traces]),
              R=np.array([t.R for t in traces]), final_R=np.array([t.final_R for t in traces]), tau=tau, R_tau=r_tau)
-    for use, per, frames, name in (("trajectory", cfg.trajectories, cfg.frames, "trajectories.npz"),
-                                   ("rollout", cfg.rollouts, cfg.long_frames, "truth.npz")):
+    for use, per, frames, name in (("trajectory", cfg.data.trajectories, cfg.data.frames, "trajectories.npz"),
+                                   ("rollout", cfg.data.rollouts, cfg.long_frames, "truth.npz")):
         models, u, v, seeds = _starts(cfg, use, per)
-        x, norms = P.trajectories(models, u, v, cfg.frame_every, frames)
-        horizon = cfg.frame_every * cfg.frames
+        x, norms = P.trajectories(models, u, v, cfg.data.frame_every, frames)
+        horizon = cfg.data.frame_every * cfg.data.frames
         R = {f"R_{part}": np.array([BalanceTrace.from_series(n[:upto, 0], n[:upto, 1]).R for n in norms])
              for part, upto in (("horizon", horizon), ("all", norms.shape[1]))}
         save_npz(stage / name, x=x, F=np.array([m.F for m in models]), k=np.array([m.k for m in models]), seed=seeds,
@@ -240,7 +224,7 @@ def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
     with bars(f"DDPM on (u, v), seed {seed}", dcfg.steps) as bar:
         result = ddpm.train(dcfg, images, str(stage), device=device, resume=True, progress=bar.update)
     with bars(f"DDPM sampling, seed {seed}", dcfg.schedule.T) as bar:
-        out = ddpm.sample(result.ema_model, (dcfg.samples, 2, cfg.model.size, cfg.model.size), dcfg.schedule,
+        out = ddpm.sample(result.ema_model, (dcfg.samples, 2, cfg.data.model.size, cfg.data.model.size), dcfg.schedule,
                           seed=seed + 2, device=device, progress=bar.update, sigma=dcfg.sigma,
                           last_step=dcfg.last_step)
     x = out.samples.double().cpu().numpy()
@@ -279,7 +263,7 @@ def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
     save_npz(stage / "rollouts.npz", x=frames.cpu().numpy(), reaction=record.reaction, diffusion=record.diffusion,
              input_gate=record.input_gate, forget_gate=record.forget_gate)
     save_losses(stage / "losses.csv", done.losses)
-    horizon = BalanceTrace.from_samples(record.reaction[: cfg.frames], record.diffusion[: cfg.frames])
+    horizon = BalanceTrace.from_samples(record.reaction[: cfg.data.frames], record.diffusion[: cfg.data.frames])
     finish_stage(stage, {"wall_time_s": time.perf_counter() - t0, **horizon.summary(), "seed": seed,
                          "R_long": record.trace().R, "steps": done.steps_done})
     return {f"ConvLSTM seed {seed}": time.perf_counter() - t0}
@@ -304,7 +288,7 @@ def measure_fields(cfg: PatternsConfig, system: str, seed: int, u: np.ndarray, v
     for j in range(len(u)):
         row: dict[str, Any] = {"system": system, "seed": seed, "index": j, "physical": ok[j]}
         if ok[j]:
-            row.update(P.measure(v[j], cfg.model.length))
+            row.update(P.measure(v[j], cfg.data.model.length))
             if np.ptp(v[j]) < MIN_CONTRAST:  # noise on a uniform state is not a pattern
                 row.update(label="none", components=0)
             if F is None:
@@ -392,13 +376,13 @@ def table_markdown(entries: list[dict[str, Any]], cfg: PatternsConfig) -> str:
         lines.append(f"| {e['title']} | " + " | ".join(f"{e['share_' + lab]:.0%}" for lab in LABEL_COLUMNS)
                      + f" | {mix} |")
     lines += ["", f"Mean [95 % t-interval] over patterns and seeds. Wavelength in domain units (side "
-              f"{cfg.model.length:g}); residual = ||dv/dt|| / ||reaction|| under the true dynamics at the pattern's "
+              f"{cfg.data.model.length:g}); residual = ||dv/dt|| / ||reaction|| under the true dynamics at the pattern's "
               f"(F, k) (a DDPM sample: at the setting where it is smallest); correlation of v with itself after "
               f"{cfg.continue_steps} more Gray-Scott steps; steady = residual < {STEADY_RESIDUAL} and correlation >= "
               f"{STEADY_CORRELATION}. R: the system's Dynamic Balance Ratio on this task (Gray-Scott: the "
               f"ground-truth runs; DDPM: its reverse process; ConvLSTM: its rollouts, over the training horizon and "
-              f"over the long one). Horizon: the ConvLSTM's training horizon, {cfg.frames} frames of "
-              f"{cfg.frame_every} Gray-Scott steps; long horizon: {cfg.long_factor} times that."]
+              f"over the long one). Horizon: the ConvLSTM's training horizon, {cfg.data.frames} frames of "
+              f"{cfg.data.frame_every} Gray-Scott steps; long horizon: {cfg.data.long_factor} times that."]
     return "\n".join(lines) + "\n"
 
 
@@ -600,7 +584,7 @@ def collect(cfg: PatternsConfig, folder: Path) -> tuple[list[dict[str, Any]], di
     with np.load(gt / "truth.npz") as f:
         truth, tF, tk = f["x"], f["F"], f["k"]
         R["gray-scott-1x"], R["gray-scott-long"] = f["R_horizon"].tolist(), f["R_all"].tolist()
-    u1, v1 = from_unit(truth[:, cfg.frames])
+    u1, v1 = from_unit(truth[:, cfg.data.frames])
     uL, vL = from_unit(truth[:, -1])
     rows += measure_fields(cfg, "gray-scott-1x", -1, u1, v1, tF, tk)
     rows += measure_fields(cfg, "gray-scott-long", -1, uL, vL, tF, tk)
@@ -608,10 +592,10 @@ def collect(cfg: PatternsConfig, folder: Path) -> tuple[list[dict[str, Any]], di
         with np.load(folder / "convlstm" / f"seed{s}" / "rollouts.npz") as f:
             x = f["x"]
             reaction, diffusion = f["reaction"], f["diffusion"]
-        for system, frame, true_v in (("convlstm-1x", cfg.frames, v1), ("convlstm-long", x.shape[1] - 1, vL)):
+        for system, frame, true_v in (("convlstm-1x", cfg.data.frames, v1), ("convlstm-long", x.shape[1] - 1, vL)):
             u, v = from_unit(x[:, frame])
             rows += measure_fields(cfg, system, s, u, v, tF, tk, truth_v=true_v)
-        for system, steps in (("convlstm-1x", cfg.frames), ("convlstm-long", reaction.shape[0])):
+        for system, steps in (("convlstm-1x", cfg.data.frames), ("convlstm-long", reaction.shape[0])):
             R.setdefault(system, []).append(BalanceTrace.from_samples(reaction[:steps], diffusion[:steps]).R)
         with np.load(folder / "ddpm" / f"seed{s}" / "samples.npz") as f:
             u, v = from_unit(f["x"])

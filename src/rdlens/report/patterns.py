@@ -45,8 +45,8 @@ def fields_figure(folder: Path, cfg: Any) -> None:
     first_roll = [int(np.flatnonzero((truth["F"] == F) & (truth["k"] == k))[0]) for F, k in pairs]
     panels: list[tuple[str, list[tuple[np.ndarray, str]]]] = [
         ("gray-scott", [(gt["v"][j], _caption(measures.get(("gray-scott", -1, j)))) for j in first_gt])]
-    for system, source, frame, s in (("gray-scott-1x", truth["x"], cfg.frames, -1),
-                                     ("convlstm-1x", roll, cfg.frames, seed),
+    for system, source, frame, s in (("gray-scott-1x", truth["x"], cfg.data.frames, -1),
+                                     ("convlstm-1x", roll, cfg.data.frames, seed),
                                      ("gray-scott-long", truth["x"], -1, -1),
                                      ("convlstm-long", roll, -1, seed)):
         panels.append((system, [(from_unit(source[j, frame])[1], _caption(measures.get((system, s, j))))
@@ -158,8 +158,8 @@ def balance_figure(folder: Path, cfg: Any) -> None:
             trace = BalanceTrace.from_samples(f["reaction"], f["diffusion"])
         longs.append(trace.resample(grid)[1])
     _band(ax, grid, np.array(curves), "C2", "-.", "DDPM reverse process")
-    _band(ax, grid, np.array(longs), "C1", "--", f"ConvLSTM rollout ({cfg.long_factor}x horizon)")
-    ax.axvline(1.0 / cfg.long_factor, color="C1", linewidth=0.8, linestyle=":", label="ConvLSTM training horizon")
+    _band(ax, grid, np.array(longs), "C1", "--", f"ConvLSTM rollout ({cfg.data.long_factor}x horizon)")
+    ax.axvline(1.0 / cfg.data.long_factor, color="C1", linewidth=0.8, linestyle=":", label="ConvLSTM training horizon")
     ax.axhline(1.0, color="0.5", linewidth=0.8)
     ax.set_yscale("log")
     ax.set_xlabel("normalised time tau (each system's own run)")
@@ -199,8 +199,8 @@ def drift_figure(folder: Path, cfg: Any) -> None:
             axes[1].plot(frames, v.mean(axis=(2, 3)).mean(axis=0), color="C1", alpha=0.8)
             axes[2].plot(frames, np.sqrt(((v - v_true) ** 2).mean(axis=(2, 3))).mean(axis=0), color="C1", alpha=0.8)
     for ax, label in zip(axes, ("pattern amplitude: std of v", "mean of v", "RMS error of v vs the true run")):
-        ax.axvline(cfg.frames, color="0.5", linestyle=":", linewidth=0.8)
-        ax.set_xlabel(f"frame ({cfg.frame_every} Gray-Scott steps each; dotted: training horizon)")
+        ax.axvline(cfg.data.frames, color="0.5", linestyle=":", linewidth=0.8)
+        ax.set_xlabel(f"frame ({cfg.data.frame_every} Gray-Scott steps each; dotted: training horizon)")
         ax.set_ylabel(label)
     axes[0].legend(fontsize=8)
     fig.suptitle("ConvLSTM rolled out on its own from unseen starts vs the true dynamics (mean over starts)",
