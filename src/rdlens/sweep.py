@@ -199,10 +199,7 @@ def run_tile(cfg: SweepConfig, indices: list[int]) -> dict[str, Any]:
             cls = "died" if not abs(mean_v) > 1e-9 else "uniform"
         else:
             cls = measures["label"] if stationary else "non-stationary"
-        # a died or uniform point ends where both norms are at roundoff level: its final R (a ratio
-        # of two such numbers, up to 1e6 here) is undefined, in the table, the summary and the maps alike
-        final_R = math.nan if degenerate else tr.final_R
-        row = {"F": m.F, "k": m.k, "M_react": tr.M_react, "M_diff": tr.M_diff, "R": tr.R, "final_R": final_R,
+        row = {"F": m.F, "k": m.k, "M_react": tr.M_react, "M_diff": tr.M_diff, "R": tr.R, "final_R": tr.final_R,
                "residual": residual, "variability": variability, "mean_v": mean_v,
                "diverged_step": int(stepper.failed[j]), **{k: measures[k] for k in measures if k != "label"},
                "label": measures["label"], "class": cls, "degenerate": degenerate or ""}
@@ -265,7 +262,12 @@ def table_csv(cols: dict[str, Any]) -> str:
 
 
 def _merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    """All points' columns. A died or uniform point ends with both norms at roundoff level: its
+    final R (a ratio of two such numbers, 1e5 at two points of the default sweep) is undefined,
+    in the table, the summary and the maps alike, whichever rdlens computed its tile."""
+    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    cols["final_R"] = np.where(np.isin(cols["class"], ["died", "uniform"]), np.nan, cols["final_R"])
+    return cols
 
 
 def reference_table(cfg: SweepConfig) -> str:
@@ -484,14 +486,23 @@ def _mark(ax: Any, cfg: SweepConfig) -> None:
     """The named points, labelled in legible type on a white ground, left or right of the point
     so that neighbours do not overlap."""
     ext = _axes_extent(cfg)
+    ax.set_xlim(ext[0], ext[1])
+    ax.set_ylim(ext[2], ext[3])
     inside = [(name, F, k) for name, (F, k) in NAMED_POINTS.items() if ext[0] <= k <= ext[1] and ext[2] <= F <= ext[3]]
-    for i, (name, F, k) in enumerate(sorted(inside, key=lambda p: (p[1], p[2]))):
+    placed: dict[bool, list[float]] = {True: [], False: []}  # label heights (points) taken, per side
+    points_per_F = ax.get_window_extent().height * 72 / ax.figure.dpi / (ext[3] - ext[2])
+    for name, F, k in sorted(inside, key=lambda p: (p[1], p[2])):
         paper = name.startswith("paper")
         ax.plot(k, F, marker="*" if paper else "o", ms=10 if paper else 5, mfc="w" if paper else "none",
                 mec="k", mew=0.9)
         right = (k - ext[0]) < 0.6 * (ext[1] - ext[0])
-        ax.annotate(name, (k, F), xytext=(6 if right else -6, 7 if i % 2 else -9), textcoords="offset points",
-                    fontsize=7, ha="left" if right else "right", va="center",
+        y = F * points_per_F
+        for taken in sorted(placed[right]):  # lift a label clear of the ones below it on its side
+            if abs(y - taken) < 10:
+                y = taken + 10
+        placed[right].append(y)
+        ax.annotate(name, (k, F), xytext=(6 if right else -6, y - F * points_per_F - 6),
+                    textcoords="offset points", fontsize=7, ha="left" if right else "right", va="center",
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
 
 
@@ -516,7 +527,7 @@ def _final_R_panel(fig: Any, ax: Any, data: np.ndarray, ext: list[float]) -> Non
         ks = ext[0] + (cols + 0.5) * (ext[1] - ext[0]) / data.shape[1]
         Fs = ext[2] + (rows + 0.5) * (ext[3] - ext[2]) / data.shape[0]
         ax.plot(ks, Fs, "x", color="k", ms=4, mew=0.8, label=f"{len(rows)} outside the colour range")
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper right")
     undefined = int(np.isnan(data).sum())
     ax.set_title(f"final R (log scale centred on 1; grey: undefined, {undefined} points)", fontsize=9)
 
