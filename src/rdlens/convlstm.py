@@ -50,7 +50,7 @@ class Trajectories:
     """Gray-Scott trajectories the ConvLSTM learns from, and the unseen starts it rolls out from."""
 
     settings: str = "0.029:0.062,0.055:0.062"
-    """(F, k) pairs, F:k,F:k,... (default: the paper's spots and stripes)"""
+    """(F, k) pairs, F:k,F:k,... (0.029:0.062 and 0.055:0.062 are the paper's spots and stripes)"""
     model: GrayScott = field(default_factory=lambda: GrayScott(size=32, length=0.32))
     """grid, spacing, time step and diffusion (each setting gives its own F and k)"""
     start_squares: int = 3

@@ -241,6 +241,7 @@ class DDPMConfig:
     steps: int = 1500
     """optimiser steps"""
     batch_size: int = 32
+    """training images per optimiser step"""
     lr: float = 1e-3
     """learning rate"""
     lr_schedule: str = "constant"
@@ -249,6 +250,7 @@ class DDPMConfig:
     optimizer: str = "adamw"
     """adamw or adam (the public code: Adam)"""
     weight_decay: float = 0.0
+    """weight decay of the optimiser"""
     grad_clip: float = 1.0
     """clip the gradient norm to this (0: none)"""
     ema: float = 0.995
@@ -281,6 +283,7 @@ class DDPMConfig:
     auto: bfloat16 where it is native (:func:`native_bfloat16`), else float32; a run keeps the
     precision it started with when resumed elsewhere"""
     checkpoint_every: int = 200
+    """optimiser steps between two checkpoints (an interrupted run resumes from the last)"""
     max_images: int = 0
     """use at most this many training images (0: all)"""
     turing_images: int = 512
@@ -288,6 +291,8 @@ class DDPMConfig:
     seed: int = 0
     """seeds data order, initial weights, training noise and sampling"""
     setting: str = "default"
+    """the preset the other values start from: default (a small U-Net for a CPU) or paper (the
+    paper's sizes and training)"""
 
     def __post_init__(self) -> None:
         from rdlens.images import DATASETS
