@@ -241,11 +241,6 @@ def step_loss(model: ConvLSTM, frames: torch.Tensor, cond: torch.Tensor | None =
     return F.mse_loss(model(frames[:, :-1], cond, free=free), frames[:, 1:])
 
 
-def checkpoint_every(steps: int) -> int:
-    """Every 100 steps, or twice in a shorter training (so an interrupted one has a checkpoint)."""
-    return max(1, min(100, steps // 2))
-
-
 def make_optimizer(cfg: ConvLSTMConfig, model: nn.Module) -> torch.optim.Optimizer:
     kind = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
     return kind(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -256,7 +251,7 @@ def train(cfg: ConvLSTMConfig, x: torch.Tensor, cond: torch.Tensor, checkpoint: 
     """Train next-frame prediction on trajectories ``x`` (B, T + 1, C, H, W) conditioned on
     ``cond`` (B, n), in windows of ``cfg.window`` frames; resume from ``checkpoint`` if it
     exists, keep it up to date. Returns the model (in eval mode) and the :class:`rdlens.training.Fit`."""
-    from rdlens.training import fit
+    from rdlens.training import checkpoint_every, fit
 
     device = x.device
     torch.manual_seed(cfg.seed)
@@ -274,15 +269,9 @@ def train(cfg: ConvLSTMConfig, x: torch.Tensor, cond: torch.Tensor, checkpoint: 
 
     done = fit(model, opt, batch_loss, steps=cfg.steps, generator=gen, name="ConvLSTM training",
                grad_clip=cfg.grad_clip, checkpoint=checkpoint, checkpoint_every=checkpoint_every(cfg.steps),
-               config=_plain(asdict(cfg)), resume=True, progress=progress)
+               config=asdict(cfg), resume=True, progress=progress)
     return model.eval(), done
 
 
-def _plain(obj: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(obj))
-
-
-__all__ = ["ConvLSTM", "ConvLSTMConfig", "RolloutRecord", "Trajectories", "checkpoint_every", "make_optimizer",
+__all__ = ["ConvLSTM", "ConvLSTMConfig", "RolloutRecord", "Trajectories", "make_optimizer",
            "n_params", "step_loss", "train"]

@@ -40,6 +40,7 @@ import numpy as np
 from rdlens import patterns as P
 from rdlens.patterns import SYSTEMS, TITLES, from_unit, to_unit
 from rdlens.balance import BalanceTrace, combine, t_interval
+from rdlens.convlstm import SEED_OFFSETS as CONVLSTM_SEED_OFFSETS
 from rdlens.convlstm import ConvLSTMConfig, Trajectories
 from rdlens.ddpm import FIELDS, DDPMConfig
 from rdlens.errors import ConfigError, SimulationDiverged, check_memory
@@ -55,9 +56,9 @@ STEADY_CORRELATION = 0.9
 """... and it correlates at least this well with itself after continue_steps more steps"""
 MIN_CONTRAST = 0.05
 """a field whose v spans less than this (Gray-Scott patterns here span ~0.35) is uniform: label none"""
-SEED_OFFSETS = {"ground-truth": 1_000_000, "trajectory": 2_000_000, "rollout": 3_000_000}
+SEED_OFFSETS = {"ground-truth": 1_000_000, **CONVLSTM_SEED_OFFSETS}
 """the Pearson starts of each use come from disjoint seed ranges: no rollout start was seen in
-training (the last two as in :data:`rdlens.convlstm.SEED_OFFSETS`, for the ConvLSTM run alone)"""
+training (the trajectories and rollouts seeded as for the ConvLSTM run alone)"""
 
 Bars = Callable[[str, int], Any]
 
@@ -140,7 +141,7 @@ class PatternsConfig:
 
     def _derived_ddpm(self) -> DDPMConfig:
         """The DDPM on this study's grid and first seed."""
-        from rdlens.convlstm import checkpoint_every
+        from rdlens.training import checkpoint_every
 
         return replace(self.ddpm, seed=self.seed, checkpoint_every=checkpoint_every(self.ddpm.steps),
                        unet=replace(self.ddpm.unet, image_size=self.data.model.size))
@@ -558,20 +559,17 @@ def _verified_stages(cfg: PatternsConfig, folder: Path) -> None:
 
 
 def rebuild(folder: str | Path) -> dict[str, Any]:
-    """``rdlens report`` of a patterns study: verify the study and every stage, rewrite the
-    tables and figures from the stages (recomputing nothing), and let its summary vouch for
-    them as rewritten; return it."""
+    """``rdlens report`` of a patterns study: verify every stage, rewrite the tables and figures
+    from them (recomputing nothing, :func:`rdlens.study.rebuilt`); return its summary."""
     from rdlens.options import from_dict
-    from rdlens.study import lock, read_summary, revouch
+    from rdlens.study import rebuilt
 
     folder = Path(folder)
-    read_summary(folder, "patterns")  # finished, and nothing it publishes was damaged or edited
-    with lock(folder, "rdlens report"):
-        saved = json.loads((folder / "config.json").read_text())
-        cfg = from_dict(PatternsConfig, {k: v for k, v in saved.items() if k not in ("study", "torch_threads")})
+    with rebuilt(folder, "patterns") as job:
+        cfg = from_dict(PatternsConfig, {k: v for k, v in job.config.items() if k not in ("study", "torch_threads")})
         _verified_stages(cfg, folder)
         publish(cfg, folder)
-        return revouch(folder)
+    return job.summary
 
 
 def collect(cfg: PatternsConfig, folder: Path) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:

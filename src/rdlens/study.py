@@ -137,6 +137,27 @@ def revouch(folder: str | os.PathLike) -> dict[str, Any]:
     return summary
 
 
+@dataclass
+class Rebuild:
+    """What :func:`rebuilt` hands its block: the study's saved config, and its summary after."""
+
+    config: dict[str, Any]
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def rebuilt(folder: str | os.PathLike, kind: str) -> Iterator[Rebuild]:
+    """For ``rdlens report`` of a finished study: verify it (a ConfigError if anything it
+    publishes was damaged or edited), hold its lock while the block rewrites its tables and
+    figures from its stages, then let its summary vouch for them as rewritten (a newer rdlens may
+    draw them differently; the stages, which hold the numbers, are not touched)."""
+    read_summary(folder, kind)
+    with lock(folder, "rdlens report"):
+        job = Rebuild(json.loads((Path(folder) / CONFIG).read_text()))
+        yield job
+        job.summary = revouch(folder)
+
+
 def kind_of(folder: str | os.PathLike) -> str | None:
     """The kind of study in ``folder`` (read from its config.json, or from the files an older
     rdlens left), or None if it holds no study."""
@@ -198,22 +219,24 @@ class Study:
 
     folder: Path
     kind: str
-    settings: dict[str, Any]
-    timings: dict[str, float] = field(default_factory=dict)
-    """wall time of each stage, in seconds"""
     where: dict[str, str] = field(default_factory=dict)
     """where each stage ran: this process, a worker process, a Dask worker"""
     started: float = field(default_factory=time.perf_counter)
 
+    def __post_init__(self) -> None:
+        self.run = RunDir(self.folder)
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """wall time of each stage, in seconds (the manifest's ``timings_s``)"""
+        return self.run.timings
+
     @contextlib.contextmanager
     def timed(self, stage: str) -> Iterator[None]:
         """Time a stage run here, in this process."""
-        t0 = time.perf_counter()
-        try:
+        with self.run.stage(stage):
             yield
-        finally:
-            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
-            self.where[stage] = f"this process (pid {os.getpid()})"
+        self.where[stage] = f"this process (pid {os.getpid()})"
 
     def finish(self, summary: dict[str, Any], published: Sequence[str], **manifest: Any) -> dict[str, Any]:
         """Write manifest.json, then summary.json with the checksums of the ``published`` files
@@ -221,9 +244,8 @@ class Study:
         from rdlens import threads
 
         earlier = self._earlier_manifest()  # stages reused now ran under an earlier command
-        run = RunDir(self.folder)
-        run.timings = {**earlier.get("timings_s", {}), **self.timings}
-        run.write_manifest(seed=manifest.pop("seed", None), device=str(manifest.pop("device", "cpu")),
+        self.run.timings = {**earlier.get("timings_s", {}), **self.timings}
+        self.run.write_manifest(seed=manifest.pop("seed", None), device=str(manifest.pop("device", "cpu")),
                            study=self.kind, threads=threads.record(),
                            stages_where={**earlier.get("stages_where", {}), **self.where},
                            wall_time_s=time.perf_counter() - self.started, **manifest)
@@ -303,8 +325,8 @@ def claim(folder: str | os.PathLike, kind: str, settings: dict[str, Any], *, for
                     p.unlink() if p.is_file() or p.is_symlink() else shutil.rmtree(p)
         (folder / SUMMARY).unlink(missing_ok=True)
         write_json(folder / CONFIG, wanted)
-        yield Study(folder, kind, settings)
+        yield Study(folder, kind)
 
 
-__all__ = ["CONFIG", "KINDS", "Study", "add_files", "checksums", "claim", "finish_stage", "fresh_stage", "kind_of", "listed_files", "lock",
-           "read_summary", "revouch", "sha256", "stage_done", "verify"]
+__all__ = ["CONFIG", "KINDS", "Rebuild", "Study", "add_files", "checksums", "claim", "finish_stage", "fresh_stage", "kind_of", "listed_files", "lock",
+           "read_summary", "rebuilt", "revouch", "sha256", "stage_done", "verify"]

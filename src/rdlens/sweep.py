@@ -444,18 +444,16 @@ def _publish(cfg: SweepConfig, folder: Path, cols: dict[str, Any]) -> None:
 
 
 def rebuild(folder: str | os.PathLike) -> dict[str, Any]:
-    """``rdlens report`` of a sweep: verify it, rewrite its table and figures from its saved
-    tiles (recomputing nothing), and let its summary vouch for them as rewritten; return it."""
-    from rdlens.study import lock, read_summary, revouch
+    """``rdlens report`` of a sweep: rewrite its table and figures from its verified tiles
+    (recomputing nothing, :func:`rdlens.study.rebuilt`); return its summary."""
+    from rdlens.study import rebuilt
 
     folder = Path(folder)
-    read_summary(folder, "sweep")  # finished, and nothing it publishes (its tiles included) was damaged or edited
-    with lock(folder, "rdlens report"):
-        cfg = from_json(json.loads((folder / "config.json").read_text()))
+    with rebuilt(folder, "sweep") as job:
+        cfg = from_json(job.config)
         plan = json.loads((folder / "tiles.json").read_text())["tiles"]
-        parts = [_read_tile(_tile_path(folder, t[0]), t) for t in plan]
-        _publish(cfg, folder, _merge(parts))
-        return revouch(folder)
+        _publish(cfg, folder, _merge([_read_tile(_tile_path(folder, t[0]), t) for t in plan]))
+    return job.summary
 
 
 def _fraction(mask: np.ndarray, among: np.ndarray) -> float | None:

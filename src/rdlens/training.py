@@ -35,6 +35,11 @@ class Fit:
     wall_time_s: float
 
 
+def checkpoint_every(steps: int) -> int:
+    """Every 100 steps, or twice in a shorter training (so an interrupted one has a checkpoint)."""
+    return max(1, min(100, steps // 2))
+
+
 def plain(obj: Any) -> Any:
     """Tuples to lists, recursively, so that a configuration fits a weights-only checkpoint."""
     if isinstance(obj, dict):
