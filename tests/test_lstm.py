@@ -2,6 +2,7 @@
 and interrupted-then-resumed training."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -162,3 +163,17 @@ def test_cli_lstm_bad_input_exits_2(tmp_path, capsys, args, fragment):
     assert main(["lstm", "--quiet", "--out", str(tmp_path), *args]) == 2
     assert fragment in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_split_none_trains_on_every_sequence_and_measures_a_training_one():
+    """The public code's protocol: all sequences in training, the metric on a training sequence."""
+    from rdlens import lstm, sequences
+
+    cfg = lstm.config_for("paper", "sine", data={"n_sequences": 10, "length": 20}, steps=2, split="none",
+                          eval_sequences=1)
+    data = sequences.make_sequences(cfg.data)
+    assert lstm.training_set(cfg, data).shape[0] == 10 == cfg.n_train
+    ev = lstm.evaluate(cfg, lstm.train(cfg, data).model, data)
+    np.testing.assert_array_equal(ev.inputs, data.train[:1])
+    held = lstm.evaluate(replace(cfg, split="held-out"), lstm.build_model(cfg), data)
+    np.testing.assert_array_equal(held.inputs, data.test[:1])

@@ -187,7 +187,7 @@ def test_the_authors_profile_takes_the_public_codes_side_of_every_difference():
     text = public_code.markdown(configs)
     for d in public_code.DIFFERENCES:
         line = next(line for line in text.splitlines() if line.startswith(f"| {d.area} |"))
-        expected = "mixed" if d.path == ("data", "form") else "public code"
+        expected = d.fixed if not d.path else "mixed" if d.path == ("data", "form") else "public code"
         assert line.split("|")[5].strip() == expected, d.area
     ddpm_cfg = dict(configs)["ddpm-mnist"]
     assert ddpm_cfg["unet"]["network"] == "public-code" and ddpm_cfg["steps"] == 2340
@@ -239,3 +239,100 @@ def test_table1_footnote_says_what_each_ddpm_row_did_with_the_last_step(tmp_path
     assert "ddpm-ours exclude the last reverse step" in md
     assert "ddpm-authors count it, as the public code does" in md
     assert table.last_step_note([r for r in recs if r["row"] == "ddpm-ours"]).count("count it") == 0
+
+
+def test_the_public_codes_start_square_sits_one_cell_before_the_centre():
+    """square_shift = 1 puts Pearson's square where the authors' GrayScott.__init__ does: the
+    ghost-padded (N+3)^2 array with U[mid-r:mid+r, mid-r:mid+r] = 0.5, mid = N // 2, r = 10."""
+    from rdlens import grayscott as gs
+
+    N = 200
+    padded = np.zeros((N + 3, N + 3))
+    padded[1:-1, 1:-1] = 1.0
+    padded[N // 2 - 10 : N // 2 + 10, N // 2 - 10 : N // 2 + 10] = 0.5
+    model = gs.GrayScott(size=N + 1, length=2.01)
+    u, _ = gs.pearson_init(model, 0, noise=0.0, shift=1)
+    np.testing.assert_array_equal(u, padded[1:-1, 1:-1])
+    centred, _ = gs.pearson_init(model, 0, noise=0.0)
+    assert not np.array_equal(centred, u) and np.array_equal(np.roll(centred, (-1, -1), (0, 1)), u)
+    with pytest.raises(ConfigError, match=r"square_shift must be in \[0, 90\] cells"):
+        gs.RDRun(model=model, square_shift=91)
+
+
+def _public_forward(u, v, p, t_steps, threshold):
+    """The authors' GrayScott.forward loop on its ghost-padded arrays: measure every state,
+    stop once step > 100 (counted from 0) and mean |dV| < threshold, the stopping state kept."""
+    n = u.shape[0]
+    U, V = np.zeros((n + 2, n + 2)), np.zeros((n + 2, n + 2))
+    U[1:-1, 1:-1], V[1:-1, 1:-1] = u, v
+
+    def wrap(a):
+        a[0, :], a[-1, :], a[:, 0], a[:, -1] = a[-2, :], a[1, :], a[:, -2], a[:, 1]
+
+    def lap(a):
+        return (a[2:, 1:-1] + a[1:-1, 2:] + a[:-2, 1:-1] + a[1:-1, :-2] - 4 * a[1:-1, 1:-1]) / p.h**2
+
+    wrap(U), wrap(V)
+    states = [(U[1:-1, 1:-1].copy(), V[1:-1, 1:-1].copy())]
+    for step in range(t_steps):
+        V_prev = V[1:-1, 1:-1].copy()
+        Uv, Vv = U[1:-1, 1:-1], V[1:-1, 1:-1]
+        uvv = Uv * Vv * Vv
+        dU = p.dt * (p.Du * lap(U) - uvv + p.F * (1 - Uv))
+        dV = p.dt * (p.Dv * lap(V) + uvv - (p.F + p.k) * Vv)
+        U[1:-1, 1:-1] += dU
+        V[1:-1, 1:-1] += dV
+        wrap(U), wrap(V)
+        states.append((U[1:-1, 1:-1].copy(), V[1:-1, 1:-1].copy()))
+        if step > 100 and np.mean(np.abs(V[1:-1, 1:-1] - V_prev)) < threshold:
+            break
+    return states
+
+
+def test_the_public_codes_early_stop_ends_where_the_authors_loop_ends():
+    """stop_tol with stop_measure mean-abs and stop_after 101 stops at the step the authors'
+    forward() breaks at, with the same measured states (a transcription of their loop)."""
+    from rdlens import grayscott as gs
+
+    p = gs.GrayScott(size=21, length=0.21, F=0.0545)
+    u, v = gs.pearson_init(p, 4)
+    states = _public_forward(u, v, p, 400, threshold=1e-20)
+    assert 102 < len(states) - 1 < 400  # the rule fires inside the run, not at its first chance
+    cfg = gs.RDRun(model=p, steps=400, seed=4, norms="public-code", stop_tol=1e-20, stop_measure="mean-abs",
+                   stop_after=101)
+    res = gs.run(p, cfg.steps, cfg.seed, norms=cfg.norms, stop_tol=cfg.stop_tol, stop_after=cfg.stop_after)
+    assert res.stopped_early and res.steps == len(states) - 1
+    want = np.array([gs.public_code_norms(a, b, p) for a, b in states])
+    np.testing.assert_allclose(res.trace.reaction, want[:, 0], rtol=1e-9)
+    np.testing.assert_allclose(res.trace.diffusion, want[:, 1], rtol=1e-9)
+    with pytest.raises(ConfigError, match="early stop measures the change of v as mean-abs"):
+        gs.RDRun(norms="public-code", stop_tol=1e-6)
+    with pytest.raises(ConfigError, match="as rms"):
+        gs.RDRun(stop_tol=1e-6, stop_measure="mean-abs")
+
+
+def test_the_public_codes_float32_schedule_is_its_scheduler():
+    """schedule_dtype float32 gives the authors' DDPM_Scheduler values (linspace and cumprod in
+    float32); float64 gives the same formula in double precision."""
+    f32 = ddpm.Schedule(dtype="float32")
+    beta = torch.linspace(1e-4, 0.02, 1000)
+    assert torch.equal(f32.alpha_bars, torch.cumprod(1 - beta, dim=0).double())
+    assert torch.equal(f32.betas, beta.double())
+    f64 = ddpm.Schedule()
+    np.testing.assert_allclose(f64.alpha_bars.numpy(), np.cumprod(1 - np.linspace(1e-4, 0.02, 1000)), rtol=1e-13)
+    assert 0 < float((f32.alpha_bars - f64.alpha_bars).abs().max()) < 1e-6
+
+
+def test_epoch_batches_are_permutations_drawn_again_identically_after_a_resume():
+    """batches = epochs: each epoch a permutation cut into full batches (the rest dropped, as
+    DataLoader(drop_last=True)); the draw depends on (seed, step) only."""
+    cfg = ddpm.DDPMConfig(batch_size=4, batches="epochs", seed=3)
+    draw = ddpm.batch_indices(cfg, 10, torch.Generator())
+    first = torch.cat([draw(s) for s in range(2)])
+    assert len(set(first.tolist())) == 8 and first.max() < 10  # two full batches, no repeats, two dropped
+    second = torch.cat([draw(s) for s in range(2, 4)])
+    assert len(set(second.tolist())) == 8 and not torch.equal(first, second)
+    again = ddpm.batch_indices(cfg, 10, torch.Generator())
+    assert torch.equal(again(3), draw(3)) and torch.equal(again(0), first[:4])
+    with pytest.raises(ConfigError, match="batch_size <= the 3 training images, got 4"):
+        ddpm.batch_indices(cfg, 3, torch.Generator())

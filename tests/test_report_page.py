@@ -54,3 +54,10 @@ def test_the_page_renders_in_headless_chromium(page, tmp_path):
     keep = os.environ.get("RDLENS_SCREENSHOT_DIR")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_an_escaped_pipe_stays_inside_its_table_cell():
+    from rdlens.report.html import markdown_to_html
+
+    out = markdown_to_html("| a | b |\n|---|---|\n| mean \\|dv\\| | 2 |\n")
+    assert "<td>mean |dv|</td><td>2</td>" in out

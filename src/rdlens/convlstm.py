@@ -260,7 +260,7 @@ def train(cfg: ConvLSTMConfig, x: torch.Tensor, cond: torch.Tensor, checkpoint: 
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     frames = x.shape[1] - 1
 
-    def batch_loss() -> torch.Tensor:
+    def batch_loss(step: int) -> torch.Tensor:
         which = torch.randint(0, x.shape[0], (cfg.batch_size,), generator=gen)
         first = torch.randint(0, frames - cfg.window + 1, (cfg.batch_size,), generator=gen)
         rows = first[:, None] + torch.arange(cfg.window + 1)[None]

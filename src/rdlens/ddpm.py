@@ -37,13 +37,15 @@ from rdlens.unet import build as build_unet
 
 SCHEDULES = ("linear", "cosine")
 SIGMAS = ("beta", "posterior")
+SCHEDULE_DTYPES = ("float64", "float32")
 
 EpsModel = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class Schedule:
-    """The forward-process noise schedule; tensors are float64 on the CPU (cast on use)."""
+    """The forward-process noise schedule; tensors are float64 on the CPU (cast on use), computed
+    in ``dtype``."""
 
     T: int = 1000
     """number of diffusion steps"""
@@ -51,23 +53,35 @@ class Schedule:
     """linear (Ho et al.: beta from beta_start to beta_end) or cosine (Nichol & Dhariwal)"""
     beta_start: float = 1e-4
     beta_end: float = 0.02
+    dtype: str = "float64"
+    """precision the betas, alphas and their products are computed in: float64, or float32 as
+    the public code (a quirk; its effect on R is in differences.md)"""
 
     def __post_init__(self) -> None:
         if not isinstance(self.T, int) or self.T < 2:
             raise ConfigError(f"T must be an integer >= 2, got {self.T!r}")
         if self.kind not in SCHEDULES:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.kind!r}")
+        if self.dtype not in SCHEDULE_DTYPES:
+            raise ConfigError(f"schedule_dtype must be one of {', '.join(SCHEDULE_DTYPES)}, got {self.dtype!r}")
         if not (0 < self.beta_start <= self.beta_end < 1):
             raise ConfigError(f"need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
 
     @cached_property
+    def _chain(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """beta, alpha = 1 - beta and abar = cumprod(alpha), computed in ``dtype``, kept as float64."""
+        betas = self._betas(torch.float64 if self.dtype == "float64" else torch.float32)
+        alphas = 1.0 - betas
+        return betas.double(), alphas.double(), torch.cumprod(alphas, dim=0).double()
+
+    @cached_property
     def alphas(self) -> torch.Tensor:
-        return 1.0 - self.betas
+        return self._chain[1]
 
     @cached_property
     def alpha_bars(self) -> torch.Tensor:
         """abar_t = prod_{s <= t} alpha_s."""
-        return torch.cumprod(self.alphas, dim=0)
+        return self._chain[2]
 
     @cached_property
     def posterior_variance(self) -> torch.Tensor:
@@ -78,10 +92,13 @@ class Schedule:
     @cached_property
     def betas(self) -> torch.Tensor:
         """beta_t for t = 1 ... T (index t - 1)."""
+        return self._chain[0]
+
+    def _betas(self, dtype: torch.dtype) -> torch.Tensor:
         if self.kind == "linear":
-            return torch.linspace(self.beta_start, self.beta_end, self.T, dtype=torch.float64)
+            return torch.linspace(self.beta_start, self.beta_end, self.T, dtype=dtype)
         s = 0.008
-        steps = torch.arange(self.T + 1, dtype=torch.float64) / self.T
+        steps = torch.arange(self.T + 1, dtype=dtype) / self.T
         f = torch.cos((steps + s) / (1 + s) * math.pi / 2) ** 2
         return torch.clamp(1 - f[1:] / f[:-1], max=0.999)
 
@@ -109,6 +126,7 @@ OPTIMIZERS = ("adamw", "adam")
 PIXELS = ("signed", "unit")
 LR_SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("float32", "bfloat16", "auto")
+BATCHES = ("random", "epochs")
 FIELDS = "fields"
 """the dataset name of images the caller supplies, of any channel count (rdlens patterns trains
 on Gray-Scott (u, v) states this way); nothing is loaded by name"""
@@ -242,6 +260,10 @@ class DDPMConfig:
     """optimiser steps"""
     batch_size: int = 32
     """training images per optimiser step"""
+    batches: str = "random"
+    """random: every step draws its images with replacement; epochs: every epoch is a fresh
+    permutation of the images cut into full batches, the rest dropped (the public code's
+    DataLoader(shuffle=True, drop_last=True))"""
     lr: float = 1e-3
     """learning rate"""
     lr_schedule: str = "constant"
@@ -312,7 +334,7 @@ class DDPMConfig:
         if self.sigma not in SIGMAS:
             raise ConfigError(f"sigma must be one of {', '.join(SIGMAS)}, got {self.sigma!r}")
         for name, allowed in (("optimizer", OPTIMIZERS), ("pixels", PIXELS), ("last_step", LAST_STEPS),
-                              ("lr_schedule", LR_SCHEDULES), ("precision", PRECISIONS)):
+                              ("lr_schedule", LR_SCHEDULES), ("precision", PRECISIONS), ("batches", BATCHES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.grad_clip < 0 or self.weight_decay < 0:
@@ -388,6 +410,28 @@ class TrainResult:
 CHECKPOINT = "checkpoint.pt"
 
 
+def batch_indices(cfg: DDPMConfig, n: int, gen: torch.Generator) -> Callable[[int], torch.Tensor]:
+    """The image indices of each optimiser step. ``random`` draws from ``gen``; ``epochs``
+    permutes the ``n`` images anew each epoch, the permutation seeded by (seed, epoch) alone, so
+    a resumed or extended run draws the same batches."""
+    if cfg.batches == "random":
+        return lambda step: torch.randint(0, n, (cfg.batch_size,), generator=gen)
+    per_epoch = n // cfg.batch_size
+    if per_epoch < 1:
+        raise ConfigError(f"batches = epochs needs batch_size <= the {n} training images, got {cfg.batch_size}")
+    cache: dict[int, torch.Tensor] = {}
+
+    def draw(step: int) -> torch.Tensor:
+        epoch, k = divmod(step, per_epoch)
+        if epoch not in cache:
+            seed = int(np.random.SeedSequence([cfg.seed, 2, epoch]).generate_state(1, np.uint64)[0])
+            cache.clear()
+            cache[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        return cache[epoch][k * cfg.batch_size : (k + 1) * cfg.batch_size]
+
+    return draw
+
+
 def train(
     cfg: DDPMConfig,
     images: torch.Tensor,
@@ -431,8 +475,10 @@ def train(
                       "and slower than float32: set precision = float32 (--precision float32)",
                       RuntimeWarning, stacklevel=2)
 
-    def batch_loss() -> torch.Tensor:
-        idx = torch.randint(0, images.shape[0], (cfg.batch_size,), generator=gen).to(device)
+    draw = batch_indices(cfg, images.shape[0], gen)
+
+    def batch_loss(step: int) -> torch.Tensor:
+        idx = draw(step).to(device)
         with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=mixed):
             return loss(model, cfg.schedule, images[idx].contiguous(memory_format=layout), gen).float()
 

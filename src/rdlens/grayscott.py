@@ -111,30 +111,39 @@ class GrayScott:
 
 
 def pearson_init(
-    params: GrayScott, seed: int = 0, square: int | None = None, noise: float = 0.01
+    params: GrayScott, seed: int = 0, square: int | None = None, noise: float = 0.01, shift: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pearson's (1993) start: u = 1, v = 0, a centred square set to u = 0.5, v = 0.25, and
     Gaussian noise of standard deviation ``noise`` on both fields (seeded).
 
     ``square`` is the side in grid points; by default N/10 (20 at the paper's N = 200).
+    ``shift`` moves the square that many cells toward index 0 (the public code's sits one
+    cell before the centre).
     """
-    u, v = _pearson_start(params, seed, square, noise)
+    u, v = _pearson_start(params, seed, square, noise, shift)
     return u.copy(), v.copy()
 
 
-def _pearson_start(params: GrayScott, seed: int = 0, square: int | None = None, noise: float = 0.01
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def square_side(n: int, square: int | None = None) -> int:
+    """The side of Pearson's square on an n x n grid: ``square``, by default N/10 (at least 2)."""
+    return max(2, round(n / 10)) if square is None else int(square)
+
+
+def _pearson_start(params: GrayScott, seed: int = 0, square: int | None = None, noise: float = 0.01,
+                   shift: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The fields of :func:`pearson_init`, cached and shared: never to be written to."""
     n = params.size
-    side = max(2, round(n / 10)) if square is None else int(square)
+    side = square_side(n, square)
     if not 1 <= side <= n:
         raise ConfigError(f"initial square side must be in [1, {n}] grid points, got {side}")
     if not (math.isfinite(noise) and noise >= 0):
         raise ConfigError(f"initial noise must be a finite number >= 0, got {noise}")
-    key = (n, params.dtype, side, float(noise), seed)
+    lo = (n - side) // 2 - shift
+    if not 0 <= shift <= (n - side) // 2:
+        raise ConfigError(f"square_shift must be in [0, {(n - side) // 2}] cells on a {n} x {n} grid, got {shift}")
+    key = (n, params.dtype, side, float(noise), seed, lo)
     cached = _STARTS.get(key)
     if cached is None:
-        lo = (n - side) // 2
         cached = _perturbed(params, [(lo, lo)], side, noise, np.random.default_rng(seed))
         if n * n <= _CACHE_CELLS:
             _STARTS[key] = cached
@@ -584,6 +593,7 @@ class BatchStepper(_Fields):
 
 
 NORMS = ("rdlens", "public-code")
+STOP_MEASURES = ("rms", "mean-abs")
 
 
 def public_code_norms(u: np.ndarray, v: np.ndarray, p: GrayScott) -> tuple[float, float]:
@@ -609,9 +619,14 @@ class RDRun:
     snapshot_every: int = 1000
     """keep v every this many steps in snapshots.npz (0: none)"""
     stop_tol: float = 0.0
-    """stop early once the RMS change of v in one step < stop_tol (0: never)"""
+    """stop early once the change of v in one step (stop_measure) < stop_tol (0: never)"""
     stop_after: int = 100
-    """never stop early before this step"""
+    """stop early only after this step"""
+    stop_measure: str = "rms"
+    """the change stop_tol bounds: rms (with norms rdlens) or mean-abs, the mean |change of v|
+    (with norms public-code: the public code stops after step 101 once it is < 1e-6)"""
+    square_shift: int = 0
+    """cells Pearson's square is moved toward index 0 (the public code's sits 1 cell before the centre)"""
     save_state: bool = False
     """write the final u, v to state.npz (usable as --init)"""
     residual: bool = False
@@ -625,15 +640,27 @@ class RDRun:
         check_seed(self.seed)
         if self.norms not in NORMS:
             raise ConfigError(f"norms must be one of {', '.join(NORMS)}, got {self.norms!r}")
-        if self.norms == "public-code" and (self.residual or self.stop_tol > 0):
+        if self.norms == "public-code" and self.residual:
             raise ConfigError("norms = public-code measures every state as the authors' notebook did; "
-                              "it cannot be combined with residual or stop_tol")
-        for name, low in (("steps", 1), ("snapshot_every", 0), ("stop_after", 0)):
+                              "it cannot be combined with residual")
+        if self.stop_measure not in STOP_MEASURES:
+            raise ConfigError(f"stop_measure must be one of {', '.join(STOP_MEASURES)}, got {self.stop_measure!r}")
+        wanted = "mean-abs" if self.norms == "public-code" else "rms"
+        if self.stop_tol > 0 and self.stop_measure != wanted:
+            raise ConfigError(f"with norms = {self.norms} the early stop measures the change of v as {wanted}, "
+                              f"got stop_measure = {self.stop_measure!r}: give --stop-measure {wanted}")
+        for name, low in (("steps", 1), ("snapshot_every", 0), ("stop_after", 0), ("square_shift", 0)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
         if not (math.isfinite(self.stop_tol) and self.stop_tol >= 0):
             raise ConfigError(f"stop_tol must be a finite number >= 0, got {self.stop_tol}")
+        room = (self.model.size - square_side(self.model.size)) // 2
+        if self.square_shift > room:
+            raise ConfigError(f"square_shift must be in [0, {room}] cells on a {self.model.size} x {self.model.size} "
+                              f"grid, got {self.square_shift}")
+        if self.square_shift and self.init is not None:
+            raise ConfigError("square_shift moves Pearson's start square; a run from --init has none: drop it")
 
 
 @dataclass
@@ -662,6 +689,7 @@ def run(
     stop_after: int = 100,
     residual: bool = False,
     norms: str = "rdlens",
+    square_shift: int = 0,
     progress: Callable[[int], None] | None = None,
     chunk: int = 250,
 ) -> GrayScottResult:
@@ -673,7 +701,8 @@ def run(
     steps). ``residual`` adds the column ``residual`` = ||dv/dt||, the distance from a steady
     state (always on with ``stop_tol``). ``norms = "public-code"`` measures as the authors'
     notebook did (:func:`public_code_norms` of every state, the final one included: steps + 1
-    rows), stepping with the same kernel.
+    rows), stepping with the same kernel, and stops as it did: once the mean |change of v| in a
+    step past ``stop_after`` is below ``stop_tol``. ``square_shift`` moves Pearson's square.
     ``progress`` is called with the number of steps just done, for progress bars.
     """
     if not isinstance(steps, (int, np.integer)) or steps < 1:
@@ -685,13 +714,13 @@ def run(
     if stop_after < 0:
         raise ConfigError(f"stop_after must be >= 0, got {stop_after}")
     if init is None:
-        u0, v0 = _pearson_start(params, seed)  # the Stepper copies them
+        u0, v0 = _pearson_start(params, seed, shift=square_shift)  # the Stepper copies them
     else:
         check_state(params, *init)
         u0, v0 = init
     stepper = Stepper(params, u0, v0)
     if norms == "public-code":
-        return _run_public_code(stepper, steps, seed, snapshot_every, progress)
+        return _run_public_code(stepper, steps, seed, snapshot_every, progress, stop_tol, stop_after)
     t0 = time.perf_counter()
     blocks: list[np.ndarray] = []
     snapshots: list[tuple[int, np.ndarray]] = []
@@ -722,16 +751,23 @@ def run(
 
 
 def _run_public_code(stepper: Stepper, steps: int, seed: int, snapshot_every: int,
-                     progress: Callable[[int], None] | None) -> GrayScottResult:
-    """:func:`run` with the authors' measurement: every state from the initial to the final."""
+                     progress: Callable[[int], None] | None, stop_tol: float = 0.0,
+                     stop_after: int = 100) -> GrayScottResult:
+    """:func:`run` with the authors' measurement: every state from the initial to the final,
+    stopping (with ``stop_tol``) once the mean |change of v| of a step past ``stop_after`` is
+    below it, the stopping state included."""
     p = stepper.params
     t0 = time.perf_counter()
     rows = [public_code_norms(stepper.u, stepper.v, p)]
     snapshots: list[tuple[int, np.ndarray]] = []
+    stopped = False
     with threads.stage("Gray-Scott", parallel=p.size >= PARALLEL_SIZE, adapt=True) as st:
-        while stepper.step < steps:
+        while stepper.step < steps and not stopped:
             st.tick()
+            v_prev = stepper.v.copy() if stop_tol > 0 else None
             stepper.advance_unmeasured(1)
+            if v_prev is not None and stepper.step > stop_after:
+                stopped = float(np.mean(np.abs(stepper.v - v_prev))) < stop_tol
             rows.append(public_code_norms(stepper.u, stepper.v, p))
             if not math.isfinite(rows[-1][0] + rows[-1][1]):  # a NaN or inf anywhere in u v^2 or v shows here
                 raise SimulationDiverged("Gray-Scott", stepper.step)
@@ -742,4 +778,4 @@ def _run_public_code(stepper: Stepper, steps: int, seed: int, snapshot_every: in
     norms = np.array(rows)
     trace = BalanceTrace.from_series(norms[:, 0], norms[:, 1])
     return GrayScottResult(params=p, trace=trace, u=stepper.u.copy(), v=stepper.v.copy(), seed=seed, steps=stepper.step,
-                           stopped_early=False, wall_time_s=time.perf_counter() - t0, snapshots=snapshots)
+                           stopped_early=stopped, wall_time_s=time.perf_counter() - t0, snapshots=snapshots)

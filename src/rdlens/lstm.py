@@ -229,6 +229,7 @@ EVAL_MODES = ("teacher", "free")
 WARMUPS = ("sequence", "first-value")
 FIRST_CPREV = ("state", "zero")
 BIASES = ("double", "single")
+SPLITS = ("held-out", "none")
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,12 @@ class LSTMConfig:
     bias: str = "double"
     """double: PyTorch's two trained bias vectors b_ih + b_hh; single: one per gate, as the public
     code (b_hh held at zero)"""
+    split: str = "held-out"
+    """held-out: train on the training sequences, measure on held-out ones; none: train on every
+    sequence and measure on the first training sequences (the public code, a quirk)"""
+    stop_tol: float = 0.0
+    """stop training once two consecutive losses differ by less than this (0: never; the public
+    code: 1e-6)"""
     checkpoint_every: int = 100
     """save a resumable checkpoint every this many steps"""
     seed: int = 0
@@ -278,7 +285,7 @@ class LSTMConfig:
             raise ConfigError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.eval_mode not in EVAL_MODES:
             raise ConfigError(f"eval_mode must be one of {', '.join(EVAL_MODES)}, got {self.eval_mode!r}")
-        for name, allowed in (("warmup", WARMUPS), ("first_cprev", FIRST_CPREV), ("bias", BIASES)):
+        for name, allowed in (("warmup", WARMUPS), ("first_cprev", FIRST_CPREV), ("bias", BIASES), ("split", SPLITS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         check_seed(self.seed)
@@ -289,11 +296,30 @@ class LSTMConfig:
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
-        if not (math.isfinite(self.grad_clip) and self.grad_clip >= 0):
-            raise ConfigError(f"grad_clip must be a finite number >= 0, got {self.grad_clip}")
-        n_train = self.data.n_sequences - self.data.n_test
+        for name in ("grad_clip", "stop_tol"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        n_train = self.n_train
         if self.batch_size > n_train:
             raise ConfigError(f"batch_size = {self.batch_size} exceeds the {n_train} training sequences (0: all)")
+
+    @property
+    def n_train(self) -> int:
+        """Sequences trained on: all of them without a split."""
+        return self.data.n_sequences - (self.data.n_test if self.split == "held-out" else 0)
+
+
+def training_set(cfg: LSTMConfig, data: Sequences) -> np.ndarray:
+    """The sequences ``cfg`` trains on: the training part, or every sequence (split none)."""
+    return data.train if cfg.split == "held-out" else np.concatenate([data.train, data.test])
+
+
+def measured_set(cfg: LSTMConfig, data: Sequences) -> np.ndarray:
+    """The sequences the metric is measured on: held-out ones, or (split none, as the public
+    code) the first training sequences; ``eval_sequences`` of them (0: all)."""
+    pool = data.test if cfg.split == "held-out" else training_set(cfg, data)
+    return pool if cfg.eval_sequences == 0 else pool[: cfg.eval_sequences]
 
 
 # Presets are data: the values of each named setting (see LSTMConfig for their meaning;
@@ -328,6 +354,8 @@ class TrainResult:
     steps_done: int
     resumed_from: int
     wall_time_s: float
+    stopped_early: bool = False
+    """training ended before ``steps`` because the loss settled (``stop_tol``)"""
 
 
 CHECKPOINT = "checkpoint.pt"
@@ -365,10 +393,10 @@ def train(
     model = build_model(cfg, device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
-    x_train = torch.tensor(data.train, dtype=torch.float32, device=device)
+    x_train = torch.tensor(training_set(cfg, data), dtype=torch.float32, device=device)
     n = x_train.shape[0]
 
-    def batch_loss() -> torch.Tensor:
+    def batch_loss(step: int) -> torch.Tensor:
         xb = x_train[torch.randint(0, n, (cfg.batch_size,), generator=gen).to(device)] if cfg.batch_size else x_train
         pred, _ = model(xb[:, :-1])
         return torch.mean((pred - xb[:, 1:]) ** 2)
@@ -376,8 +404,8 @@ def train(
     done = fit(model, opt, batch_loss, steps=cfg.steps, generator=gen, name="LSTM training", grad_clip=cfg.grad_clip,
                checkpoint=Path(checkpoint_dir) / CHECKPOINT if checkpoint_dir is not None else None,
                checkpoint_every=cfg.checkpoint_every, config=asdict(cfg), resume=resume, progress=progress,
-               parallel=False)
-    return TrainResult(model, done.losses, done.steps_done, done.resumed_from, done.wall_time_s)
+               parallel=False, stop_tol=cfg.stop_tol)
+    return TrainResult(model, done.losses, done.steps_done, done.resumed_from, done.wall_time_s, done.stopped_early)
 
 
 # ---- evaluation ---------------------------------------------------------------------------
@@ -418,9 +446,10 @@ def naive_mse(x: np.ndarray) -> float:
 
 
 def evaluate(cfg: LSTMConfig, model: SequenceModel, data: Sequences, device: torch.device | str = "cpu") -> Evaluation:
-    """Errors on train and test, and the balance trace of the last layer on held-out data."""
+    """Errors on train and test, and the balance trace of the last layer on held-out data (on
+    training data with ``split`` none)."""
     model.eval()
-    test = data.test if cfg.eval_sequences == 0 else data.test[: cfg.eval_sequences]
+    test = measured_set(cfg, data)
     x = torch.tensor(test, dtype=torch.float32, device=device)
     if cfg.eval_mode == "teacher":
         record = probe(model.lstm, x.unsqueeze(-1))[-1]
@@ -432,7 +461,7 @@ def evaluate(cfg: LSTMConfig, model: SequenceModel, data: Sequences, device: tor
     if cfg.first_cprev == "zero":
         record = dataclasses.replace(record, c0=torch.zeros_like(record.c0))
     return Evaluation(
-        trace=balance_trace(record), record=record, train_mse=mse(model, data.train, device),
+        trace=balance_trace(record), record=record, train_mse=mse(model, training_set(cfg, data), device),
         test_mse=mse(model, data.test, device), naive_mse=naive_mse(data.test), eval_mode=cfg.eval_mode,
         n_sequences=len(test), inputs=test, outputs=outputs.detach().cpu().double().numpy(),
     )

@@ -4,10 +4,13 @@ each of its rows took (``differences.md``), and the ``authors`` profile can take
 code's side everywhere (``profiles/authors.toml``).
 
 The metric code of the two agrees when both get the same inputs (Gray-Scott per-step norms to
-3e-11, LSTM R to 2e-6 on the authors' weights, DDPM per-step norms to 2e-7 over the 999 noisy
-steps: issue 15's side-by-side runs). What differs is the protocol around it, listed here. The
-"effect" column quotes the size measured in those side-by-side runs; it is not recomputed by a
-report (run both profiles to measure it on your rows).
+3e-11, LSTM R to 2e-6 on the authors' weights; DDPM per-step norms to 2e-7 over the 999 noisy
+steps with the public code's float32 schedule, ``schedule_dtype = float32``, and to 1.4e-4 with
+rdlens's float64 one: issues 15 and 27's side-by-side runs). What differs is the protocol
+around it, listed here. The "effect" column quotes the size measured side by side or by
+``benchmarks/measure_differences.py`` (each switch flipped alone from the ``authors`` profile);
+it is not recomputed by a report (run both profiles to measure it on your rows). A difference
+that no setting switches (``path`` empty) says what every row did in ``fixed``.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class Difference:
     effect: str
     row: str | None = None
     """the one Table 1 row it concerns (None: every row of the system)"""
+    fixed: str = ""
+    """for a difference no setting switches (empty ``path``): what every row did"""
 
 
 DIFFERENCES: tuple[Difference, ...] = (
@@ -40,6 +45,16 @@ DIFFERENCES: tuple[Difference, ...] = (
                "200 cells, L = 2", "rd", ("model", "size"), 201, 200, "R within 1e-5"),
     Difference("RD stripe F", "0.0545 (linspace(0.029, 0.0545, 3))", "0.055 (the paper's text)", "rd", ("model", "F"),
                0.0545, 0.055, "R 1.009317 vs 1.009240", row="rd-stripe"),
+    Difference("RD start square", "cells 89-108 of 201 (U[mid-r:mid+r] of the ghost-padded array, mid = 100): one "
+               "cell before the centre", "cells 90-109, centred", "rd", ("square_shift",), 1, 0,
+               "R -4.7e-4 (spots; -5e-5 with rdlens's all-cell norms, which a shift cannot move the pattern "
+               "out of), -1.3e-4 (stripe; the same with either norm) against a seed s.d. of 5-6e-5"),
+    Difference("RD early stop", "stops after its step 100 once the mean absolute change of v in a step < 1e-6",
+               "runs every step", "rd", ("stop_tol",), 1e-6, 0.0,
+               "none: neither row gets below 1e-6 in 5000 steps"),
+    Difference("RD start noise", "np.random.randn, unseeded: every run starts differently",
+               "seeded by --seed", "rd", (), None, None,
+               "s.d. of R over 5 seeds 5.9e-5 (spots), 5.1e-5 (stripe)", fixed="seeded (no setting)"),
     Difference("RD states and diffusion norm", "5001 states (the final one included); diffusion from the Laplacian "
                "of the ghost-free interior: inner 199^2 cells; reaction over all cells",
                "the 5000 states steps start from; both norms over all cells", "rd", ("norms",), "public-code",
@@ -52,6 +67,11 @@ DIFFERENCES: tuple[Difference, ...] = (
                "no transient, z-scored on all data", "sin(2 pi f t + phase) standardised; RK4, transient dropped, "
                "train-split statistics", "lstm", ("data", "form"), "public-code", "rdlens",
                "paper preset R 1.00-1.15 vs 0.985-0.991 (sine)"),
+    Difference("LSTM data split", "trains on all 1000 sequences and measures on a training sequence",
+               "trains on 800, measures on held-out ones", "lstm", ("split",), "none", "held-out",
+               "R +0.008 (sine), -0.006 (Lorenz), -0.003 (Van der Pol) against a seed s.d. of 0.024-0.064"),
+    Difference("LSTM early stop", "stops once two consecutive losses differ by < 1e-6", "trains every epoch",
+               "lstm", ("stop_tol",), 1e-6, 0.0, "none: no row's losses settle within 200 epochs"),
     Difference("sequence length", "100 (the newest readable notebook)", "200", "lstm", ("data", "length"), 100, 200,
                "not isolated"),
     Difference("LSTM averaging", "the table prints the last of 3 single sequences", "mean over the held-out sequences",
@@ -67,6 +87,17 @@ DIFFERENCES: tuple[Difference, ...] = (
                "not trained here"),
     Difference("DDPM optimiser", "Adam lr 2e-5, no gradient clipping", "AdamW, clip 1.0", "ddpm", ("optimizer",),
                "adam", "adamw", "not trained here"),
+    Difference("DDPM batches", "each epoch a fresh permutation cut into full batches (DataLoader shuffle, "
+               "drop_last)", "each step draws its batch with replacement", "ddpm", ("batches",), "epochs", "random",
+               "R +0.0001 and -0.0002 on two seeds (small U-Net, digits, about 5 epochs) against 0.002 between the "
+               "seeds"),
+    Difference("DDPM schedule precision", "beta, alpha-bar in float32 (torch.linspace, cumprod)", "float64",
+               "ddpm", ("schedule", "dtype"), "float32", "float64", "R 2e-8; reaction norms up to 6e-5 of the largest (same weights and noise; the public "
+               "code's side agrees with it to 2e-7)"),
+    Difference("DDPM training length", "the readable notebooks train on 128 images and sample from a checkpoint "
+               "trained elsewhere (not public)", "2340 steps: 5 epochs of 468 full batches of 128 of the 60,000 "
+               "images, as the paper's text and train_ddpm's defaults suggest", "ddpm", (), None, None,
+               "unknown: the checkpoint the paper sampled from is not public", fixed="an assumption (no setting)"),
     Difference("DDPM EMA", "0.9999 with no warm-up (about 0.79 of the random initial weights remain after 2340 "
                "steps)", "warm-up (1 + step) / (10 + step)", "ddpm", ("ema_warmup",), False, True, "not trained here"),
     Difference("DDPM last step", "a 1000th entry from stale t = 1 values, with the norm of a noise never added, "
@@ -98,13 +129,18 @@ def markdown(configs: list[tuple[str, dict[str, Any]]]) -> str:
              "The authors' public code (jinchengluo/lstm-ddpm) and rdlens compute the same norms from the same "
              "inputs; these are the protocol differences around them. 'This run' says which side the rows took "
              "(`--profile authors` takes the public code's everywhere). Effects as measured side by side with the "
-             "public code (rdlens issue 15), not recomputed here.", "",
+             "public code (rdlens issues 15 and 27) or by benchmarks/measure_differences.py (each switch flipped "
+             "alone from the authors profile, same seed), not recomputed here.", "",
              "| area | public code | rdlens | setting | this run | effect |", "|---|---|---|---|---|---|"]
     for d in DIFFERENCES:
         rows = [c for row, c in configs if c.get("system") == d.system and d.row in (None, row)]
-        taken = side([_value(c, d) for c in rows], d) if rows else "no rows"
-        setting = f"`{d.system}: {'.'.join(d.path)} = {json.dumps(d.public_value)}`"
-        lines.append(f"| {d.area} | {d.public_code} | {d.rdlens} | {setting} | {taken} | {d.effect} |")
+        if not d.path:
+            cells = [d.area, d.public_code, d.rdlens, "none", d.fixed if rows else "no rows", d.effect]
+        else:
+            taken = side([_value(c, d) for c in rows], d) if rows else "no rows"
+            setting = f"`{d.system}: {'.'.join(d.path)} = {json.dumps(d.public_value)}`"
+            cells = [d.area, d.public_code, d.rdlens, setting, taken, d.effect]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
 

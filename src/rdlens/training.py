@@ -33,11 +33,19 @@ class Fit:
     steps_done: int
     resumed_from: int
     wall_time_s: float
+    stopped_early: bool = False
+    """the loss settled (``stop_tol``) before the last step"""
 
 
 def checkpoint_every(steps: int) -> int:
     """Every 100 steps, or twice in a shorter training (so an interrupted one has a checkpoint)."""
     return max(1, min(100, steps // 2))
+
+
+def settled(losses: list[float], stop_tol: float) -> bool:
+    """The public code's LSTM stopping rule: at least three losses, the last two closer than
+    ``stop_tol`` (0: never)."""
+    return stop_tol > 0 and len(losses) > 2 and abs(losses[-1] - losses[-2]) < stop_tol
 
 
 def plain(obj: Any) -> Any:
@@ -52,7 +60,7 @@ def plain(obj: Any) -> Any:
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    batch_loss: Callable[[], torch.Tensor],
+    batch_loss: Callable[[int], torch.Tensor],
     *,
     steps: int,
     generator: torch.Generator,
@@ -69,10 +77,12 @@ def fit(
     progress: Callable[[int], None] | None = None,
     parallel: bool = True,
     lr_at: Callable[[int], float] | None = None,
+    stop_tol: float = 0.0,
 ) -> Fit:
     """Run optimiser steps until ``steps``; return the loss history.
 
-    ``batch_loss()`` draws a batch (from ``generator``) and returns its scalar loss. With
+    ``batch_loss(step)`` draws the batch of 0-based optimiser step ``step`` (from ``generator``,
+    or from the step itself for epoch-wise orders) and returns its scalar loss. With
     ``ema``, its weights follow ``decay = min(ema_decay, (1 + step) / (10 + step))`` (a short
     warm-up of the average; with ``ema_warmup`` = False, ``ema_decay`` from the first step).
     A checkpoint is written every ``checkpoint_every`` steps and at
@@ -81,6 +91,8 @@ def fit(
     ``parallel`` = False keeps a tiny model on one thread (see :mod:`rdlens.threads`).
     ``lr_at(step)`` sets the learning rate of each step (a function of the step alone, so a
     resumed run follows the same schedule); None keeps the optimiser's.
+    ``stop_tol`` > 0 ends training once two consecutive losses differ by less (:func:`settled`);
+    the checkpoint is written at that step, and resuming a settled run trains no further.
     """
     stateful: dict[str, Any] = {"model": model, "optimizer": optimizer}
     if ema is not None:
@@ -91,17 +103,18 @@ def fit(
     if resume and checkpoint is not None and checkpoint.exists():
         step, losses = restore_training(checkpoint, device, generator, steps, **stateful)
     resumed_from = step
+    stopped = settled(losses, stop_tol)
     if progress is not None and step:
         progress(step)
     t0 = time.perf_counter()
     model.train()
     with threads.stage(name, parallel) as st:
-        while step < steps:
+        while step < steps and not stopped:
             st.tick()
             if lr_at is not None:
                 for group in optimizer.param_groups:
                     group["lr"] = lr_at(step)
-            loss = batch_loss()
+            loss = batch_loss(step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip > 0:
@@ -116,7 +129,8 @@ def fit(
             losses.append(float(loss.detach()))
             if not math.isfinite(losses[-1]):
                 raise SimulationDiverged(name, step, f"loss = {losses[-1]}")
-            if checkpoint is not None and (step % checkpoint_every == 0 or step == steps):
+            stopped = settled(losses, stop_tol)
+            if checkpoint is not None and (step % checkpoint_every == 0 or step == steps or stopped):
                 save_training(checkpoint, generator, step, losses, plain(config or {}), **stateful)
             if after_step is not None:
                 after_step(step)
@@ -129,4 +143,4 @@ def fit(
     for label, module in (("weights", model), ("EMA weights", ema)):
         if module is not None and not all(bool(torch.isfinite(p).all()) for p in module.parameters()):
             raise SimulationDiverged(name, step, f"the {label} are not finite after the last step")
-    return Fit(losses, step, resumed_from, time.perf_counter() - t0)
+    return Fit(losses, step, resumed_from, time.perf_counter() - t0, stopped and step < steps)

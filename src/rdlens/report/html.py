@@ -90,7 +90,8 @@ def markdown_to_html(md: str, level_shift: int = 1) -> str:
 
 
 def _cells(row: str) -> list[str]:
-    return [c.strip() for c in row.strip("|").split("|")]
+    """A pipe-table row's cells; an escaped pipe (\\|) stays inside its cell."""
+    return [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", row.strip().strip("|"))]
 
 
 def _table(rows: list[str]) -> str:

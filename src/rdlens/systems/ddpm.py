@@ -38,7 +38,7 @@ class DDPM(System):
     resumable = True
     extendable = ("steps",)  # with a constant learning rate: the EMA warm-up and data order depend on the step only
     hidden = ("unet.in_channels", "unet.image_size")
-    renames = {"schedule.kind": "schedule"}
+    renames = {"schedule.kind": "schedule", "schedule.dtype": "schedule_dtype"}
     control_labels = {"untrained": "untrained network", "oracle_one_point": "oracle, one-point data",
                       "oracle_gaussian": "oracle, Gaussian fit"}
 
@@ -48,13 +48,15 @@ class DDPM(System):
         return DDPMConfig
 
     def choices(self) -> dict[str, tuple[Any, ...]]:
-        from rdlens.ddpm import LAST_STEPS, LR_SCHEDULES, OPTIMIZERS, PIXELS, PRECISIONS, SCHEDULES, SETTINGS, SIGMAS
+        from rdlens.ddpm import (BATCHES, LAST_STEPS, LR_SCHEDULES, OPTIMIZERS, PIXELS, PRECISIONS, SCHEDULE_DTYPES,
+                                 SCHEDULES, SETTINGS, SIGMAS)
         from rdlens.images import DATASETS
         from rdlens.unet import NETWORKS
 
         return {"dataset": DATASETS, "schedule": SCHEDULES, "sigma": SIGMAS, "setting": tuple(SETTINGS),
                 "optimizer": OPTIMIZERS, "pixels": PIXELS, "last_step": LAST_STEPS, "network": NETWORKS,
-                "lr_schedule": LR_SCHEDULES, "precision": PRECISIONS}
+                "lr_schedule": LR_SCHEDULES, "precision": PRECISIONS, "batches": BATCHES,
+                "schedule_dtype": SCHEDULE_DTYPES}
 
     def can_extend(self, config: dict[str, Any]) -> bool:
         return config.get("lr_schedule", "constant") == "constant"
@@ -126,9 +128,13 @@ class DDPM(System):
         return 4.0 * params * 5 + train + sample + norms + data
 
     def validate(self, config: Any) -> None:
-        """Read the data set once (a truncated or corrupt file is refused before any row runs)."""
+        """Read the data set once (a truncated or corrupt file is refused before any row runs),
+        and check that epoch-wise batches fit in it."""
         if self.missing_data(config) is None:
-            self.prepare(config, "cpu")
+            n = self.prepare(config, "cpu").shape[0]
+            if config.batches == "epochs" and config.batch_size > n:
+                raise ConfigError(f"batches = epochs needs batch_size <= the {n} training images, "
+                                  f"got {config.batch_size}")
 
     def prepare(self, config: Any, device: Any) -> Any:
         from rdlens import images

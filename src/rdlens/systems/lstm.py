@@ -45,11 +45,11 @@ class LSTM(System):
         return LSTMConfig
 
     def choices(self) -> dict[str, tuple[Any, ...]]:
-        from rdlens.lstm import BIASES, EVAL_MODES, FIRST_CPREV, INITS, SETTINGS, WARMUPS
+        from rdlens.lstm import BIASES, EVAL_MODES, FIRST_CPREV, INITS, SETTINGS, SPLITS, WARMUPS
         from rdlens.sequences import DATASETS, FORMS
 
         return {"dataset": DATASETS, "init": INITS, "eval_mode": EVAL_MODES, "setting": tuple(SETTINGS),
-                "warmup": WARMUPS, "first_cprev": FIRST_CPREV, "bias": BIASES, "form": FORMS}
+                "warmup": WARMUPS, "first_cprev": FIRST_CPREV, "bias": BIASES, "form": FORMS, "split": SPLITS}
 
     def presets(self) -> dict[str, dict[str, Any]]:
         from rdlens.lstm import SETTINGS
@@ -81,11 +81,11 @@ class LSTM(System):
         d, h, layers = config.data, config.hidden, config.layers
         data = d.n_sequences * d.length * (8 * 3 + 4)
         params = layers * 4 * h * (h + h + 2) + h + 1
-        n_train = d.n_sequences - round(d.n_sequences * d.test_fraction)
+        n_train = config.n_train
         batch = config.batch_size or n_train
         train = batch * d.length * layers * h * 4 * 12
         steps = d.length + (config.generate_steps if config.eval_mode == "free" else 0)
-        n_eval = config.eval_sequences or (d.n_sequences - n_train)
+        n_eval = config.eval_sequences or (d.n_test if config.split == "held-out" else n_train)
         evaluate = n_eval * steps * layers * h * 4 * 10
         return data + 4.0 * params * 5 + train + evaluate
 
@@ -114,19 +114,21 @@ class LSTM(System):
         with rd.stage("evaluate"):
             ev = lstm.evaluate(config, trained.model, data, ctx.device)
         name = SETTING_NAMES[config.data.dataset]
+        measured = "held-out sequences" if config.split == "held-out" else "training sequences (split none)"
         with rd.stage("write"):
             ev.trace.save(rd.file("trace.csv"))
             save_losses(rd.file("losses.csv"), trained.losses)
             save_npz(rd.file("predictions.npz"), inputs=ev.inputs, outputs=ev.outputs, eval_mode=np.array(ev.eval_mode))
             plot_predictions(ev.inputs, ev.outputs, ev.eval_mode, rd.file("predictions.png"),
-                             title=f"LSTM on {name}: held-out sequences ({ev.eval_mode} mode)")
+                             title=f"LSTM on {name}: {measured} ({ev.eval_mode} mode)")
             plot_gates({k: getattr(ev.record, k)[:, 0].cpu().numpy() for k in ("i", "f", "g", "o")},
-                       ev.trace, rd.file("gates.png"), title=f"LSTM gates, {name}, held-out sequence 0")
-        protocol = ("teacher-forced over held-out sequences, state from zeros" if ev.eval_mode == "teacher"
-                    else f"free-running: warm-up on each held-out sequence, then {config.generate_steps} fed-back steps")
+                       ev.trace, rd.file("gates.png"), title=f"LSTM gates, {name}, {measured[:-1]} 0")
+        protocol = (f"teacher-forced over {measured}, state from zeros" if ev.eval_mode == "teacher"
+                    else f"free-running: warm-up on each of the {measured}, then {config.generate_steps} fed-back steps")
         return {**ev.trace.summary(), "eval_mode": ev.eval_mode, "eval_protocol": protocol,
                 "eval_sequences": ev.n_sequences, "train_mse": ev.train_mse, "test_mse": ev.test_mse,
-                "naive_mse": ev.naive_mse, "steps": trained.steps_done, "resumed_from_step": trained.resumed_from}
+                "naive_mse": ev.naive_mse, "steps": trained.steps_done, "resumed_from_step": trained.resumed_from,
+                "stopped_early": trained.stopped_early}
 
     def summary_lines(self, summary: dict[str, Any]) -> list[str]:
         return [f"test MSE = {summary['test_mse']:.5f}   repeat-last-value MSE = {summary['naive_mse']:.5f}   "

@@ -40,9 +40,9 @@ class RD(System):
         return RDRun
 
     def choices(self) -> dict[str, tuple[Any, ...]]:
-        from rdlens.grayscott import DTYPES, NORMS
+        from rdlens.grayscott import DTYPES, NORMS, STOP_MEASURES
 
-        return {"dtype": DTYPES, "norms": NORMS}
+        return {"dtype": DTYPES, "norms": NORMS, "stop_measure": STOP_MEASURES}
 
     def build(self, values: dict[str, Any]) -> Any:
         """As the base class, except that an ``init`` file sets ``size`` and ``length`` (the
@@ -104,7 +104,7 @@ class RD(System):
             result = grayscott.run(config.model, config.steps, config.seed, init=prepared,
                                    snapshot_every=config.snapshot_every, stop_tol=config.stop_tol,
                                    stop_after=config.stop_after, residual=config.residual, norms=config.norms,
-                                   progress=bar.update)
+                                   square_shift=config.square_shift, progress=bar.update)
         with rd.stage("write"):
             result.trace.save(rd.file("trace.csv"))
             plot_field(result.v, rd.file("v.png"),
