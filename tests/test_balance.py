@@ -113,3 +113,20 @@ def test_combine_gives_per_seed_means_and_pointwise_curves():
 def test_normalised_time_spans_zero_to_one():
     np.testing.assert_allclose(normalised_time(3), [0, 0.5, 1])
     assert normalised_time(1).tolist() == [0.0]
+
+
+def test_reprs_fit_a_notebook_line_and_name_the_numbers():
+    """A 5000-step trace with per-sample norms, and the results that hold traces and fields,
+    print in a line or two (before: 26,880 and 144,523 characters)."""
+    from rdlens import grayscott as gs
+    from rdlens.balance import BalanceTrace, combine
+
+    rng = np.random.default_rng(0)
+    trace = BalanceTrace.from_samples(rng.random((5000, 16)) + 1, rng.random((5000, 16)) + 1,
+                                      extra={"score": rng.random(5000)})
+    text = repr(trace)
+    assert len(text) < 200 and f"R={trace.R:.6g}" in text and "5000 steps" in text and "samples=16" in text
+    combined = combine([trace, trace, trace])
+    assert len(repr(combined)) < 200 and "3 traces" in repr(combined)
+    result = gs.run(gs.GrayScott(size=64, length=0.64), steps=20, snapshot_every=2)
+    assert len(repr(result)) < 600 and "u=ndarray(64, 64):float64" in repr(result) and "[10 items]" in repr(result)

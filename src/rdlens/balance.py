@@ -41,6 +41,30 @@ def normalised_time(n: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, n)
 
 
+def _brief(value: object) -> str:
+    """One field's value in a few characters: arrays and tensors by shape, long lists by length."""
+    shape = getattr(value, "shape", None)
+    if shape is not None and not isinstance(value, (int, float)):
+        return f"{type(value).__name__}{tuple(shape)}:{getattr(value, 'dtype', '')}".replace("torch.", "")
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)) and len(value) > 4:
+        return f"[{len(value)} items]"
+    if isinstance(value, dict) and len(value) > 4:
+        return f"{{{len(value)} keys}}"
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def compact_repr(obj: object) -> str:
+    """A dataclass's repr that fits a notebook line or two: arrays and tensors as their shape,
+    long lists as their length, nested results by their own (short) repr."""
+    import dataclasses
+
+    fields = ", ".join(f"{f.name}={_brief(getattr(obj, f.name))}" for f in dataclasses.fields(obj) if f.repr)
+    return f"{type(obj).__name__}({fields})"
+
+
 @dataclass(frozen=True, eq=False)
 class BalanceTrace:
     """Per-step reaction and diffusion norms of one run, and what follows from them.
@@ -116,6 +140,12 @@ class BalanceTrace:
 
     def __len__(self) -> int:
         return len(self.reaction)
+
+    def __repr__(self) -> str:
+        samples = "" if self.reaction_samples is None else f", samples={self.reaction_samples.shape[1]}"
+        extra = f", extra={sorted(self.extra)}" if self.extra else ""
+        return (f"BalanceTrace({len(self)} steps, R={self.R:.6g}, final_R={self.final_R:.6g}, "
+                f"M_react={self.M_react:.6g}, M_diff={self.M_diff:.6g}{extra}{samples})")
 
     @property
     def M_react(self) -> float:
@@ -348,6 +378,11 @@ class CombinedBalance:
 
     def summary(self) -> dict[str, dict[str, float | int]]:
         return {k: getattr(self, k).as_dict() for k in ("M_react", "M_diff", "R", "final_R")}
+
+    def __repr__(self) -> str:
+        return (f"CombinedBalance({len(self.traces)} traces, R={self.R.mean:.6g} [{self.R.low:.6g}, "
+                f"{self.R.high:.6g}], final_R={self.final_R.mean:.6g} [{self.final_R.low:.6g}, "
+                f"{self.final_R.high:.6g}], {len(self.tau)}-point R(tau))")
 
 
 def score_ratio(trace: BalanceTrace) -> float:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rdlens.balance import BalanceTrace
+from rdlens.balance import BalanceTrace, compact_repr
 from rdlens.errors import ConfigError, check_seed
 from rdlens.grayscott import GrayScott
 
@@ -137,6 +137,8 @@ class ConvLSTMConfig:
 class RolloutRecord:
     """What a rollout measured per step and sequence, each (steps, batch): the reaction and
     diffusion norms and the mean input- and forget-gate activity."""
+
+    __repr__ = compact_repr
 
     reaction: np.ndarray
     diffusion: np.ndarray

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from rdlens import threads
-from rdlens.balance import BalanceTrace
+from rdlens.balance import BalanceTrace, compact_repr
 from rdlens.errors import ConfigError, check_seed
 from rdlens.unet import UNet, UNetConfig
 from rdlens.unet import build as build_unet
@@ -134,6 +134,8 @@ on Gray-Scott (u, v) states this way); nothing is loaded by name"""
 
 @dataclass
 class SampleResult:
+
+    __repr__ = compact_repr
     samples: torch.Tensor
     trace: BalanceTrace
 
@@ -397,6 +399,8 @@ def config_for(setting: str, dataset: str = "digits", *, unet: dict | None = Non
 
 @dataclass
 class TrainResult:
+
+    __repr__ = compact_repr
     model: UNet
     ema_model: UNet
     losses: list[float]

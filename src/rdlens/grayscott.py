@@ -29,7 +29,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from rdlens import threads
-from rdlens.balance import BalanceTrace
+from rdlens.balance import BalanceTrace, compact_repr
 from rdlens.errors import ConfigError, SimulationDiverged, check_seed
 
 DTYPES = ("float32", "float64")
@@ -666,6 +666,8 @@ class RDRun:
 @dataclass
 class GrayScottResult:
     """What :func:`run` returns: the balance trace, the final fields and the snapshots."""
+
+    __repr__ = compact_repr
 
     params: GrayScott
     trace: BalanceTrace

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rdlens.balance import BalanceTrace
+from rdlens.balance import BalanceTrace, compact_repr
 from rdlens.errors import ConfigError, check_seed
 from rdlens.sequences import SequenceConfig, Sequences
 
@@ -38,6 +38,8 @@ class GateRecord:
     ``c`` and ``h`` are the states after each step; ``c0`` and ``h0`` (batch, hidden) the
     states before the first step. With ``proj_size`` > 0, ``h`` is the projected state.
     """
+
+    __repr__ = compact_repr
 
     i: torch.Tensor
     f: torch.Tensor
@@ -349,6 +351,8 @@ def config_for(setting: str, dataset: str = "sine", *, data: dict[str, Any] | No
 
 @dataclass
 class TrainResult:
+
+    __repr__ = compact_repr
     model: SequenceModel
     losses: list[float]
     steps_done: int
@@ -414,6 +418,8 @@ def train(
 @dataclass
 class Evaluation:
     """Errors of the trained model and the balance trace of its gates."""
+
+    __repr__ = compact_repr
 
     trace: BalanceTrace
     record: GateRecord

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from rdlens.balance import compact_repr
 from rdlens.errors import ConfigError, check_seed
 
 DATASETS = ("sine", "lorenz", "vanderpol")
@@ -111,6 +112,8 @@ class SequenceConfig:
 @dataclass(frozen=True)
 class Sequences:
     """Standardised train and test arrays, shape (sequences, length), and the statistics used."""
+
+    __repr__ = compact_repr
 
     config: SequenceConfig
     train: np.ndarray

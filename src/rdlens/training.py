@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from rdlens import threads
+from rdlens.balance import compact_repr
 from rdlens.errors import SimulationDiverged
 from rdlens.torchutil import restore_training, save_training
 
@@ -28,6 +29,8 @@ from rdlens.torchutil import restore_training, save_training
 @dataclass
 class Fit:
     """What a training loop did: the loss of every step, where it stopped and started."""
+
+    __repr__ = compact_repr
 
     losses: list[float]
     steps_done: int
