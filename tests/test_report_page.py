@@ -33,6 +33,21 @@ def test_the_page_is_self_contained(page):
     assert not re.search(r"""(src|href)=["'](https?:)?//""", text)  # nothing from the network
 
 
+def test_the_page_opens_with_what_r_is_the_key_numbers_and_how_to_add_verdicts(page):
+    """The story first: R in two sentences, each row's R beside the paper's, and (with no
+    controls or claims in this run) the command that adds them; each figure links its data."""
+    import json
+
+    text = page.read_text()
+    story = text[text.index('<section id="summary">'):text.index('<section id="table1">')]
+    assert "the Dynamic Balance Ratio, is the mean norm" in story
+    for r in json.loads((page.parent / "table1.json").read_text())["rows"]:
+        assert f"<strong>{r['row']}</strong>" in story and f"R = {r['R']:.4f}" in story
+    assert "--controls --claims" in story and "finished rows are reused" in story
+    for target in ("table1.csv", "rows/rd-spot/seed0/trace.csv"):
+        assert f'href="{target}"' in text and (page.parent / target).exists()
+
+
 def test_the_page_renders_in_headless_chromium(page, tmp_path):
     if BROWSER is None:
         if os.environ.get("RDLENS_REQUIRE_BROWSER"):
@@ -40,13 +55,14 @@ def test_the_page_renders_in_headless_chromium(page, tmp_path):
         pytest.skip("no chromium on this machine (apt-get install chromium); CI installs it")
     flags = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--disable-dev-shm-usage",
              f"--user-data-dir={tmp_path / 'profile'}"]
-    dom = subprocess.run([*flags, "--virtual-time-budget=5000", "--dump-dom", page.as_uri()], capture_output=True,
-                         text=True, timeout=180).stdout
+    dom = subprocess.run([*flags, "--window-size=1366,900", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=180).stdout
     body = re.search(r"<body([^>]*)>", dom).group(1)
     attrs = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body))
     assert attrs["ready"] == "yes"
     assert attrs["images-total"] == attrs["images-loaded"] == "3"
     assert int(attrs["tables"]) >= 3
+    assert attrs["tables-cut"] == "0"  # every table fits a 1366 px window: no column cut off
     shot = tmp_path / "page.png"
     subprocess.run([*flags, "--window-size=1280,2400", f"--screenshot={shot}", page.as_uri()], capture_output=True,
                    timeout=180)

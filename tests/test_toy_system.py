@@ -51,7 +51,6 @@ class Decay(systems.System):
     name = "decay"
     title = "Decay"
     help = "a linear relaxation (test system)"
-    linestyle = ":"
     color = "C5"
 
     def config_type(self) -> type:
@@ -224,3 +223,38 @@ def test_closed_form_is_what_the_recursion_gives():
     m_react, m_diff, final = closed_form(a)
     assert m_diff == pytest.approx(a * np.mean(xs), rel=1e-13) and m_react == 1.0
     assert final == pytest.approx(s / (a * xs[-1]), rel=1e-13) and math.isfinite(final)
+
+
+class BareDecay(Decay):
+    """The same relaxation from a plug-in that defines no controls."""
+
+    name = "bare-decay"
+    title = "Bare decay"
+    controls = systems.System.controls
+
+
+def test_an_own_profile_runs_its_own_rows_only_with_no_paper_columns_and_says_why_a_row_has_no_controls(
+        decay, tmp_path):
+    systems.register(BareDecay())
+    try:
+        profile = tmp_path / "own.toml"
+        profile.write_text('paper_rows = false\n[rows.mine]\nsystem = "decay"\nrate = 0.1\n'
+                           '[rows.bare]\nsystem = "bare-decay"\nrate = 0.2\n')
+        assert main(["reproduce", "--profile", str(profile), "--controls", "--quiet", "--out", str(tmp_path)]) == 0
+        folder = tmp_path / "reproduce-own"
+        assert [r["id"] for r in json.loads((folder / "rows.json").read_text())["rows"]] == ["mine", "bare"]
+        table = (folder / "table1.md").read_text()
+        assert "paper R" not in table and "Lo, Nishimura" not in table and "| mine | Decay |" in table
+        assert not (folder / "differences.md").exists() and "Differences from the public code" not in table
+        controls = (folder / "controls.md").read_text()
+        assert "| mine | measured |" in controls
+        assert "**bare** (bare): no controls: its system (bare-decay) defines none" in controls
+    finally:
+        systems.unregister("bare-decay")
+
+
+def test_a_profile_without_paper_rows_must_declare_its_own(tmp_path, capsys):
+    profile = tmp_path / "empty.toml"
+    profile.write_text("paper_rows = false\n[rows.rd-spot]\nF = 0.03\n")
+    assert main(["reproduce", "--profile", str(profile), "--out", str(tmp_path / "o")]) == 2
+    assert "paper_rows = false leaves no rows" in capsys.readouterr().err and not (tmp_path / "o").exists()

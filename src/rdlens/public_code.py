@@ -144,6 +144,11 @@ def markdown(configs: list[tuple[str, dict[str, Any]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def concerns(configs: list[tuple[str, dict[str, Any]]]) -> bool:
+    """Whether any of these rows is of a system the public code has (RD, LSTM, DDPM)."""
+    return any(c.get("system") in {d.system for d in DIFFERENCES} for _, c in configs)
+
+
 def folder_configs(folder: str | Path, info: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(row id, config.json) of every row that ran (first seed)."""
     from rdlens import layout

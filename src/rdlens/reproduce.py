@@ -115,12 +115,16 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"profile {source}: not valid TOML ({exc})") from None
     names = systems.names()
-    unknown = set(raw) - {"description", "rows", "patterns", *names}
+    unknown = set(raw) - {"description", "paper_rows", "rows", "patterns", *names}
     if unknown:
         raise ConfigError(f"profile {source}: unknown section(s) {sorted(unknown)}; allowed: "
-                          f"{', '.join(names)}, rows, patterns, description")
+                          f"{', '.join(names)}, rows, patterns, description, paper_rows")
+    paper_rows = raw.get("paper_rows", True)
+    if not isinstance(paper_rows, bool):
+        raise ConfigError(f"profile {source}: paper_rows must be true or false, got {paper_rows!r}")
     profile: dict[str, Any] = {"name": source, "description": str(raw.get("description", "")), "rows": {},
-                               "extra_rows": [], "patterns": dict(_table(raw, "patterns", source))}
+                               "extra_rows": [], "patterns": dict(_table(raw, "patterns", source)),
+                               "paper_rows": paper_rows}
     for name in names:
         section = _table(raw, name, source)
         profile[name] = check_values(systems.get(name).options, section, f"profile {source} [{name}]")
@@ -145,6 +149,13 @@ def load_profile(name_or_path: str) -> dict[str, Any]:
             raise ConfigError(f"{where}: paper must be {{ M_react = number, M_diff = number, R = number }}, got {paper!r}")
         checked = check_values(systems.get(system).options, values, where)
         profile["extra_rows"].append(Row(row_id, system, str(label), checked, None, paper))
+    if not paper_rows:
+        if not profile["extra_rows"]:
+            raise ConfigError(f"profile {source}: paper_rows = false leaves no rows; add [rows.NAME] tables "
+                              "with system = ...")
+        settings = sorted(profile["rows"])
+        if settings:
+            raise ConfigError(f"profile {source}: paper_rows = false, yet it sets Table 1 row(s) {settings}")
     return profile
 
 
@@ -156,8 +167,8 @@ def _table(raw: dict[str, Any], key: str, source: str) -> dict[str, Any]:
 
 
 def profile_rows(profile: dict[str, Any]) -> tuple[Row, ...]:
-    """The rows a profile runs: Table 1's, then those the profile adds."""
-    return ROWS + tuple(profile["extra_rows"])
+    """The rows a profile runs: Table 1's (unless it sets ``paper_rows = false``), then those it adds."""
+    return (ROWS if profile.get("paper_rows", True) else ()) + tuple(profile["extra_rows"])
 
 
 @dataclass

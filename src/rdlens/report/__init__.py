@@ -62,14 +62,18 @@ def build_report(folder: str | os.PathLike) -> str:
     seeds = info["seeds"]
     seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"seeds {seeds[0]}-{seeds[-1]}"
     md = table.table_markdown(records, f"Table 1 reproduced (profile {info['profile']}, {seed_text})")
-    differences = public_code.markdown(public_code.folder_configs(folder, info))
-    atomic_write_text(folder / "differences.md", differences)
-    atomic_write_text(folder / "table1.md", md + "\n" + differences)
+    configs = public_code.folder_configs(folder, info)
+    differences = public_code.markdown(configs) if public_code.concerns(configs) else ""
+    if differences:
+        atomic_write_text(folder / "differences.md", differences)
+    else:  # only rows of systems the public code does not have: nothing to compare
+        (folder / "differences.md").unlink(missing_ok=True)
+    atomic_write_text(folder / "table1.md", md + ("\n" + differences if differences else ""))
     quality_md = table.quality_markdown(folder, info)
     if quality_md:
         atomic_write_text(folder / "quality.md", quality_md.lstrip("\n"))
         md += quality_md
-    md += "\n" + differences
+    md += ("\n" + differences) if differences else ""
     atomic_write_text(folder / "table1.csv", table.table_csv(records))
     atomic_write_text(folder / "table1.json", dumps({"profile": info["profile"], "seeds": seeds, "rows": records}))
     atomic_write_text(folder / "table1.tex", table.table_latex(records))

@@ -125,13 +125,27 @@ def build(folder: Path, records: list[dict], seeds: list[int]) -> str:
                 v = _outside({"R": r["R"]}, c)
                 lines.append(f"| {r['row']} | {label} | {_fmt(c['M_react'])} | {_fmt(c['M_diff'])} | "
                              f"{_fmt(c['R'])} | {_rel(r['R'], c['R'])} | {'—' if v is None else ('yes' if v else 'no')} |")
-    lines += ["", *[f"- {sentence(r, agg[r['row']])}" for r in done], ""]
+    lines += ["", *[f"- {sentence(r, agg[r['row']])}" for r in done]]
+    lines += [f"- **{r['row']}** ({r['setting']}): no controls: {_why_none(r)}." for r in records
+              if r["status"] != "skipped" and r not in done]
+    lines.append("")
     md = "\n".join(lines)
     atomic_write_text(folder / "controls.md", md)
     atomic_write_text(folder / "controls.json", dumps(agg))
     if done:
         plot_controls(done, agg, folder / "controls.png")
     return md
+
+
+def _why_none(record: dict) -> str:
+    """Why a row that ran has no controls: its system defines none, or they were not measured."""
+    from rdlens.systems import System
+
+    system = style_of(record["kind"])
+    if type(system).controls is System.controls:
+        return (f"its system ({system.name}) defines none (a plug-in system adds them by overriding "
+                "System.controls)")
+    return "not measured for every seed (rdlens reproduce --controls measures them)"
 
 
 def _has_controls(folder: Path, record: dict, seeds: list[int]) -> bool:

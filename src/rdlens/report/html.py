@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import html
+import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,14 @@ from rdlens import layout
 from rdlens.rundir import atomic_write_text
 
 STYLE = """
-body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0 auto; max-width: 1180px;
+body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0 auto; max-width: 1300px;
        padding: 1.2rem 1.5rem 4rem; color: #1d1d1f; line-height: 1.45; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { margin-top: 2.4rem; border-bottom: 1px solid #ddd; }
 h3 { margin-top: 1.6rem; } nav a { margin-right: .9rem; } .muted { color: #666; font-size: .9rem; }
 .table-wrap { overflow-x: auto; margin: .6rem 0 1rem; }
-table { border-collapse: collapse; font-size: .86rem; }
+table { border-collapse: collapse; font-size: .82rem; }
+.story { background: #f6f8fb; border: 1px solid #dde3ec; border-radius: 6px; padding: .6rem 1.1rem; }
+.data { font-size: .82rem; color: #555; margin-top: -.4rem; }
 th, td { border: 1px solid #d5d5d5; padding: .25rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f3f3f5; } tr:nth-child(even) td { background: #fafafa; }
 figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -40,6 +44,9 @@ window.addEventListener('load', function () {
   document.body.setAttribute('data-images-total', imgs.length);
   document.body.setAttribute('data-images-loaded', ok);
   document.body.setAttribute('data-tables', document.querySelectorAll('table').length);
+  var cut = Array.prototype.slice.call(document.querySelectorAll('.table-wrap')).filter(function (w) {
+    return w.scrollWidth > w.clientWidth + 1; }).length;
+  document.body.setAttribute('data-tables-cut', cut);
   document.body.setAttribute('data-ready', 'yes');
 });
 """
@@ -117,26 +124,101 @@ def _md_file(path: Path, shift: int = 1) -> str:
     return markdown_to_html(path.read_text(), shift) if path.exists() else ""
 
 
+def _fmt(x: Any, spec: str = ".4f") -> str:
+    return format(x, spec) if isinstance(x, (int, float)) and math.isfinite(x) else "undefined"
+
+
+def _links(folder: Path, names: list[str]) -> str:
+    """'Data: a, b' with relative links to the files of ``names`` that exist beside the page."""
+    have = [n for n in names if (folder / n).exists()]
+    return ("<p class=\"data\">Data: " + ", ".join(f'<a href="{html.escape(n)}">{html.escape(n)}</a>' for n in have)
+            + "</p>") if have else ""
+
+
+def _trace_links(folder: Path, info: dict[str, Any]) -> str:
+    """Links to the trace.csv of every row and seed that has one."""
+    links = []
+    for r in info["rows"]:
+        for seed in info["seeds"]:
+            path = layout.seed_dir(folder, r["id"], seed) / "trace.csv"
+            if path.exists():
+                rel = path.relative_to(folder).as_posix()
+                links.append(f'<a href="{html.escape(rel)}">{html.escape(r["id"])} seed {seed}</a>')
+    return ("<p class=\"data\">Traces (one row per step: reaction, diffusion, R): " + ", ".join(links) + "</p>"
+            if links else "")
+
+
+def story(folder: Path, info: dict[str, Any]) -> str:
+    """The page's opening: what R is, each row's key numbers, and every verdict the run has (or
+    the flags that add them)."""
+    records = json.loads((folder / "table1.json").read_text())["rows"] if (folder / "table1.json").exists() else []
+    parts = ["<p><strong>R</strong>, the Dynamic Balance Ratio, is the mean norm of a system's <em>reaction</em> "
+             "(what each update creates: the Gray-Scott reaction term, an LSTM's input i·g, a DDPM's denoising "
+             "drift) over the mean norm of its <em>diffusion</em> (what spreads or erases: the Laplacian term, the "
+             "forgetting (1−f)·C, the injected noise). R &gt; 1: reaction dominates; R &lt; 1: diffusion "
+             "dominates; R ≈ 1: the two balance, as in a pattern that holds.</p>"]
+    items = []
+    for r in records:
+        name = f"<strong>{html.escape(r['row'])}</strong> ({html.escape(r['system'])}, {html.escape(r['setting'])})"
+        if r["status"] == "skipped":
+            items.append(f"<li>{name}: not run ({html.escape(r['note'] or 'skipped')})</li>")
+            continue
+        seeds = f", {r['n_seeds']} seeds" if r.get("n_seeds", 1) >= 2 else ""
+        paper = (f" (paper {_fmt(r['paper_R'])}, {r['rel_diff_R']:+.1%})"
+                 if r.get("paper_R") is not None and r.get("rel_diff_R") is not None else "")
+        items.append(f"<li>{name}: R = {_fmt(r['R'])}{paper}, final R {_fmt(r['final_R'])}{seeds}</li>")
+    if items:
+        parts.append("<ul>" + "".join(items) + "</ul>")
+    verdicts = []
+    if (folder / "claims.json").exists():
+        claims = json.loads((folder / "claims.json").read_text())
+        for n, c in claims.items():
+            if n.isdigit():
+                verdicts.append(f"<li>Claim {n}, {html.escape(c['claim'])}: {_inline(c['verdict'])}</li>")
+    if (folder / "controls.md").exists():
+        verdicts.append('<li>Controls (is R learned, or fixed by the structure of each update?): one verdict per '
+                        'row under <a href="#controls">Controls</a>.</li>')
+    if verdicts:
+        parts.append("<p><strong>Verdicts.</strong></p><ul>" + "".join(verdicts) + "</ul>")
+    missing = [flag for flag, file in (("--controls", "controls.md"), ("--claims", "claims.json"))
+               if not (folder / file).exists()]
+    if missing:
+        seeds = info["seeds"]
+        ids = [r["id"] for r in info["rows"]]
+        command = (f"rdlens reproduce --profile {info['profile']} --rows {','.join(ids)} --seed {seeds[0]} "
+                   f"--seeds {len(seeds)} {' '.join(missing)} --out {folder.parent.as_posix()}")
+        parts.append(f"<p class=\"muted\">This run has no {' and no '.join(f[2:] for f in missing)}: "
+                     f"<code>{html.escape(command)}</code> adds them (finished rows are reused).</p>")
+    return '<div class="story">' + "".join(parts) + "</div>"
+
+
 def page(folder: Path, info: dict[str, Any]) -> str:
     """The page's HTML for a reproduce folder (``info``: its rows.json)."""
     from rdlens import __version__
 
-    sections = []
+    sections = [_section("summary", "What this run found", story(folder, info))]
     table1 = (folder / "table1.md").read_text().split("\n## ")[0] if (folder / "table1.md").exists() else ""
-    sections.append(_section("table1", "Table 1 beside the paper", markdown_to_html(table1, 2)))
+    sections.append(_section("table1", "Table 1 beside the paper", markdown_to_html(table1, 2)
+                             + _links(folder, ["table1.csv", "table1.json", "table1.tex", "table1.md"])))
     figs = "".join([
-        _figure(folder / "fig2.png", "Fig. 2: R(tau) of every row (RD solid, LSTM dashed, DDPM dash-dot)"),
-        _figure(folder / "fig3.png", "Fig. 3: M_react, M_diff and R per row"),
+        _figure(folder / "fig2.png", "Fig. 2: R(tau) of every row over normalised time, mean over seeds "
+                "(colour = system, line style = row); right, the same zoomed on R near 1"),
+        _trace_links(folder, info),
+        _figure(folder / "fig3.png", "Fig. 3: final R of every row (R at the last step; mean over seeds with its "
+                "95 % interval where there are several)"),
+        _links(folder, ["table1.csv"]),
         _figure(folder / "patterns.png", "What each row produced: RD fields, LSTM predictions, DDPM samples")])
     sections.append(_section("figures", "Figures", figs))
     if (folder / "quality.md").exists():
         sections.append(_section("quality", "Sample quality of the DDPMs", _md_file(folder / "quality.md", 2)))
     if (folder / "controls.md").exists():
         sections.append(_section("controls", "Controls: is R learned?", _md_file(folder / "controls.md", 2)
-                                 + _figure(folder / "controls.png", "Trained rows against their controls")))
+                                 + _figure(folder / "controls.png", "Trained rows against their controls")
+                                 + _links(folder, ["controls.json"])))
     if (folder / "claims.md").exists():
         claims_md = (folder / "claims.md").read_text().split("\n", 1)[1]
-        sections.append(_section("claims", "The paper's claims, tested", markdown_to_html(claims_md, 1)))
+        sections.append(_section("claims", "The paper's claims, tested", markdown_to_html(claims_md, 1)
+                                 + _links(folder, ["claims.json"])))
     if (folder / "differences.md").exists():
         sections.append(_section("differences", "Differences from the public code",
                                  _md_file(folder / "differences.md", 2)))

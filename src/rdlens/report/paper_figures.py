@@ -16,50 +16,64 @@ from rdlens.rundir import save_figure
 from rdlens.systems import style_of
 
 
-STYLE_NAMES = {"-": "solid", "--": "dashed", "-.": "dash-dot", ":": "dotted"}
-
-
 def _label(r: dict[str, Any], sep: str = " ") -> str:
     stand_in = f"{sep}({r['data']} stand-in)" if r["status"] == "stand-in data" else ""
     return f"{r['system']}{sep}{r['setting']}{stand_in}"
 
 
+ROW_STYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+"""line styles of the rows of one system, in order (a system has its colour in every figure)"""
+
+
+def row_styles(kinds: list[str]) -> list[Any]:
+    """The line style of each row: the rows of one system take ROW_STYLES in turn."""
+    seen: dict[str, int] = {}
+    out = []
+    for k in kinds:
+        out.append(ROW_STYLES[seen.get(k, 0) % len(ROW_STYLES)])
+        seen[k] = seen.get(k, 0) + 1
+    return out
+
+
 def plot_fig2(pairs: list[tuple[dict, Any]], stem: Path) -> None:
-    """R(tau) of every row in one plot, each system in its line style (the paper: RD solid,
-    LSTM dashed, DDPM dash-dot); the mean over seeds, the pointwise 95 % interval shaded."""
+    """R(tau) of every row in one plot: one colour per system (the colour it has in every figure
+    of the report), one line style per row of that system; the mean over seeds, the pointwise
+    95 % interval shaded."""
     from matplotlib.lines import Line2D
 
     plt = pyplot()
-    fig, (ax, zoom) = plt.subplots(1, 2, figsize=(12, 5.4), dpi=120, gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax, zoom) = plt.subplots(1, 2, figsize=(12, 5.8), dpi=120, gridspec_kw={"width_ratios": [3, 2]})
     near_one = []
-    for r, comb in pairs:
+    styles = row_styles([r["kind"] for r, _ in pairs])
+    for (r, comb), ls in zip(pairs, styles):
+        color = style_of(r["kind"]).color
         for a in (ax, zoom):
-            line, = a.plot(comb.tau, comb.R_tau_mean, ls=style_of(r["kind"]).linestyle, lw=1.2,
-                           label=f"{r['system']} {r['setting']}" + (f" ({r['data']})" if r["status"] == "stand-in data"
-                                                                   else ""))
+            a.plot(comb.tau, comb.R_tau_mean, ls=ls, lw=1.4, color=color,
+                   label=f"{r['system']} {r['setting']}" + (f" ({r['data']})" if r["status"] == "stand-in data" else ""))
             if np.isfinite(comb.R_tau_low).any():
-                a.fill_between(comb.tau, comb.R_tau_low, comb.R_tau_high, color=line.get_color(), alpha=0.2, lw=0)
+                a.fill_between(comb.tau, comb.R_tau_low, comb.R_tau_high, color=color, alpha=0.15, lw=0)
         late = comb.R_tau_mean[comb.tau >= 0.2]
         if np.isfinite(late).any() and abs(np.nanmedian(late) - 1) < 0.5:
             near_one.append(np.nanmax(np.abs(late - 1)))
     half = min(0.5, max(0.02, 1.15 * max(near_one, default=0.1)))
     for a in (ax, zoom):
         a.axhline(1.0, color="grey", lw=0.8, ls=":")
-        a.set_xlabel("normalised time tau")
-    ax.set_ylabel("R(tau) = reaction / diffusion")
+        a.set_xlabel("normalised time tau", fontsize=10)
+        a.tick_params(labelsize=9)
+    ax.set_ylabel("R(tau) = reaction / diffusion", fontsize=10)
     ax.set_ylim(0, 2)
     zoom.set_xlim(0.2, 1.0)
     zoom.set_ylim(1 - half, 1 + half)
-    zoom.set_title(f"zoom: tau >= 0.2, R in [{1 - half:.2f}, {1 + half:.2f}]", fontsize=9)
+    zoom.set_title(f"zoom: tau >= 0.2, R in [{1 - half:.2f}, {1 + half:.2f}]", fontsize=10)
     n = len(pairs[0][1].traces) if pairs else 0
     ax.set_title("Dynamic Balance Ratio over time (Fig. 2); y clipped to [0, 2]"
-                 + (f"\nmean of {n} seeds, 95 % interval shaded" if n >= 2 else ""), fontsize=10)
-    rows = ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.13))
+                 + (f"\nmean of {n} seeds, 95 % interval shaded" if n >= 2 else ""), fontsize=11)
+    rows = ax.legend(fontsize=9, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.13), handlelength=3)
     ax.add_artist(rows)
     kinds = list(dict.fromkeys(r["kind"] for r, _ in pairs))
-    zoom.legend([Line2D([], [], color="k", ls=style_of(k).linestyle) for k in kinds],
-                [f"{style_of(k).title}: {STYLE_NAMES.get(style_of(k).linestyle, style_of(k).linestyle)}" for k in kinds], fontsize=7,
-                title="line style = system", title_fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13))
+    zoom.legend([Line2D([], [], color=style_of(k).color, lw=3) for k in kinds], [style_of(k).title for k in kinds],
+                fontsize=9, title="colour = system", title_fontsize=9, loc="upper center",
+                bbox_to_anchor=(0.5, -0.13))
     fig.tight_layout()
     save_formats(fig, stem)
 

@@ -76,18 +76,23 @@ def _pct(x: float | None) -> str:
 
 
 def table_markdown(records: list[dict], title: str) -> str:
-    head = ("| row | system | setting | data | M_react | M_diff | R | final R | paper M_react | paper M_diff "
-            "| paper R | Δ M_react | Δ M_diff | Δ R | status |")
-    lines = [f"# {title}", "", head, "|" + "---|" * 15]
+    """Table 1 as Markdown; the paper's columns and footnote only when a row has paper values."""
+    paper = any(r["paper_R"] is not None for r in records)
+    head = ("| row | system | setting | data | M_react | M_diff | R | final R | "
+            + ("paper M_react | paper M_diff | paper R | Δ M_react | Δ M_diff | Δ R | " if paper else "") + "status |")
+    lines = [f"# {title}", "", head, "|" + "---|" * (15 if paper else 9)]
     for r in records:
         status = r["status"] + (f": {r['note']}" if r["note"] else "")
-        lines.append(
-            f"| {r['row']} | {r['system']} | {r['setting']} | {r['data']} | {_est(r, 'M_react')} | "
-            f"{_est(r, 'M_diff')} | {_est(r, 'R')} | {_est(r, 'final_R')} | {_num(r['paper_M_react'])} | "
-            f"{_num(r['paper_M_diff'])} | {_num(r['paper_R'])} | {_pct(r['rel_diff_M_react'])} | "
-            f"{_pct(r['rel_diff_M_diff'])} | {_pct(r['rel_diff_R'])} | {status} |")
+        cells = [r["row"], r["system"], r["setting"], r["data"], *(_est(r, q) for q in ESTIMATES)]
+        if paper:
+            cells += [_num(r["paper_M_react"]), _num(r["paper_M_diff"]), _num(r["paper_R"]),
+                      *(_pct(r[f"rel_diff_{q}"]) for q in ("M_react", "M_diff", "R"))]
+        lines.append("| " + " | ".join([*cells, status]) + " |")
     n = max((r["n_seeds"] for r in records), default=0)
-    lines += ["", "Δ = ours / paper − 1 (of the means). Paper values: Lo, Nishimura & Ikeda, Table 1." + last_step_note(records)]
+    notes = ("Δ = ours / paper − 1 (of the means). Paper values: Lo, Nishimura & Ikeda, Table 1." if paper else "")
+    notes = (notes + last_step_note(records)).strip()
+    if notes:
+        lines += ["", notes]
     if n >= 2:
         lines.append(f"Values are means over {n} independent seeds (data, initial weights, noise and sampling all "
                      "seeded anew) with 95 % Student-t intervals [low, high]; R is the mean of per-seed ratios.")

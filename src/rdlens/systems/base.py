@@ -30,10 +30,8 @@ class System:
     """one line for ``rdlens --help``"""
     description: ClassVar[str] = ""
     """a paragraph for ``rdlens NAME --help``"""
-    linestyle: ClassVar[str] = "-"
-    """line style of its R(tau) curves in Fig. 2"""
     color: ClassVar[str] = "C4"
-    """its bar colour in Fig. 3"""
+    """its colour in every figure of a report (its rows differ by line style in Fig. 2)"""
     uses_torch: ClassVar[bool] = False
     """runs on a torch device: gets ``--device`` (and the device is resolved before work)"""
     resumable: ClassVar[bool] = False

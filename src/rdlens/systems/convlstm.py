@@ -29,7 +29,6 @@ class ConvLSTM(System):
                    "equations, a circular convolution for the matrix products) for next-frame prediction, roll\n"
                    "it out from unseen starts and measure reaction ||i*g|| and diffusion ||(1-f)*C_prev|| over\n"
                    "every cell and hidden channel at each step. Interrupt with Ctrl-C and continue with --resume.")
-    linestyle = ":"
     color = "C6"
     uses_torch = True
     resumable = True

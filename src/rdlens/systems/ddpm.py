@@ -32,7 +32,6 @@ class DDPM(System):
                    "process and measure reaction ||mu_theta - x_t|| and diffusion ||sigma_t z|| at every step.\n"
                    "Offline data sets: digits (scikit-learn's handwritten digits) and turing (Gray-Scott patterns);\n"
                    "mnist, fashion-mnist and cifar10 are read from --data-dir (see: rdlens data download).")
-    linestyle = "-."
     color = "C2"
     uses_torch = True
     resumable = True

@@ -28,7 +28,6 @@ class LSTM(System):
     description = ("Train one torch.nn.LSTM layer (1 input, 16 hidden units, linear read-out) for next-step\n"
                    "prediction, then measure reaction ||i*g|| and diffusion ||(1-f)*C_prev|| of its gates on\n"
                    "held-out sequences. Interrupt with Ctrl-C and continue with --resume RUN_DIR.")
-    linestyle = "--"
     color = "C1"
     uses_torch = True
     resumable = True
@@ -178,5 +177,5 @@ class LSTM(System):
         ax.plot(np.arange(len(x)), x, "k", lw=0.8)
         start = 1 if mode == "teacher" else len(x)
         ax.plot(np.arange(start, start + len(y)), y, ls="--", lw=0.8, color="C1" if mode == "teacher" else "C3")
-        ax.tick_params(labelsize=6)
+        ax.tick_params(labelsize=8)
         return f" ({mode})"

@@ -27,7 +27,6 @@ class RD(System):
     description = ("Gray-Scott reaction-diffusion on a periodic grid (explicit Euler, 5-point Laplacian).\n"
                    "Writes the final v field, trace.csv, summary.json, config.json and manifest.json to a new run\n"
                    "directory. Defaults are the paper's: --F 0.029 gives spots, --F 0.055 stripes.")
-    linestyle = "-"
     color = "C0"
     help_overrides = {"size": "grid points per side N (default: 200, or the --init file's size)"}
     # a reproduce row keeps the final state (for patterns.png) and the residual (for its controls)
