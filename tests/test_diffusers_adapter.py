@@ -94,3 +94,22 @@ def test_without_diffusers_the_adapter_says_what_to_install(monkeypatch):
 def test_only_ddpm_and_ddim_schedulers_are_accepted():
     with pytest.raises(ConfigError, match="DDPMScheduler or DDIMScheduler, got EulerDiscreteScheduler"):
         A.measure(_unet(), diffusers.EulerDiscreteScheduler(num_train_timesteps=T), (1, 1, 8, 8))
+
+
+def test_a_measurement_runs_on_the_policys_threads_and_gives_the_callers_back(monkeypatch):
+    """An API user's measurement follows rdlens's thread policy (RDLENS_THREADS, else one),
+    whatever torch's count was, and leaves that count as it found it."""
+    monkeypatch.setenv("RDLENS_THREADS", "1")
+    seen = []
+
+    def model(x, t):
+        seen.append(torch.get_num_threads())
+        return torch.zeros_like(x)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        A.measure(model, _paper_scheduler(), (1, 1, 4, 4), seed=0)
+        assert set(seen) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -1,7 +1,16 @@
-"""Figures of one run: fields, balance traces, predictions, gates, image grids.
+"""Figures of one run: fields, balance traces, R(tau) with seed bands, predictions, gates,
+image grids.
 
-Below the systems and the report (it imports only the core): a system draws its own run's
-figures with these, and the report draws its pages with them.
+Two kinds of function. ``field``, ``balance`` and ``r_tau`` draw into a matplotlib axis
+(``ax=None``: a new figure) and return it, for a notebook or a paper's own figure::
+
+    fig, (a, b) = plt.subplots(1, 2)
+    rdlens.plot.r_tau(traces_of_three_seeds, ax=a, label="LSTM, sine")
+    rdlens.plot.balance(trace, ax=b)
+
+``plot_*`` write a finished figure to a file (what a run directory holds); they are built on
+the first kind. Below the systems and the report (it imports only the core): a system draws
+its own run's figures with these, and the report draws its pages with them.
 
 Drawn from what a run saved (never from anything that is not in its run directory); every
 figure is written atomically. matplotlib is imported on first use, with the Agg backend
@@ -16,7 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rdlens.balance import BalanceTrace
+from rdlens.balance import BalanceTrace, CombinedBalance
 from rdlens.rundir import save_figure
 
 
@@ -30,33 +39,71 @@ def pyplot():
     return plt
 
 
-def plot_field(field: np.ndarray, path: str | os.PathLike, title: str = "", cmap: str = "viridis") -> Path:
-    """A 2-D field as an image with a colour bar (e.g. the Gray-Scott v at the end of a run)."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(5.2, 4.5), dpi=120)
-    im = ax.imshow(np.asarray(field), cmap=cmap, origin="lower", interpolation="nearest")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+def field(values: np.ndarray, ax: Any = None, *, cmap: str = "viridis", colorbar: bool = True,
+          title: str = "") -> Any:
+    """A 2-D field (e.g. the Gray-Scott v) as an image with a colour bar; returns the axis."""
+    ax = ax if ax is not None else pyplot().subplots(figsize=(5.2, 4.5), dpi=120)[1]
+    im = ax.imshow(np.asarray(values), cmap=cmap, origin="lower", interpolation="nearest")
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
-    fig.tight_layout()
-    return save_figure(fig, path)
+    return ax
+
+
+def balance(trace: BalanceTrace, ax: Any = None, *, norms_ax: Any = None, color: str = "k",
+            label: str | None = None) -> Any:
+    """R(tau) of one trace with the line R = 1 on ``ax`` (y clipped to its 1-99 % quantiles);
+    with ``norms_ax``, the reaction and diffusion norms over tau there too. Returns ``ax``."""
+    ax = ax if ax is not None else pyplot().subplots(figsize=(7, 3), dpi=120)[1]
+    ax.plot(trace.tau, trace.R_tau, color=color, lw=1.0, label=label)
+    ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("normalised time tau")
+    ax.set_ylabel("R(tau)")
+    _robust_ylim(ax, trace.R_tau)
+    if norms_ax is not None:
+        norms_ax.plot(trace.tau, trace.reaction, label="reaction", lw=1.2)
+        norms_ax.plot(trace.tau, trace.diffusion, label="diffusion", lw=1.2, ls="--")
+        norms_ax.set_ylabel("L2 norm")
+        norms_ax.legend(loc="best")
+    return ax
+
+
+def r_tau(traces: "BalanceTrace | Sequence[BalanceTrace] | CombinedBalance", ax: Any = None, *,
+          label: str | None = None, color: str | None = None, ls: Any = "-", band: bool = True,
+          level: float = 0.95, grid: int = 201) -> Any:
+    """R(tau) of one setting: the mean over seeds (traces of independent seeds, or their
+    :func:`rdlens.balance.combine`) with the pointwise ``level`` Student-t band shaded (from two
+    seeds on); a single trace is drawn as it is. Returns the axis."""
+    from rdlens.balance import CombinedBalance, combine
+
+    ax = ax if ax is not None else pyplot().subplots(figsize=(7, 3.5), dpi=120)[1]
+    if isinstance(traces, BalanceTrace):
+        traces = [traces]
+    comb = traces if isinstance(traces, CombinedBalance) else combine(list(traces), grid=grid, level=level)
+    line, = ax.plot(comb.tau, comb.R_tau_mean, color=color, ls=ls, lw=1.3, label=label)
+    if band and np.isfinite(comb.R_tau_low).any():
+        ax.fill_between(comb.tau, comb.R_tau_low, comb.R_tau_high, color=line.get_color(), alpha=0.2, lw=0)
+    ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel("normalised time tau")
+    ax.set_ylabel("R(tau) = reaction / diffusion")
+    return ax
+
+
+def plot_field(values: np.ndarray, path: str | os.PathLike, title: str = "", cmap: str = "viridis") -> Path:
+    """A 2-D field as an image with a colour bar (e.g. the Gray-Scott v at the end of a run)."""
+    ax = field(values, cmap=cmap, title=title)
+    ax.figure.tight_layout()
+    return save_figure(ax.figure, path)
 
 
 def plot_balance(trace: BalanceTrace, path: str | os.PathLike, title: str = "") -> Path:
     """Reaction and diffusion norms over tau (top) and R(tau) with the line R = 1 (bottom)."""
     plt = pyplot()
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), dpi=120, sharex=True)
-    top.plot(trace.tau, trace.reaction, label="reaction", lw=1.2)
-    top.plot(trace.tau, trace.diffusion, label="diffusion", lw=1.2, ls="--")
-    top.set_ylabel("L2 norm")
-    top.legend(loc="best")
+    balance(trace, bottom, norms_ax=top)
     top.set_title(title or f"R = {trace.R:.4f}, final R = {trace.final_R:.4f}")
-    bottom.plot(trace.tau, trace.R_tau, color="k", lw=1.0)
-    bottom.axhline(1.0, color="grey", lw=0.8, ls=":")
-    bottom.set_xlabel("normalised time tau")
-    bottom.set_ylabel("R(tau)")
-    _robust_ylim(bottom, trace.R_tau)
     fig.tight_layout()
     return save_figure(fig, path)
 

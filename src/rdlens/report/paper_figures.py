@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from rdlens import layout
-from rdlens.plot import pyplot, save_formats
+from rdlens.plot import pyplot, r_tau, save_formats
 from rdlens.rundir import save_figure
 from rdlens.systems import style_of
 
@@ -46,19 +46,16 @@ def plot_fig2(pairs: list[tuple[dict, Any]], stem: Path) -> None:
     near_one = []
     styles = row_styles([r["kind"] for r, _ in pairs])
     for (r, comb), ls in zip(pairs, styles):
-        color = style_of(r["kind"]).color
+        label = f"{r['system']} {r['setting']}" + (f" ({r['data']})" if r["status"] == "stand-in data" else "")
         for a in (ax, zoom):
-            a.plot(comb.tau, comb.R_tau_mean, ls=ls, lw=1.4, color=color,
-                   label=f"{r['system']} {r['setting']}" + (f" ({r['data']})" if r["status"] == "stand-in data" else ""))
-            if np.isfinite(comb.R_tau_low).any():
-                a.fill_between(comb.tau, comb.R_tau_low, comb.R_tau_high, color=color, alpha=0.15, lw=0)
+            r_tau(comb, a, label=label, color=style_of(r["kind"]).color, ls=ls)
         late = comb.R_tau_mean[comb.tau >= 0.2]
         if np.isfinite(late).any() and abs(np.nanmedian(late) - 1) < 0.5:
             near_one.append(np.nanmax(np.abs(late - 1)))
     half = min(0.5, max(0.02, 1.15 * max(near_one, default=0.1)))
     for a in (ax, zoom):
-        a.axhline(1.0, color="grey", lw=0.8, ls=":")
         a.set_xlabel("normalised time tau", fontsize=10)
+        a.set_ylabel("")
         a.tick_params(labelsize=9)
     ax.set_ylabel("R(tau) = reaction / diffusion", fontsize=10)
     ax.set_ylim(0, 2)
