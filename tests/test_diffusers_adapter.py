@@ -113,3 +113,15 @@ def test_a_measurement_runs_on_the_policys_threads_and_gives_the_callers_back(mo
         assert set(seen) == {1} and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_schedule_only_r_reads_a_diffusers_scheduler_as_an_rdlens_schedule():
+    """The same linear betas in diffusers (float32) and rdlens (float64) give the same
+    schedule-only R to float32 precision."""
+    from rdlens import controls
+
+    ours = controls.schedule_only_R(ddpm.Schedule(T=1000))
+    theirs = controls.schedule_only_R(diffusers.DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear"))
+    assert theirs["R_score"] == pytest.approx(ours["R_score"], rel=1e-6)
+    with pytest.raises(ConfigError, match="needs betas, alphas"):
+        controls.schedule_only_R(object())

@@ -157,3 +157,19 @@ def test_an_interrupt_stops_the_workers_and_ends_in_one_line(tmp_path, how):
             break
         time.sleep(0.2)
     assert left == ""
+
+
+def apply(fn, x, *, bars, log) -> dict:
+    log(f"pid {os.getpid()}")
+    return {"value": float(fn(x))}
+
+
+def test_tasks_that_cannot_reach_a_worker_run_here_with_one_line_saying_why():
+    """A system defined in a script or notebook (here: a lambda) cannot be pickled for a worker
+    process: the tasks run in this process instead of ending in a PicklingError traceback."""
+    lines: list[str] = []
+    got = tasks.run_tasks([tasks.Task("a", apply, (lambda x: x + 1, 1)), tasks.Task("b", apply, (abs, -2))], 2,
+                          bars=no_bars, log=lines.append)
+    assert got == {"value": 2.0}  # both ran; the last one's timing wins the merge
+    assert lines[0].startswith("running in this process, one task at a time: a cannot be sent to a worker")
+    assert {int(line.split()[1]) for line in lines[1:]} == {os.getpid()}

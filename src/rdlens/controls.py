@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from rdlens.balance import BalanceTrace, score_ratio
+from rdlens.errors import ConfigError
 
 ControlResult = dict[str, Any]
 
@@ -146,10 +147,19 @@ def data_oracles(images: torch.Tensor, schedule: Any) -> dict[str, Any]:
 
 def schedule_only_R(schedule: Any) -> dict[str, float]:
     """R predicted from beta alone if ||eps_theta|| = ||z||: the score part over the noise
-    (per sqrt(D)), the last, noise-free step excluded as in the measured traces."""
-    b = schedule.betas[1:].numpy()
-    a = schedule.alphas[1:].numpy()
-    ab = schedule.alpha_bars[1:].numpy()
+    (per sqrt(D)), the last, noise-free step excluded as in the measured traces.
+
+    ``schedule`` is an :class:`rdlens.ddpm.Schedule` or anything with ``betas``, ``alphas``
+    and ``alpha_bars`` or ``alphas_cumprod`` over the training steps (a diffusers
+    ``DDPMScheduler`` or ``DDIMScheduler``), so a model's R can be read against what its
+    schedule alone implies."""
+    cumprod = getattr(schedule, "alpha_bars", None)
+    if cumprod is None:
+        cumprod = getattr(schedule, "alphas_cumprod", None)
+    if cumprod is None or not hasattr(schedule, "betas") or not hasattr(schedule, "alphas"):
+        raise ConfigError(f"schedule_only_R needs betas, alphas and alpha_bars (or alphas_cumprod); "
+                          f"{type(schedule).__name__} has not all of them")
+    b, a, ab = (np.asarray(torch.as_tensor(v).double().cpu())[1:] for v in (schedule.betas, schedule.alphas, cumprod))
     score = np.mean(b / (np.sqrt(a) * np.sqrt(1 - ab)))
     noise = np.mean(np.sqrt(b))
     return {"R_score": float(score / noise), "M_score_per_sqrtD": float(score), "M_diff_per_sqrtD": float(noise)}

@@ -68,12 +68,36 @@ def run_tasks(tasks: Sequence[Task], jobs: int, *, bars: Any, log: Log, schedule
     timings: dict[str, float] = {}
     if scheduler is not None:
         return _on_dask(tasks, scheduler, log, where)
-    if jobs <= 1 or len(tasks) <= 1:
+    stay = None if jobs <= 1 or len(tasks) <= 1 else _not_sendable(tasks)
+    if stay:
+        log(f"running in this process, one task at a time: {stay}")
+    if jobs <= 1 or len(tasks) <= 1 or stay:
         for task in tasks:
             timings.update(task.func(*task.args, bars=bars, log=log) or {})
             where[task.name] = _place()
         return timings
     return _in_workers(tasks, min(jobs, len(tasks)), bars, log, where)
+
+
+def _not_sendable(tasks: Sequence[Task]) -> str | None:
+    """Why these tasks cannot go to fresh worker processes (None: they can). A system or config
+    defined in a notebook or an interactive session exists only in this process; one defined in
+    a script can be pickled only if the script's module can be imported again by name."""
+    import pickle
+    import sys
+
+    main = sys.modules.get("__main__")
+    interactive = main is None or not getattr(main, "__file__", None)
+    for task in tasks:
+        try:
+            data = pickle.dumps(task.args)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            return (f"{task.name} cannot be sent to a worker process ({str(exc).splitlines()[0][:160]}); define "
+                    "its system in an importable module to run tasks side by side")
+        if interactive and b"__main__" in data:
+            return (f"{task.name} uses a class defined in this interactive session, which a worker process "
+                    "cannot import; define it in a module to run tasks side by side")
+    return None
 
 
 def _place() -> str:
