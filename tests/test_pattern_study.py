@@ -175,3 +175,19 @@ def test_verdicts_say_reproduced_only_when_the_numbers_agree():
     assert "reproduced (intervals overlap)" in same[0] and "differs by 10%" in same[0] and "40%" in same[0]
     other = S.verdicts([entry("gray-scott", 0.08, 0.5, 1.0), entry("ddpm", 0.12, 1.0, 0.0)])
     assert "NOT reproduced;" in other[0] and "differs by 50% (total variation; NOT reproduced" in other[0]
+
+
+def test_a_config_written_before_the_trajectories_were_nested_reads_as_the_same_study():
+    """rdlens report of an older study: its config.json held the ConvLSTM's data settings at
+    the top level; read as the same settings, not silently as the defaults."""
+    from dataclasses import asdict
+
+    from rdlens.errors import ConfigError
+
+    cfg = S.profile_config("smoke")
+    new = {"study": "patterns", **json.loads(json.dumps(asdict(cfg))), "torch_threads": 1}
+    old = {k: v for k, v in new.items() if k != "data"}
+    old.update(new["data"])
+    assert S.from_json(old) == cfg == S.from_json(new)
+    with pytest.raises(ConfigError, match="unknown key 'frame_evry'"):
+        S.from_json({**new, "frame_evry": 3})

@@ -115,6 +115,15 @@ def test_cli_sweep_then_resume_recomputes_nothing(tmp_path, capsys):
     assert (folder / "points.csv").read_bytes() == before
     assert main(["sweep", "--resume", str(folder), "--steps", "5", "--quiet"]) == 2
     assert "drop --steps" in capsys.readouterr().err
+    from PIL import Image
+
+    small = Image.open(folder / "maps.png").size
+    assert main(["report", str(folder), "--dpi", "220"]) == 0  # a paper's resolution, redrawn from the tiles
+    big = Image.open(folder / "maps.png").size
+    assert big[0] == pytest.approx(2 * small[0], abs=2) and (folder / "points.csv").read_bytes() == before
+    capsys.readouterr()
+    assert main(["report", str(folder), "--dpi", "5000"]) == 2
+    assert "dpi must be a whole number in [50, 1200], got 5000" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -125,6 +134,7 @@ def test_cli_sweep_then_resume_recomputes_nothing(tmp_path, capsys):
     (["--dt", "30"], "explicit-diffusion limit"),
     (["--thumbnail", "7"], "must divide size"),
     (["--workers", "0"], "--workers must be in [1, 1024]"),
+    (["--dpi", "10"], "dpi must be a whole number in [50, 1200], got 10"),
 ])
 def test_bad_ranges_are_one_line_before_any_work(tmp_path, capsys, args, fragment):
     assert main(["sweep", *args, "--out", str(tmp_path / "o"), "--quiet"]) == 2

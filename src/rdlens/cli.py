@@ -377,6 +377,8 @@ def _add_sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="parent folder of a new sweep (default: ./runs, or $RDLENS_RUNS)")
     p.add_argument("--resume", default=None, metavar="SWEEP_DIR",
                    help="finish an interrupted sweep, computing only its missing points, with its saved settings")
+    p.add_argument("--dpi", type=int, default=None,
+                   help="resolution of the PNG maps and mosaic, 50-1200 (default: 110; the SVGs are vector)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (default: shown)")
     p.set_defaults(func=_cmd_sweep)
 
@@ -393,6 +395,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     values = check_values(options, values, COMMAND_LINE)
     if args.workers is not None and not 1 <= args.workers <= 1024:
         raise ConfigError(f"--workers must be in [1, 1024], got {args.workers}")
+    sweep.check_dpi(args.dpi)  # before a new sweep's folder exists
     if args.scheduler is not None:
         from rdlens.tasks import check_scheduler
 
@@ -415,7 +418,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         cfg = from_dict(sweep.SweepConfig, nest(options, values))
         check_writable(args.out or default_runs_root())  # a file or a read-only folder: one line, nothing made
         folder = sweep.new_folder(args.out)
-    summary = sweep.run_sweep(cfg, folder, scheduler=args.scheduler, workers=args.workers, bars=_bars(args.quiet))
+    summary = sweep.run_sweep(cfg, folder, scheduler=args.scheduler, workers=args.workers, bars=_bars(args.quiet),
+                              dpi=args.dpi)
     c = summary["classes"]
     print(f"sweep  {summary['points']} points: " + ", ".join(f"{n} {k}" for k, n in c.items() if n))
     for kind, what in (("stationary", "stationary patterns"), ("non_stationary", "non-stationary points")):
@@ -482,13 +486,14 @@ def _cmd_patterns(args: argparse.Namespace) -> int:
 def _add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="DIR", help="a folder written by rdlens reproduce, patterns or sweep")
     _add_embed(p)
+    p.add_argument("--dpi", type=int, default=None, help="a sweep: redraw its PNG maps at this resolution, 50-1200")
     p.set_defaults(func=_cmd_report)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from rdlens.studies import report
 
-    print(report(args.run_dir, embed=_embeds(args)))
+    print(report(args.run_dir, embed=_embeds(args), dpi=args.dpi))
     return 0
 
 

@@ -558,15 +558,31 @@ def _verified_stages(cfg: PatternsConfig, folder: Path) -> None:
                               f"trusted: {damage}; rerun rdlens patterns to redo it")
 
 
+def from_json(saved: dict[str, Any], source: str | Path = "config.json") -> PatternsConfig:
+    """The settings of a saved patterns study (its config.json), also as rdlens wrote it before
+    the ConvLSTM's data settings were nested under ``data``; a key this rdlens does not know,
+    or a value of the wrong type, is refused in one line naming it."""
+    from dataclasses import fields
+
+    from rdlens.convlstm import Trajectories
+    from rdlens.options import check_saved, from_dict
+
+    values = {k: v for k, v in saved.items() if k not in ("study", "torch_threads")}
+    if "data" not in values:  # the flat layout: the trajectories' settings at the top level
+        names = {f.name for f in fields(Trajectories)}
+        values["data"] = {k: values.pop(k) for k in list(values) if k in names}
+    check_saved(PatternsConfig, values, str(source))
+    return from_dict(PatternsConfig, values)
+
+
 def rebuild(folder: str | Path) -> dict[str, Any]:
     """``rdlens report`` of a patterns study: verify every stage, rewrite the tables and figures
     from them (recomputing nothing, :func:`rdlens.study.rebuilt`); return its summary."""
-    from rdlens.options import from_dict
     from rdlens.study import rebuilt
 
     folder = Path(folder)
     with rebuilt(folder, "patterns") as job:
-        cfg = from_dict(PatternsConfig, {k: v for k, v in job.config.items() if k not in ("study", "torch_threads")})
+        cfg = from_json(job.config, folder / "config.json")
         _verified_stages(cfg, folder)
         publish(cfg, folder)
     return job.summary

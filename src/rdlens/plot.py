@@ -198,7 +198,7 @@ def tile(images: Any, nrow: int | None = None) -> np.ndarray:
     return out
 
 
-def save_formats(fig: Any, stem: Path) -> None:
-    """Save one figure as ``stem.png`` and ``stem.svg`` (no dates or versions in the files),
-    atomically, and close it: :func:`rdlens.rundir.save_figure` of the PNG."""
-    save_figure(fig, Path(stem).with_suffix(".png"))
+def save_formats(fig: Any, stem: Path, dpi: int | None = None) -> None:
+    """Save one figure as ``stem.png`` (at ``dpi``, default the figure's) and ``stem.svg`` (no
+    dates or versions in the files), atomically, and close it: :func:`rdlens.rundir.save_figure`."""
+    save_figure(fig, Path(stem).with_suffix(".png"), **({"dpi": dpi} if dpi else {}))

@@ -16,17 +16,20 @@ from rdlens.report import build_report, published_files
 from rdlens.study import claim, kind_of, verify
 
 
-def report(folder: str | os.PathLike, embed: list[str | os.PathLike] | None = None) -> str:
+def report(folder: str | os.PathLike, embed: list[str | os.PathLike] | None = None, dpi: int | None = None) -> str:
     """``rdlens report FOLDER``: rebuild what the study in ``folder`` publishes from its
     verified stages, recomputing nothing, and return its table (Markdown). The kind of study
     (reproduce, patterns, sweep) is read from the folder; ``embed`` (reproduce only) names the
-    studies its page shows (see :func:`rdlens.reproduce.reproduce`)."""
+    studies its page shows (see :func:`rdlens.reproduce.reproduce`); ``dpi`` (sweep only) the
+    resolution of its PNG maps."""
     folder = Path(folder)
     kind = kind_of(folder) if folder.is_dir() else None
     if kind is None:
         raise ConfigError(f"{folder} holds no rdlens study (reproduce, patterns or sweep folder)")
     if embed is not None and kind != "reproduce":
         raise ConfigError(f"--embed is for a reproduce folder's page; {folder} holds a {kind} study")
+    if dpi is not None and kind != "sweep":
+        raise ConfigError(f"--dpi is for a sweep's maps; {folder} holds a {kind} study")
     if kind == "patterns":
         from rdlens.pattern_study import rebuild
 
@@ -35,7 +38,7 @@ def report(folder: str | os.PathLike, embed: list[str | os.PathLike] | None = No
     if kind == "sweep":
         from rdlens.sweep import rebuild
 
-        summary = rebuild(folder)
+        summary = rebuild(folder, dpi=dpi)
         return (f"sweep of {summary['points']} points: "
                 + ", ".join(f"{n} {c}" for c, n in summary["classes"].items() if n) + "\n")
     embedded = layout.check_embeds(folder, embed)

@@ -288,37 +288,40 @@ def run_sweep(
     workers: int | None = None,
     bars: Callable[[str, int], Any] | None = None,
     on_tile: Callable[[int, Any], None] | None = None,
+    dpi: int | None = None,
 ) -> dict[str, Any]:
     """Compute every missing tile of ``folder`` on Dask (``client``, or a cluster at
     ``scheduler``, or an embedded LocalCluster of ``workers`` processes), then write the
     table, figures and summary. Returns the summary. ``on_tile(done, client)`` is called after
-    each tile is saved (tests use it to kill a worker or interrupt)."""
+    each tile is saved (tests use it to kill a worker or interrupt). ``dpi`` sets the
+    resolution of the PNG maps (:func:`check_dpi`; the SVGs are vector)."""
     folder = Path(folder)
+    dpi = check_dpi(dpi)
     check_writable(folder)
     connected = None
     if client is None and scheduler is not None:  # an unreachable scheduler is refused before the folder exists
         connected, _ = dask_client(scheduler, workers or 1, "sweep")
         client = connected
     try:
-        return _sweep(cfg, folder, client, workers, bars, on_tile)
+        return _sweep(cfg, folder, client, workers, bars, on_tile, dpi)
     finally:
         if connected is not None:
             connected.close()
 
 
 def _sweep(cfg: SweepConfig, folder: Path, client: Any, workers: int | None, bars: Callable[[str, int], Any] | None,
-           on_tile: Callable[[int, Any], None] | None) -> dict[str, Any]:
+           on_tile: Callable[[int, Any], None] | None, dpi: int | None = None) -> dict[str, Any]:
     """:func:`run_sweep` once the scheduler, if one was named, is connected."""
     from rdlens.study import claim
 
     hint = f"resume it with --resume {folder} (and no settings) or choose another --out"
     with claim(folder, "sweep", asdict(cfg), hint=hint) as study:
-        return _sweep_claimed(cfg, study, client, workers, bars, on_tile)
+        return _sweep_claimed(cfg, study, client, workers, bars, on_tile, dpi)
 
 
 def _sweep_claimed(cfg: SweepConfig, study: Any, client: Any, workers: int | None,
-                   bars: Callable[[str, int], Any] | None, on_tile: Callable[[int, Any], None] | None
-                   ) -> dict[str, Any]:
+                   bars: Callable[[str, int], Any] | None, on_tile: Callable[[int, Any], None] | None,
+                   dpi: int | None = None) -> dict[str, Any]:
     """:func:`run_sweep` once the folder is claimed (:mod:`rdlens.study`): tiles are its stages."""
     from rdlens.progress import no_bars
     from rdlens.threads import available_cores
@@ -353,7 +356,7 @@ def _sweep_claimed(cfg: SweepConfig, study: Any, client: Any, workers: int | Non
                 client.close()
                 own.close()
         done.update({t[0]: _read_tile(_tile_path(folder, t[0]), t) for t in todo})
-    return _finish(cfg, study, [done[t[0]] for t in plan], len(todo), len(plan), scheduler, workers)
+    return _finish(cfg, study, [done[t[0]] for t in plan], len(todo), len(plan), scheduler, workers, dpi)
 
 
 def _placed_tile(cfg: SweepConfig, indices: list[int]) -> tuple[dict[str, Any], str, float]:
@@ -409,10 +412,10 @@ OPTION_HIDDEN = ("model.F", "model.k")
 
 
 def _finish(cfg: SweepConfig, study: Any, parts: list[dict[str, Any]], computed: int, total: int,
-            scheduler: str | None, workers: int) -> dict[str, Any]:
+            scheduler: str | None, workers: int, dpi: int | None = None) -> dict[str, Any]:
     folder = study.folder
     cols = _merge(parts)
-    _publish(cfg, folder, cols)
+    _publish(cfg, folder, cols, dpi)
     stationary = cols["class"] != "non-stationary"
     alive = ~np.isin(cols["class"], ["died", "uniform"])
     near = np.abs(cols["final_R"] - 1) < 1e-3
@@ -433,26 +436,40 @@ def _finish(cfg: SweepConfig, study: Any, parts: list[dict[str, Any]], computed:
                         scheduler=scheduler, workers=workers)
 
 
-def _publish(cfg: SweepConfig, folder: Path, cols: dict[str, Any]) -> None:
+DPI_RANGE = (50, 1200)
+"""allowed resolutions of the PNG maps, dots per inch"""
+
+
+def check_dpi(dpi: Any) -> int | None:
+    """``dpi`` if it is a whole number in :data:`DPI_RANGE` (None: the figures' own, 110)."""
+    if dpi is None:
+        return None
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or not DPI_RANGE[0] <= dpi <= DPI_RANGE[1]:
+        raise ConfigError(f"dpi must be a whole number in [{DPI_RANGE[0]}, {DPI_RANGE[1]}], got {dpi!r}")
+    return dpi
+
+
+def _publish(cfg: SweepConfig, folder: Path, cols: dict[str, Any], dpi: int | None = None) -> None:
     """Write the sweep's table, thumbnails and figures from all points' columns."""
     atomic_write_text(folder / "points.csv", table_csv(cols))
     buf = io.BytesIO()
     np.savez_compressed(buf, index=cols["index"], F=cols["F"], k=cols["k"], thumbnail=cols["thumbnail"])
     atomic_write_bytes(folder / "thumbnails.npz", buf.getvalue())
-    plot_maps(cfg, cols, folder / "maps")
-    plot_mosaic(cfg, cols, folder / "mosaic.png")
+    plot_maps(cfg, cols, folder / "maps", dpi=dpi)
+    plot_mosaic(cfg, cols, folder / "mosaic.png", dpi=dpi)
 
 
-def rebuild(folder: str | os.PathLike) -> dict[str, Any]:
+def rebuild(folder: str | os.PathLike, dpi: int | None = None) -> dict[str, Any]:
     """``rdlens report`` of a sweep: rewrite its table and figures from its verified tiles
-    (recomputing nothing, :func:`rdlens.study.rebuilt`); return its summary."""
+    (recomputing nothing, :func:`rdlens.study.rebuilt`), the PNGs at ``dpi``; return its summary."""
     from rdlens.study import rebuilt
 
     folder = Path(folder)
+    dpi = check_dpi(dpi)
     with rebuilt(folder, "sweep") as job:
         cfg = from_json(job.config)
         plan = json.loads((folder / "tiles.json").read_text())["tiles"]
-        _publish(cfg, folder, _merge([_read_tile(_tile_path(folder, t[0]), t) for t in plan]))
+        _publish(cfg, folder, _merge([_read_tile(_tile_path(folder, t[0]), t) for t in plan]), dpi)
     return job.summary
 
 
@@ -530,8 +547,9 @@ def _final_R_panel(fig: Any, ax: Any, data: np.ndarray, ext: list[float]) -> Non
     ax.set_title(f"final R (log scale centred on 1; grey: undefined, {undefined} points)", fontsize=9)
 
 
-def plot_maps(cfg: SweepConfig, cols: dict[str, Any], stem: Path) -> None:
-    """log10 |R - 1|, final R, the final relative residual and the class over (F, k)."""
+def plot_maps(cfg: SweepConfig, cols: dict[str, Any], stem: Path, dpi: int | None = None) -> None:
+    """log10 |R - 1|, final R, the final relative residual and the class over (F, k); the PNG
+    at ``dpi`` (default 110)."""
     from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
 
     from rdlens.plot import pyplot, save_formats
@@ -567,10 +585,10 @@ def plot_maps(cfg: SweepConfig, cols: dict[str, Any], stem: Path) -> None:
     fig.suptitle(f"Gray-Scott (F, k) sweep: {cfg.n_points} points, {cfg.steps} steps, {cfg.model.size}x{cfg.model.size} grid, "
                  f"h = {cfg.model.h:g}", fontsize=10)
     fig.tight_layout()
-    save_formats(fig, stem)
+    save_formats(fig, stem, dpi=dpi)
 
 
-def plot_mosaic(cfg: SweepConfig, cols: dict[str, Any], path: Path) -> Path:
+def plot_mosaic(cfg: SweepConfig, cols: dict[str, Any], path: Path, dpi: int | None = None) -> Path:
     """Every point's v thumbnail in its place on the (F, k) grid (F up, k to the right)."""
     from rdlens.plot import pyplot
     from rdlens.rundir import save_figure
@@ -589,7 +607,7 @@ def plot_mosaic(cfg: SweepConfig, cols: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("feed rate F")
     ax.set_title(f"v at step {cfg.steps} for every (F, k)", fontsize=10)
     fig.tight_layout()
-    return save_figure(fig, path)
+    return save_figure(fig, path, **({"dpi": dpi} if dpi else {}))
 
 
 def new_folder(out: str | os.PathLike | None) -> Path:

@@ -108,6 +108,11 @@ def _numbers(rows: list[dict[str, Any]], system: str, key: str) -> np.ndarray:
     return np.array(out)
 
 
+def _style(system: str) -> str:
+    """Solid for the stationary fields, the DDPM and rollouts within the training horizon."""
+    return "-" if system in ("gray-scott", "ddpm") or system.endswith("1x") else "--"
+
+
 def distributions_figure(folder: Path) -> None:
     from rdlens.patterns import SYSTEMS, TITLES
 
@@ -134,11 +139,17 @@ def distributions_figure(folder: Path) -> None:
         for s, d in zip(present, data):
             if len(d):
                 ax.hist(np.clip(d, bins[0], bins[-1]), bins=bins, histtype="step", density=True, linewidth=1.4,
-                        color=COLORS[s], linestyle="-" if s in ("gray-scott", "ddpm") or s.endswith("1x") else "--",
-                        label=f"{TITLES[s]} (n = {len(d)})")
+                        color=COLORS[s], linestyle=_style(s), label=f"{TITLES[s]} (n = {len(d)})")
+        missing = [TITLES[s] for s, d in zip(present, data) if not len(d)]
+        if missing:  # said on the panel, not left out silently
+            ax.text(0.98, 0.97, "no values: " + ", ".join(missing), transform=ax.transAxes, ha="right", va="top",
+                    fontsize=7, color="0.35", wrap=True)
         ax.set_xlabel(label)
         ax.set_ylabel("density")
-    axes.flat[0].legend(fontsize=7)
+    from matplotlib.lines import Line2D
+
+    fig.legend([Line2D([], [], color=COLORS[s], linestyle=_style(s), lw=1.4) for s in present],
+               [TITLES[s] for s in present], loc="outside lower center", ncol=min(len(present), 5), fontsize=8)
     fig.suptitle("Distributions of each measure over patterns and seeds (solid: stationary / horizon / DDPM; "
                  "dashed: long horizon)", fontsize=10)
     save_formats(fig, folder / "distributions")
@@ -200,9 +211,9 @@ def drift_figure(folder: Path, cfg: Any) -> None:
             axes[2].plot(frames, np.sqrt(((v - v_true) ** 2).mean(axis=(2, 3))).mean(axis=0), color="C1", alpha=0.8)
     for ax, label in zip(axes, ("pattern amplitude: std of v", "mean of v", "RMS error of v vs the true run")):
         ax.axvline(cfg.data.frames, color="0.5", linestyle=":", linewidth=0.8)
-        ax.set_xlabel(f"frame ({cfg.data.frame_every} Gray-Scott steps each; dotted: training horizon)")
+        ax.set_xlabel(f"frame (x {cfg.data.frame_every} Gray-Scott steps)")
         ax.set_ylabel(label)
     axes[0].legend(fontsize=8)
-    fig.suptitle("ConvLSTM rolled out on its own from unseen starts vs the true dynamics (mean over starts)",
-                 fontsize=10)
+    fig.suptitle("ConvLSTM rolled out on its own from unseen starts vs the true dynamics (mean over starts; "
+                 "dotted: the training horizon)", fontsize=10)
     save_formats(fig, folder / "drift")
