@@ -40,3 +40,18 @@ def test_balance_and_field_draw_what_they_are_given():
     plot.field(v, c, colorbar=False)
     np.testing.assert_array_equal(c.get_images()[0].get_array(), v)
     plt.close("all")
+
+
+def test_fk_map_puts_each_value_on_its_cell_and_leaves_undefined_ones_grey():
+    plt = plot.pyplot()
+    F, k = np.array([0.02, 0.04, 0.06]), np.array([0.05, 0.06])
+    values = np.array([[1.0, 2.0], [np.nan, 4.0], [5.0, 0.0]])
+    ax = plot.fk_map(values, F, k, log=True)
+    image = ax.get_images()[0]
+    assert image.get_extent() == pytest.approx([0.045, 0.065, 0.01, 0.07])
+    shown = image.get_array()
+    assert shown.mask.tolist() == [[False, False], [True, False], [False, True]]  # NaN, and 0 on a log scale
+    assert image.norm.vmin == 1.0 and image.norm.vmax == 5.0
+    with pytest.raises(ValueError, match=r"shape \(len\(F\), len\(k\)\) = \(3, 2\)"):
+        plot.fk_map(values.T, F, k)
+    plt.close("all")

@@ -1,7 +1,7 @@
 """Figures of one run: fields, balance traces, R(tau) with seed bands, predictions, gates,
 image grids.
 
-Two kinds of function. ``field``, ``balance`` and ``r_tau`` draw into a matplotlib axis
+Two kinds of function. ``field``, ``balance``, ``r_tau`` and ``fk_map`` draw into a matplotlib axis
 (``ax=None``: a new figure) and return it, for a notebook or a paper's own figure::
 
     fig, (a, b) = plt.subplots(1, 2)
@@ -88,6 +88,43 @@ def r_tau(traces: "BalanceTrace | Sequence[BalanceTrace] | CombinedBalance", ax:
     ax.axhline(1.0, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("normalised time tau")
     ax.set_ylabel("R(tau) = reaction / diffusion")
+    return ax
+
+
+def fk_extent(F: Sequence[float], k: Sequence[float]) -> list[float]:
+    """imshow's extent for a grid of (F, k) values: k to the right, F up, each value centred
+    on its cell."""
+    def edges(v: np.ndarray) -> tuple[float, float]:
+        step = (v[-1] - v[0]) / (len(v) - 1) if len(v) > 1 else max(1e-4, 0.05 * abs(v[0]))
+        return float(v[0] - step / 2), float(v[-1] + step / 2)
+
+    (k0, k1), (f0, f1) = edges(np.asarray(k, float)), edges(np.asarray(F, float))
+    return [k0, k1, f0, f1]
+
+
+def fk_map(values: np.ndarray, F: Sequence[float], k: Sequence[float], ax: Any = None, *, title: str = "",
+           cmap: str = "viridis", log: bool = False, label: str | None = None, colorbar: bool = True) -> Any:
+    """A map over the (F, k) plane (``values`` of shape (len(F), len(k)), as a sweep's
+    ``points.csv`` column on its grid): k to the right, F up; undefined values (NaN, and with
+    ``log`` those <= 0) grey. Returns the axis."""
+    import matplotlib
+    from matplotlib.colors import LogNorm
+
+    ax = ax if ax is not None else pyplot().subplots(figsize=(5.5, 4.5), dpi=120)[1]
+    data = np.asarray(values, dtype=float)
+    if data.shape != (len(F), len(k)):
+        raise ValueError(f"values must have shape (len(F), len(k)) = ({len(F)}, {len(k)}), got {data.shape}")
+    shown = np.where(data > 0, data, np.nan) if log else data
+    finite = shown[np.isfinite(shown)]
+    norm = LogNorm(vmin=finite.min(), vmax=finite.max()) if log and finite.size else None
+    colours = matplotlib.colormaps[cmap].with_extremes(bad="0.8")
+    im = ax.imshow(np.ma.masked_invalid(shown), origin="lower", extent=fk_extent(F, k), aspect="auto", cmap=colours,
+                   norm=norm, interpolation="nearest")
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.03, label=label)
+    ax.set_xlabel("kill rate k")
+    ax.set_ylabel("feed rate F")
+    ax.set_title(title, fontsize=9)
     return ax
 
 

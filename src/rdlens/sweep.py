@@ -488,13 +488,9 @@ def _grid(cfg: SweepConfig, cols: dict[str, Any], name: str) -> np.ndarray:
 
 
 def _axes_extent(cfg: SweepConfig) -> list[float]:
-    def edges(v: np.ndarray) -> tuple[float, float]:
-        step = (v[-1] - v[0]) / (len(v) - 1) if len(v) > 1 else max(1e-4, 0.05 * abs(v[0]))
-        return v[0] - step / 2, v[-1] + step / 2
+    from rdlens.plot import fk_extent
 
-    k0, k1 = edges(cfg.k_values)
-    f0, f1 = edges(cfg.F_values)
-    return [k0, k1, f0, f1]
+    return fk_extent(cfg.F_values, cfg.k_values)
 
 
 def _mark(ax: Any, cfg: SweepConfig) -> None:
@@ -550,9 +546,9 @@ def _final_R_panel(fig: Any, ax: Any, data: np.ndarray, ext: list[float]) -> Non
 def plot_maps(cfg: SweepConfig, cols: dict[str, Any], stem: Path, dpi: int | None = None) -> None:
     """log10 |R - 1|, final R, the final relative residual and the class over (F, k); the PNG
     at ``dpi`` (default 110)."""
-    from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
+    from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    from rdlens.plot import pyplot, save_formats
+    from rdlens.plot import fk_map, pyplot, save_formats
 
     plt = pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 9), dpi=110)
@@ -564,11 +560,7 @@ def plot_maps(cfg: SweepConfig, cols: dict[str, Any], stem: Path, dpi: int | Non
         ]
     _final_R_panel(fig, axes[0, 1], _grid(cfg, cols, "final_R"), ext)
     for ax, (title, data, cmap, scale) in zip((axes[0, 0], axes[1, 0]), panels):
-        finite = data[np.isfinite(data) & ((data > 0) if scale == "log" else True)]
-        norm = LogNorm(vmin=finite.min(), vmax=finite.max()) if scale == "log" and finite.size else None
-        im = ax.imshow(data, origin="lower", extent=ext, aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
-        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-        ax.set_title(title, fontsize=9)
+        fk_map(data, cfg.F_values, cfg.k_values, ax, title=title, cmap=cmap, log=scale == "log")
     classes = np.full(cfg.n_points, -1.0)
     classes[cols["index"]] = [CLASSES.index(c) for c in cols["class"]]
     colors = ["#222222", "#8c564b", "#d62728", "#dddddd", "#1f77b4", "#2ca02c", "#9467bd"]
