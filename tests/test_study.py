@@ -211,10 +211,10 @@ def test_a_report_that_draws_figures_anew_leaves_the_study_verified(studies, tmp
     before = {name: (copy / name).read_bytes() for name in ("maps.png", "points.csv")}
     drawn = sweep.plot_maps
 
-    def other_style(cfg, cols, stem):
+    def other_style(cfg, cols, stem, dpi=None):
         import matplotlib
 
-        with matplotlib.rc_context({"axes.facecolor": "#eeeeee"}):
+        with matplotlib.rc_context({"axes.labelcolor": "red"}):
             drawn(cfg, cols, stem)
 
     monkeypatch.setattr(sweep, "plot_maps", other_style)

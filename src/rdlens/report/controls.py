@@ -178,10 +178,10 @@ def plot_controls(records: list[dict], agg: dict[str, Any], path: Path) -> Path:
             lo, hi = ident["R_range_low"]["mean"], ident["R_range_high"]["mean"]
             ax.axhspan(lo, hi if hi is not None and math.isfinite(hi) else lo * 10, color="grey", alpha=0.15,
                        label="identity bound")
-            ax.legend(fontsize=6, loc="best")
+            ax.legend(fontsize=8, loc="best")
         ax.axhline(1.0, color="grey", lw=0.8, ls=":")
         ax.set_yscale("log")
-        ax.set_xticks(range(len(names)), [row_labels.get(n, n).replace(", ", ",\n") for n in names], fontsize=6,
+        ax.set_xticks(range(len(names)), [row_labels.get(n, n).replace(", ", ",\n") for n in names], fontsize=8,
                       rotation=30, ha="right")
         ax.set_title(f"{r['system']} {r['setting']}", fontsize=9)
         ax.set_ylabel("R", fontsize=8)

@@ -101,7 +101,7 @@ def plot_fig3(pairs: list[tuple[dict, Any]], path: Path) -> Path:
     ax.axhline(1.0, color="grey", lw=0.8, ls=":")
     if log:
         ax.set_yscale("log")
-    ax.set_xticks(range(len(values)), names, fontsize=7)
+    ax.set_xticks(range(len(values)), names, fontsize=8)
     ax.set_ylabel("final R" + (" (log scale: values span decades)" if log else ""))
     n = len(pairs[0][1].traces) if pairs else 0
     ax.set_title("Final Dynamic Balance Ratio (Fig. 3)" + (f", mean of {n} seeds" if n >= 2 else ""))
