@@ -15,9 +15,9 @@ and prints run / kernel (target >= 0.9 at 512^2 and 200 steps).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numba
+from _timing import interleaved_best
 
 from rdlens import grayscott as gs
 from rdlens import threads
@@ -41,15 +41,10 @@ def main() -> None:
     def run() -> None:
         gs.run(model, steps=args.steps)
 
-    best = {"kernel": float("inf"), "run": float("inf")}
     # the kernel at the count a run takes, decided once outside the timings (a run decides per call)
     with threads.stage("Gray-Scott", parallel=model.size >= gs.PARALLEL_SIZE, adapt=True):
         kernel(), run()  # compile, warm caches and worker threads
-        for _ in range(args.repeat):
-            for name, fn in (("kernel", kernel), ("run", run)):
-                t0 = time.perf_counter()
-                fn()
-                best[name] = min(best[name], time.perf_counter() - t0)
+        best = interleaved_best({"kernel": kernel, "run": run}, args.repeat)
     print(f"{args.size}^2, {args.steps} steps, numba threads up to {numba.config.NUMBA_NUM_THREADS}, "
           f"threads chosen {threads.record()['threads_by_stage'].get('Gray-Scott')}")
     for name, t in best.items():

@@ -17,9 +17,10 @@ Every loop runs on the same torch thread count (``--threads``; rdlens's policy i
 from __future__ import annotations
 
 import argparse
-import math
 import os
-import time
+
+from _timing import interleaved_best
+from bench_ddpm import plain_sample  # Ho et al.'s Algorithm 2, nothing measured
 
 
 def main() -> None:
@@ -53,21 +54,10 @@ def main() -> None:
     def eps_model(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         return unet(x, s).sample
 
-    def plain() -> None:
-        gen = torch.Generator().manual_seed(0)
-        x = torch.randn(shape, generator=gen)
-        with torch.no_grad():
-            for s in range(args.T - 1, -1, -1):
-                b, a, ab = (float(v[s]) for v in (schedule.betas, schedule.alphas, schedule.alpha_bars))
-                eps = eps_model(x, torch.full((shape[0],), s, dtype=torch.long))
-                x = (x - b / math.sqrt(1 - ab) * eps) / math.sqrt(a)
-                if s > 0:
-                    x = x + math.sqrt(b) * torch.randn(shape, generator=gen)
-
     pipe = diffusers.DDPMPipeline(unet=unet, scheduler=scheduler)
     pipe.set_progress_bar_config(disable=True)
     runs = {
-        "plain": plain,
+        "plain": lambda: plain_sample(eps_model, shape, schedule, 0),
         "pipeline": lambda: pipe(batch_size=args.batch, num_inference_steps=args.T, output_type="np",
                                  generator=torch.Generator().manual_seed(0)),
         "rdlens": lambda: ddpm.sample(eps_model, shape, schedule, seed=0),
@@ -75,12 +65,7 @@ def main() -> None:
     }
     for fn in runs.values():  # warm-up: allocator, kernels, caches
         fn()
-    best = {name: math.inf for name in runs}
-    for _ in range(args.repeat):  # interleaved, so a passing load hits all alike
-        for name, fn in runs.items():
-            t0 = time.perf_counter()
-            fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
+    best = interleaved_best(runs, args.repeat)
     print(f"torch {torch.__version__}, {args.threads} thread(s), UNet2DModel widths {(w, 2 * w, 2 * w)}, "
           f"batch {args.batch}, {args.T} steps, best of {args.repeat}")
     for name, t in best.items():
