@@ -74,11 +74,11 @@ class Schedule:
         alphas = 1.0 - betas
         return betas.double(), alphas.double(), torch.cumprod(alphas, dim=0).double()
 
-    @cached_property
+    @property
     def alphas(self) -> torch.Tensor:
         return self._chain[1]
 
-    @cached_property
+    @property
     def alpha_bars(self) -> torch.Tensor:
         """abar_t = prod_{s <= t} alpha_s."""
         return self._chain[2]
@@ -89,7 +89,7 @@ class Schedule:
         ab_prev = torch.cat([torch.ones(1, dtype=torch.float64), self.alpha_bars[:-1]])
         return self.betas * (1.0 - ab_prev) / (1.0 - self.alpha_bars)
 
-    @cached_property
+    @property
     def betas(self) -> torch.Tensor:
         """beta_t for t = 1 ... T (index t - 1)."""
         return self._chain[0]
@@ -423,15 +423,14 @@ def batch_indices(cfg: DDPMConfig, n: int, gen: torch.Generator) -> Callable[[in
     per_epoch = n // cfg.batch_size
     if per_epoch < 1:
         raise ConfigError(f"batches = epochs needs batch_size <= the {n} training images, got {cfg.batch_size}")
-    cache: dict[int, torch.Tensor] = {}
+    current: list = [None, None]  # (epoch, its permutation): drawn once per epoch
 
     def draw(step: int) -> torch.Tensor:
         epoch, k = divmod(step, per_epoch)
-        if epoch not in cache:
+        if current[0] != epoch:
             seed = int(np.random.SeedSequence([cfg.seed, 2, epoch]).generate_state(1, np.uint64)[0])
-            cache.clear()
-            cache[epoch] = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        return cache[epoch][k * cfg.batch_size : (k + 1) * cfg.batch_size]
+            current[:] = epoch, torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        return current[1][k * cfg.batch_size : (k + 1) * cfg.batch_size]
 
     return draw
 

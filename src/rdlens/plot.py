@@ -82,12 +82,14 @@ def r_tau(traces: "BalanceTrace | Sequence[BalanceTrace] | CombinedBalance", ax:
     if isinstance(traces, BalanceTrace):
         traces = [traces]
     comb = traces if isinstance(traces, CombinedBalance) else combine(list(traces), grid=grid, level=level)
+    first = not ax.lines
     line, = ax.plot(comb.tau, comb.R_tau_mean, color=color, ls=ls, lw=1.3, label=label)
     if band and np.isfinite(comb.R_tau_low).any():
         ax.fill_between(comb.tau, comb.R_tau_low, comb.R_tau_high, color=line.get_color(), alpha=0.2, lw=0)
-    ax.axhline(1.0, color="grey", lw=0.8, ls=":")
-    ax.set_xlabel("normalised time tau")
-    ax.set_ylabel("R(tau) = reaction / diffusion")
+    if first:  # the line R = 1 and the labels once per axis, not once per curve
+        ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+        ax.set_xlabel("normalised time tau")
+        ax.set_ylabel("R(tau) = reaction / diffusion")
     return ax
 
 

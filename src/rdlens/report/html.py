@@ -14,12 +14,12 @@ from __future__ import annotations
 import base64
 import html
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any
 
 from rdlens import layout
+from rdlens.report.table import _est, _num, _pct
 from rdlens.rundir import atomic_write_text
 
 STYLE = """
@@ -124,10 +124,6 @@ def _md_file(path: Path, shift: int = 1) -> str:
     return markdown_to_html(path.read_text(), shift) if path.exists() else ""
 
 
-def _fmt(x: Any, spec: str = ".4f") -> str:
-    return format(x, spec) if isinstance(x, (int, float)) and math.isfinite(x) else "undefined"
-
-
 def _links(folder: Path, names: list[str]) -> str:
     """'Data: a, b' with relative links to the files of ``names`` that exist beside the page."""
     have = [n for n in names if (folder / n).exists()]
@@ -164,9 +160,8 @@ def story(folder: Path, info: dict[str, Any]) -> str:
             items.append(f"<li>{name}: not run ({html.escape(r['note'] or 'skipped')})</li>")
             continue
         seeds = f", {r['n_seeds']} seeds" if r.get("n_seeds", 1) >= 2 else ""
-        paper = (f" (paper {_fmt(r['paper_R'])}, {r['rel_diff_R']:+.1%})"
-                 if r.get("paper_R") is not None and r.get("rel_diff_R") is not None else "")
-        items.append(f"<li>{name}: R = {_fmt(r['R'])}{paper}, final R {_fmt(r['final_R'])}{seeds}</li>")
+        paper = f" (paper {_num(r['paper_R'])}, {_pct(r['rel_diff_R'])})" if r.get("paper_R") is not None else ""
+        items.append(f"<li>{name}: R = {_est(r, 'R')}{paper}, final R {_est(r, 'final_R')}{seeds}</li>")
     if items:
         parts.append("<ul>" + "".join(items) + "</ul>")
     verdicts = []
