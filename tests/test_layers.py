@@ -5,33 +5,36 @@ module or inside a function), not from what happens to be imported at run time."
 from __future__ import annotations
 
 import ast
+import fnmatch
 from pathlib import Path
 
 import rdlens
 
 ROOT = Path(rdlens.__file__).parent
-CORE = {"rdlens.errors", "rdlens.progress", "rdlens.rundir", "rdlens.options", "rdlens.threads", "rdlens.balance",
-        "rdlens.paper", "rdlens.layout", "rdlens.study"}
+CORE = {"rdlens.core", "rdlens.core.*", "rdlens.paper"}
 """the shared core: errors, progress, run folders, the study lifecycle, settings, threads, the balance itself,
 the paper's values"""
 
 
 LAYERS = (
     ("core", CORE | {"rdlens"}),
-    ("models", None),  # every module not named in another layer: physics, networks, data, measures, plotting
-    ("systems", {"rdlens.systems", "rdlens.systems.*", "rdlens.run", "rdlens.tasks"}),
+    ("models", None),  # every module not named in another layer: each system's room, measures, training, plotting
+    ("systems", {"rdlens.systems", "rdlens.systems.base", "rdlens.systems.*.system", "rdlens.systems.run"}),
     ("report", {"rdlens.report", "rdlens.report.*"}),
-    ("studies", {"rdlens.reproduce", "rdlens.pattern_study", "rdlens.sweep"}),
-    ("commands", {"rdlens.studies", "rdlens.cli", "rdlens.__main__"}),
+    ("studies", {"rdlens.studies", "rdlens.studies.*"}),
+    ("commands", {"rdlens.cli", "rdlens.__main__"}),
 )
 """lowest first; a module may import its own layer and those below it (the package root only
-holds the version and imports submodules on demand)"""
+holds the version and finds modules by their short names on demand)"""
+
+
+def _matches(module: str, pattern: str) -> bool:
+    return fnmatch.fnmatchcase(module, pattern) and (module.count(".") == pattern.count(".") or pattern.endswith(".*"))
 
 
 def layer_of(module: str) -> int:
     for level, (_, members) in enumerate(LAYERS):
-        if members is not None and any(module == m or (m.endswith(".*") and module.startswith(m[:-1]))
-                                       for m in members):
+        if members is not None and any(_matches(module, m) for m in members):
             return level
     return 1
 
@@ -108,8 +111,9 @@ def test_no_module_of_the_package_imports_itself_through_others():
 
 def test_the_core_imports_nothing_above_it():
     graph = import_graph()
-    assert CORE <= set(graph)
-    upward = {m: sorted(graph[m] - CORE) for m in CORE if graph[m] - CORE}
+    core = {m for m in graph if layer_of(m) == 0}
+    assert {"rdlens.core.balance", "rdlens.core.study", "rdlens.paper"} <= core
+    upward = {m: sorted(graph[m] - core) for m in core if graph[m] - core}
     assert upward == {}
 
 
@@ -121,6 +125,7 @@ def test_no_module_imports_one_of_a_higher_layer():
 
 
 def test_the_layer_check_sees_an_upward_import():
-    assert layer_of("rdlens.systems.ddpm") == 2 and layer_of("rdlens.grayscott") == 1
-    assert layer_of("rdlens.report.table") > layer_of("rdlens.systems.rd") > layer_of("rdlens.plot")
-    assert layer_of("rdlens.cli") > layer_of("rdlens.reproduce") > layer_of("rdlens.report")
+    assert layer_of("rdlens.systems.ddpm.system") == 2 and layer_of("rdlens.systems.grayscott.model") == 1
+    assert layer_of("rdlens.systems.ddpm.controls") == 1 and layer_of("rdlens.core.balance") == 0
+    assert layer_of("rdlens.report.table") > layer_of("rdlens.systems.grayscott.system") > layer_of("rdlens.plot")
+    assert layer_of("rdlens.cli") > layer_of("rdlens.studies.reproduce") > layer_of("rdlens.report")

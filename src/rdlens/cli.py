@@ -3,7 +3,7 @@
 One subcommand per registered system (``rdlens rd``, ``rdlens lstm``, ``rdlens ddpm``, and
 any a plugin adds), its options generated from the system's config dataclass: the option
 ``--stop-tol`` is the field ``stop_tol``, documented by the field's docstring, with the same
-name in profiles and ``config.json`` (see :mod:`rdlens.options`). Then the commands that are
+name in profiles and ``config.json`` (see :mod:`rdlens.core.options`). Then the commands that are
 not systems: ``data download``, ``reproduce`` and ``report``.
 
 Only the subcommand being run is built in full, so ``rdlens --help`` and ``--version`` do not
@@ -22,7 +22,7 @@ import warnings
 from typing import Any, Callable, Sequence
 
 from rdlens import __version__
-from rdlens.errors import ConfigError, SimulationDiverged, StageFailed
+from rdlens.core.errors import ConfigError, SimulationDiverged, StageFailed
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -105,7 +105,7 @@ def _add_config_options(p: argparse.ArgumentParser, options: list[Any], presets:
 
 def _add_system_options(p: argparse.ArgumentParser, system: Any) -> None:
     """The system's config options, then the options every run shares."""
-    from rdlens.rundir import DEVICES
+    from rdlens.core.rundir import DEVICES
 
     _add_config_options(p, system.options, system.presets(), system.help_overrides, system.aliases)
     if system.uses_torch:
@@ -129,7 +129,7 @@ def _add_threads(p: argparse.ArgumentParser) -> None:
 
 
 def _add_jobs(p: argparse.ArgumentParser, what: str) -> None:
-    from rdlens.tasks import MAX_JOBS, default_jobs
+    from rdlens.studies.tasks import MAX_JOBS, default_jobs
 
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help=f"{what} run side by side in up to N worker processes, each on --threads torch threads; "
@@ -142,11 +142,11 @@ def _add_jobs(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _cmd_system(system: Any, args: argparse.Namespace) -> int:
-    from rdlens import threads
-    from rdlens.run import run
+    from rdlens.core import threads
+    from rdlens.systems.run import run
 
     threads.POLICY.configure(args.threads)
-    from rdlens.options import COMMAND_LINE, check_values
+    from rdlens.core.options import COMMAND_LINE, check_values
 
     values = {o.name: getattr(args, o.name) for o in system.options if getattr(args, o.name) is not None}
     values = check_values(system.options, values, COMMAND_LINE)
@@ -166,7 +166,7 @@ def _cmd_system(system: Any, args: argparse.Namespace) -> int:
 
 def _finish(system: Any, summary: dict[str, Any], as_json: bool) -> None:
     """Print the summary (JSON on stdout, or a few readable lines) and the run directory."""
-    from rdlens.rundir import dumps
+    from rdlens.core.rundir import dumps
 
     if as_json:
         sys.stdout.write(dumps(summary))
@@ -249,10 +249,10 @@ def _bars(quiet: bool) -> Callable[[str, int], Any]:
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
-    from rdlens.images import SOURCES
+    from rdlens.systems.ddpm.images import SOURCES
 
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    from rdlens.images import SOURCE_NAMES, default_data_dir
+    from rdlens.systems.ddpm.images import SOURCE_NAMES, default_data_dir
 
     d = _subcommand(dsub, "download", help="download a data set and verify it against its canonical checksums",
                     description="Fetch a data set into --data-dir in torchvision's layout: from its official hosts, or\n"
@@ -270,7 +270,7 @@ def _add_data(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from rdlens.images import DownloadError, download
+    from rdlens.systems.ddpm.images import DownloadError, download
 
     try:
         folder = download(args.name, args.data_dir, mirror=args.mirror, timeout=args.timeout, source=args.source)
@@ -282,8 +282,8 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def _add_reproduce(p: argparse.ArgumentParser) -> None:
-    from rdlens.reproduce import PROFILES, ROW_IDS
-    from rdlens.rundir import DEVICES
+    from rdlens.studies.reproduce import PROFILES, ROW_IDS
+    from rdlens.core.rundir import DEVICES
 
     p.add_argument("--profile", default="quick", metavar="NAME|FILE.toml",
                    help=f"settings of every row: {', '.join(PROFILES)}, or your own TOML file")
@@ -299,7 +299,7 @@ def _add_reproduce(p: argparse.ArgumentParser) -> None:
                    help="also put each of the paper's claims to a test (LSTM gates, monotonicity of R(tau), R "
                         "against T, DDIM's eta, final R per data set, R ~ 1 and stability) and write claims.md/.json "
                         "with a verdict per claim (default: off)")
-    from rdlens.images import default_data_dir
+    from rdlens.systems.ddpm.images import default_data_dir
 
     p.add_argument("--data-dir", default=str(default_data_dir()),
                    help="folder with MNIST/FashionMNIST/CIFAR10 in torchvision's layout ($RDLENS_DATA, else the "
@@ -333,14 +333,14 @@ def _embeds(args: argparse.Namespace) -> list[str] | None:
 
 
 def _jobs(args: argparse.Namespace) -> int:
-    from rdlens.tasks import check_jobs, default_jobs
+    from rdlens.studies.tasks import check_jobs, default_jobs
 
     return default_jobs() if args.jobs is None else check_jobs(args.jobs)
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from rdlens import threads
-    from rdlens.reproduce import reproduce
+    from rdlens.core import threads
+    from rdlens.studies.reproduce import reproduce
 
     threads.POLICY.configure(args.threads)
     rows = None if args.rows is None else tuple(r.strip() for r in args.rows.split(",") if r.strip())
@@ -360,9 +360,9 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _sweep_options() -> list[Any]:
-    from rdlens.grayscott import DTYPES
-    from rdlens.options import flatten
-    from rdlens.sweep import OPTION_HIDDEN, SweepConfig
+    from rdlens.systems.grayscott.model import DTYPES
+    from rdlens.core.options import flatten
+    from rdlens.studies.sweep import OPTION_HIDDEN, SweepConfig
 
     return flatten(SweepConfig, hidden=OPTION_HIDDEN, choices={"dtype": DTYPES})
 
@@ -387,8 +387,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from rdlens import sweep
-    from rdlens.options import COMMAND_LINE, check_values
+    from rdlens.studies import sweep
+    from rdlens.core.options import COMMAND_LINE, check_values
 
     options = _sweep_options()
     values = {o.name: getattr(args, o.name) for o in options if getattr(args, o.name) is not None}
@@ -397,7 +397,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be in [1, 1024], got {args.workers}")
     sweep.check_dpi(args.dpi)  # before a new sweep's folder exists
     if args.scheduler is not None:
-        from rdlens.tasks import check_scheduler
+        from rdlens.studies.tasks import check_scheduler
 
         check_scheduler(args.scheduler, "sweep")  # before a new sweep's folder exists
     if args.resume:
@@ -410,10 +410,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         except (OSError, ValueError, TypeError):
             raise ConfigError(f"--resume {folder}: not a sweep folder (no readable config.json)") from None
     else:
-        from rdlens.options import from_dict, nest
+        from rdlens.core.options import from_dict, nest
 
-        from rdlens.run import default_runs_root
-        from rdlens.rundir import check_writable
+        from rdlens.systems.run import default_runs_root
+        from rdlens.core.rundir import check_writable
 
         cfg = from_dict(sweep.SweepConfig, nest(options, values))
         check_writable(args.out or default_runs_root())  # a file or a read-only folder: one line, nothing made
@@ -434,17 +434,17 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _patterns_options() -> list[Any]:
     from rdlens import systems
-    from rdlens.grayscott import DTYPES
-    from rdlens.options import flatten
-    from rdlens.pattern_study import OPTION_HIDDEN, PatternsConfig
+    from rdlens.systems.grayscott.model import DTYPES
+    from rdlens.core.options import flatten
+    from rdlens.studies.patterns import OPTION_HIDDEN, PatternsConfig
 
     ddpm = {f"ddpm_{name}": values for name, values in systems.get("ddpm").choices().items()}
     return flatten(PatternsConfig, hidden=OPTION_HIDDEN, choices={"dtype": DTYPES, **ddpm})
 
 
 def _add_patterns(p: argparse.ArgumentParser) -> None:
-    from rdlens.reproduce import PROFILES
-    from rdlens.rundir import DEVICES
+    from rdlens.studies.reproduce import PROFILES
+    from rdlens.core.rundir import DEVICES
 
     p.add_argument("--profile", default="quick", metavar="NAME|FILE.toml",
                    help=f"settings ([patterns] table): {', '.join(PROFILES)}, or your own TOML file; the options "
@@ -461,8 +461,9 @@ def _add_patterns(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_patterns(args: argparse.Namespace) -> int:
-    from rdlens import pattern_study, threads
-    from rdlens.options import COMMAND_LINE, check_values
+    from rdlens.studies import patterns as pattern_study
+    from rdlens.core import threads
+    from rdlens.core.options import COMMAND_LINE, check_values
 
     threads.POLICY.configure(args.threads)
     options = _patterns_options()

@@ -25,8 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rdlens.balance import BalanceTrace, CombinedBalance
-from rdlens.rundir import save_figure
+from rdlens.core.balance import BalanceTrace, CombinedBalance
+from rdlens.core.rundir import save_figure
 
 
 def pyplot():
@@ -74,9 +74,9 @@ def r_tau(traces: "BalanceTrace | Sequence[BalanceTrace] | CombinedBalance", ax:
           label: str | None = None, color: str | None = None, ls: Any = "-", band: bool = True,
           level: float = 0.95, grid: int = 201) -> Any:
     """R(tau) of one setting: the mean over seeds (traces of independent seeds, or their
-    :func:`rdlens.balance.combine`) with the pointwise ``level`` Student-t band shaded (from two
+    :func:`rdlens.core.balance.combine`) with the pointwise ``level`` Student-t band shaded (from two
     seeds on); a single trace is drawn as it is. Returns the axis."""
-    from rdlens.balance import CombinedBalance, combine
+    from rdlens.core.balance import CombinedBalance, combine
 
     ax = ax if ax is not None else pyplot().subplots(figsize=(7, 3.5), dpi=120)[1]
     if isinstance(traces, BalanceTrace):
@@ -239,5 +239,5 @@ def tile(images: Any, nrow: int | None = None) -> np.ndarray:
 
 def save_formats(fig: Any, stem: Path, dpi: int | None = None) -> None:
     """Save one figure as ``stem.png`` (at ``dpi``, default the figure's) and ``stem.svg`` (no
-    dates or versions in the files), atomically, and close it: :func:`rdlens.rundir.save_figure`."""
+    dates or versions in the files), atomically, and close it: :func:`rdlens.core.rundir.save_figure`."""
     save_figure(fig, Path(stem).with_suffix(".png"), **({"dpi": dpi} if dpi else {}))

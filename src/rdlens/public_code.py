@@ -151,7 +151,7 @@ def concerns(configs: list[tuple[str, dict[str, Any]]]) -> bool:
 
 def folder_configs(folder: str | Path, info: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(row id, config.json) of every row that ran (first seed)."""
-    from rdlens import layout
+    from rdlens.core import layout
 
     out = []
     for r in info["rows"]:

@@ -20,10 +20,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from rdlens import threads
-from rdlens.balance import compact_repr
-from rdlens.errors import SimulationDiverged
-from rdlens.torchutil import restore_training, save_training
+from rdlens.core import threads
+from rdlens.core.balance import compact_repr
+from rdlens.core.errors import SimulationDiverged
+from rdlens.core.torchutil import restore_training, save_training
 
 
 @dataclass
@@ -91,7 +91,7 @@ def fit(
     A checkpoint is written every ``checkpoint_every`` steps and at
     the end; with ``resume`` the loop continues from the one at ``checkpoint``.
     ``after_step(step)`` runs after each step (e.g. a sample grid); ``progress(n)`` counts steps.
-    ``parallel`` = False keeps a tiny model on one thread (see :mod:`rdlens.threads`).
+    ``parallel`` = False keeps a tiny model on one thread (see :mod:`rdlens.core.threads`).
     ``lr_at(step)`` sets the learning rate of each step (a function of the step alone, so a
     resumed run follows the same schedule); None keeps the optimiser's.
     ``stop_tol`` > 0 ends training once two consecutive losses differ by less (:func:`settled`);

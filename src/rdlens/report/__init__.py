@@ -13,11 +13,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rdlens import layout
-from rdlens.balance import BalanceTrace, combine
-from rdlens.errors import ConfigError
-from rdlens.study import verify
-from rdlens.rundir import atomic_write_text, dumps
+from rdlens.core import layout
+from rdlens.core.balance import BalanceTrace, combine
+from rdlens.core.errors import ConfigError
+from rdlens.core.study import verify
+from rdlens.core.rundir import atomic_write_text, dumps
 
 __all__ = ["build_report", "published_files"]
 

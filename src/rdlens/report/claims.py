@@ -1,5 +1,5 @@
 """claims.md and claims.json: each of the paper's claims, its numbers and a verdict sentence
-made from them (measured by ``rdlens reproduce --claims``; see :mod:`rdlens.claims`)."""
+made from them (measured by ``rdlens reproduce --claims``; see :mod:`rdlens.systems.lstm.claims` and :mod:`rdlens.systems.ddpm.claims`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 from pathlib import Path
 from typing import Any, Iterator
 
-from rdlens import layout
-from rdlens.balance import correlation_interval, t_interval
+from rdlens.core import layout
+from rdlens.core.balance import correlation_interval, t_interval
 
 CLAIM_TITLES = {
     1: "LSTM: peaks of R(t) where the input gate encodes new information, valleys where the forget gate erases",
@@ -237,7 +237,7 @@ def claim_stability(found: dict[str, list[dict]], rows: list[dict], sweep: dict[
 
 def claim_training(folder: Path, rows: list[dict], seeds: list[int]) -> dict[str, Any]:
     """From the rows' R-along-training curves (``--track-every``), where there are any."""
-    from rdlens import curve
+    from rdlens.systems.ddpm import curve
 
     out: dict[str, Any] = {"rows": {}}
     sentences = []
@@ -265,7 +265,7 @@ def claim_training(folder: Path, rows: list[dict], seeds: list[int]) -> dict[str
 def find_sweep(folder: Path) -> dict[str, Any] | None:
     """The summary of the sweep the user named for this folder's page (``--embed``), verified;
     None if none was named."""
-    from rdlens import layout
+    from rdlens.core import layout
 
     for kind, where, summary in layout.read_embeds(folder):
         if kind == "sweep":

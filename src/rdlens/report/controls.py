@@ -12,10 +12,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from rdlens import layout
-from rdlens.balance import t_interval
+from rdlens.core import layout
+from rdlens.core.balance import t_interval
 from rdlens.plot import pyplot
-from rdlens.rundir import atomic_write_text, dumps, save_figure
+from rdlens.core.rundir import atomic_write_text, dumps, save_figure
 from rdlens.systems import style_of
 
 

@@ -18,9 +18,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rdlens import layout
+from rdlens.core import layout
 from rdlens.report.table import _est, _num, _pct
-from rdlens.rundir import atomic_write_text
+from rdlens.core.rundir import atomic_write_text
 
 STYLE = """
 body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 0 auto; max-width: 1300px;

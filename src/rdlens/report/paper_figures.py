@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from rdlens import layout
+from rdlens.core import layout
 from rdlens.plot import pyplot, r_tau, save_formats
-from rdlens.rundir import save_figure
+from rdlens.core.rundir import save_figure
 from rdlens.systems import style_of
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rdlens.balance import BalanceTrace, normalised_time
+from rdlens.core.balance import BalanceTrace, normalised_time
 from rdlens.plot import pyplot, save_formats
 
 COLORS = {"gray-scott": "C0", "gray-scott-1x": "C0", "gray-scott-long": "C0", "convlstm-1x": "C1",
@@ -31,7 +31,7 @@ def figures(folder: Path, cfg: Any) -> None:
 
 
 def fields_figure(folder: Path, cfg: Any) -> None:
-    from rdlens.patterns import TITLES, from_unit
+    from rdlens.measures.patterns import TITLES, from_unit
 
     plt = pyplot()
     pairs = cfg.setting_pairs
@@ -114,7 +114,7 @@ def _style(system: str) -> str:
 
 
 def distributions_figure(folder: Path) -> None:
-    from rdlens.patterns import SYSTEMS, TITLES
+    from rdlens.measures.patterns import SYSTEMS, TITLES
 
     plt = pyplot()
     rows = _rows(folder)
@@ -192,7 +192,7 @@ def _band(ax: Any, tau: np.ndarray, curves: np.ndarray, color: str, style: str, 
 
 
 def drift_figure(folder: Path, cfg: Any) -> None:
-    from rdlens.patterns import from_unit
+    from rdlens.measures.patterns import from_unit
 
     plt = pyplot()
     with np.load(folder / "ground-truth" / "truth.npz") as f:

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from typing import Any
 
-from rdlens.balance import BalanceTrace, combine
+from rdlens.core.balance import BalanceTrace, combine
 
 ESTIMATES = ("M_react", "M_diff", "R", "final_R")
 TABLE_COLUMNS = ("row", "system", "setting", "data", "status", "n_seeds",
@@ -150,8 +150,12 @@ def quality_markdown(folder: Any, info: dict[str, Any]) -> str:
     import json
     from pathlib import Path
 
-    from rdlens import curve, layout, quality
-    from rdlens.quality import converged
+    from rdlens.systems.ddpm import curve
+
+    from rdlens.core import layout
+
+    from rdlens.systems.ddpm import quality
+    from rdlens.systems.ddpm.quality import converged
 
     lines, curves = [], []
     for r in info["rows"]:

@@ -3,8 +3,8 @@
 A *system* is anything whose update splits into a reaction and a diffusion part (SPEC.md).
 Each is described by one :class:`System` subclass in one file (``systems/rd.py``,
 ``systems/lstm.py``, ``systems/ddpm.py``, ``systems/convlstm.py``) on top of its physics module, and registered
-here. Everything above — the run-directory lifecycle (:mod:`rdlens.run`), ``rdlens
-reproduce`` (:mod:`rdlens.reproduce`), the report (:mod:`rdlens.report`) and the command
+here. Everything above — the run-directory lifecycle (:mod:`rdlens.systems.run`), ``rdlens
+reproduce`` (:mod:`rdlens.studies.reproduce`), the report (:mod:`rdlens.report`) and the command
 line (:mod:`rdlens.cli`) — knows systems only through this interface, so a new system is
 one new file::
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 
-from rdlens.errors import ConfigError
+from rdlens.core.errors import ConfigError
 from rdlens.systems.base import System
 
 __all__ = ["System", "register", "unregister", "get", "style_of", "names", "all_systems"]
@@ -59,10 +59,10 @@ def _load() -> None:
     if _LOADED:
         return
     _LOADED = True
-    from rdlens.systems.convlstm import ConvLSTM
-    from rdlens.systems.ddpm import DDPM
-    from rdlens.systems.lstm import LSTM
-    from rdlens.systems.rd import RD
+    from rdlens.systems.convlstm.system import ConvLSTM
+    from rdlens.systems.ddpm.system import DDPM
+    from rdlens.systems.lstm.system import LSTM
+    from rdlens.systems.grayscott.system import RD
 
     for cls in (RD, LSTM, DDPM, ConvLSTM):
         register(cls)

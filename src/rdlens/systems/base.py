@@ -7,18 +7,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from rdlens.options import Option, flatten, from_dict, nest
+from rdlens.core.options import Option, flatten, from_dict, nest
 
 if TYPE_CHECKING:
-    from rdlens.balance import BalanceTrace
-    from rdlens.rundir import RunContext
+    from rdlens.core.balance import BalanceTrace
+    from rdlens.core.rundir import RunContext
 
 
 class System:
     """What rdlens needs to know about a system (override what applies; defaults do nothing).
 
     Class attributes describe it; methods build and run its configuration. Settings are the
-    fields of :meth:`config_type` (see :mod:`rdlens.options`): one name each, shared by
+    fields of :meth:`config_type` (see :mod:`rdlens.core.options`): one name each, shared by
     profiles, the command line and ``config.json``.
     """
 
@@ -91,7 +91,7 @@ class System:
         """The config saved in a run's ``config.json`` (the inverse of ``asdict``), every value
         checked as its option is first: an edited file with a wrong type is a ConfigError
         naming ``source``, the key and the value, not a traceback."""
-        from rdlens.options import check_saved
+        from rdlens.core.options import check_saved
 
         data = {k: v for k, v in saved.items() if k not in ("system", "torch_threads")}
         check_saved(self.config_type(), data, source)
@@ -151,7 +151,7 @@ class System:
 
     def claims(self, config: Any, run_dir: Path, device: Any) -> dict[str, Any] | None:
         """Measurements of the paper's claims about this system for a finished run
-        (:mod:`rdlens.claims`; ``rdlens reproduce --claims``), or None if it has none."""
+        (e.g. :mod:`rdlens.systems.ddpm.claims`; ``rdlens reproduce --claims``), or None if it has none."""
         return None
 
     def judge_claims(self, row: str, measured: list[dict[str, Any]]) -> dict[str, str]:

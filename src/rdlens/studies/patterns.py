@@ -1,0 +1,624 @@
+"""Turing patterns made by Gray-Scott, by a DDPM and by a convolutional LSTM, compared.
+
+``rdlens patterns`` (see :func:`run_study`) is the one experiment in which the three systems
+work on the same data:
+
+- ground truth: Gray-Scott at several (F, k) (spots, stripes and mixtures between the
+  paper's two settings) from seeded Pearson starts (:func:`rdlens.systems.grayscott.model.pearson_spots`),
+  run to near stationarity, u and v kept; and Gray-Scott trajectories sampled every
+  ``frame_every`` steps, for the LSTM;
+- a DDPM trained on the stationary states as 2-channel (u, v) images (circular padding, no
+  conditioning), sampled with the instrumented reverse process;
+- a convolutional LSTM (:mod:`rdlens.systems.convlstm.model`) trained for next-frame prediction on the
+  trajectories, conditioned on (F, k), rolled out on its own from starts it never saw for the
+  training horizon and for ``long_factor`` times longer.
+
+Every field goes through the same measures (:mod:`rdlens.measures.patterns`): wavelength, spectral
+entropy, components, elongation, label; and stability: the relative residual under the true
+dynamics and the correlation of the pattern with itself after ``continue_steps`` more
+Gray-Scott steps. A DDPM sample has no (F, k): it is judged at the ground-truth setting under
+which its residual is smallest (its best case), and that assignment is its "class mix".
+
+The study folder holds one sub-folder per stage, each finished by a summary.json with the
+checksums of its files (a stage is redone unless that verifies); the tables and figures are
+written from those, and the folder's own summary.json last.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from rdlens.measures import patterns as P
+from rdlens.measures.patterns import SYSTEMS, TITLES, from_unit, to_unit
+from rdlens.core.balance import BalanceTrace, combine, t_interval
+from rdlens.systems.convlstm.model import SEED_OFFSETS as CONVLSTM_SEED_OFFSETS
+from rdlens.systems.convlstm.model import ConvLSTMConfig, Trajectories
+from rdlens.systems.ddpm.model import FIELDS, DDPMConfig
+from rdlens.core.errors import ConfigError, SimulationDiverged, check_memory
+from rdlens.systems.grayscott.model import GrayScott
+from rdlens.core.rundir import atomic_write_text, save_npz, write_json
+from rdlens.core.study import claim, finish_stage, fresh_stage, stage_done
+
+OPTION_HIDDEN = ("data.model.F", "data.model.k")
+"""each setting gives its own F and k"""
+STEADY_RESIDUAL = 0.05
+"""a pattern counts as a steady state when its relative residual is below this ..."""
+STEADY_CORRELATION = 0.9
+"""... and it correlates at least this well with itself after continue_steps more steps"""
+MIN_CONTRAST = 0.05
+"""a field whose v spans less than this (Gray-Scott patterns here span ~0.35) is uniform: label none"""
+SEED_OFFSETS = {"ground-truth": 1_000_000, **CONVLSTM_SEED_OFFSETS}
+"""the Pearson starts of each use come from disjoint seed ranges: no rollout start was seen in
+training (the trajectories and rollouts seeded as for the ConvLSTM run alone)"""
+
+Bars = Callable[[str, int], Any]
+
+
+def _study_ddpm() -> DDPMConfig:
+    """The DDPM of the study: the ``default`` preset's small U-Net on 2-channel (u, v) fields
+    with circular padding, 3000 steps, 32 samples."""
+    from rdlens.systems.ddpm.unet import UNetConfig
+
+    return DDPMConfig(dataset=FIELDS, unet=UNetConfig(in_channels=2, image_size=32, channels=(16, 32, 64),
+                                                      attention=(2,), padding="circular"),
+                      steps=3000, batch_size=32, lr=1e-3, ema=0.995, samples=32)
+
+
+DDPM_DERIVED = ("dataset", "data_dir", "unet.in_channels", "unet.image_size", "seed", "setting", "checkpoint_every",
+                "max_images", "turing_images", "grid_every", "track_every", "pixels")
+"""what the study sets in its DDPM's config: the data are its fields, the grid its grid, the seed each seed's"""
+CONVLSTM_DERIVED = ("data", "seed")
+"""what the study sets in its ConvLSTM's config: the trajectories are its own, the seed each seed's"""
+
+
+@dataclass(frozen=True)
+class PatternsConfig:
+    """Ground truth, the two learned systems and the measures of one patterns study."""
+
+    data: Trajectories = field(default_factory=lambda: Trajectories(
+        settings="0.029:0.062,0.035:0.062,0.046:0.062,0.055:0.062"))
+    """the (F, k) settings (default: the paper's spots and stripes at k = 0.062 and two mixtures
+    between them), the grid, the starts, the trajectories the ConvLSTM learns from and the
+    unseen starts it rolls out from, as for rdlens convlstm"""
+    patterns: int = 32
+    """stationary ground-truth patterns per setting (the DDPM's training set)"""
+    steps: int = 30000
+    """Gray-Scott steps to (near) stationarity of each ground-truth pattern"""
+    continue_steps: int = 2000
+    """Gray-Scott steps each pattern is continued for the stability test"""
+    seed: int = 0
+    """first seed of the learned systems; the ground truth's starts derive from it too"""
+    seeds: int = 1
+    """independently trained DDPMs and LSTMs (seed, seed + 1, ...)"""
+    ddpm: DDPMConfig = field(default_factory=_study_ddpm,
+                             metadata={"prefix": "ddpm_", "hidden": DDPM_DERIVED,
+                                       "renames": {"schedule.kind": "schedule"}})
+    """the DDPM (rdlens ddpm's settings, --ddpm-NAME here)"""
+    convlstm: ConvLSTMConfig = field(default_factory=ConvLSTMConfig,
+                                     metadata={"prefix": "convlstm_", "hidden": CONVLSTM_DERIVED})
+    """the ConvLSTM (rdlens convlstm's settings, --convlstm-NAME here)"""
+
+    def __post_init__(self) -> None:
+        from rdlens.core.errors import check_seed as _check
+
+        self.setting_pairs  # noqa: B018 - parses and checks
+        for name, low, high in (("patterns", 1, 10**5), ("steps", 1, 10**8), ("continue_steps", 1, 10**8),
+                                ("seeds", 1, 100)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+        _check(self.seed)
+        _check(self.seed + self.seeds - 1 + max(SEED_OFFSETS.values()) + 10**5)
+        if self.ddpm.samples < 2:
+            raise ConfigError(f"ddpm_samples must be at least 2 (the measures compare samples), got {self.ddpm.samples}")
+        # the systems' configs as the study runs them (its grid, its trajectories, its first seed),
+        # so that config.json shows what ran; building them checks that the U-Net fits the grid
+        # and the ConvLSTM's window the trajectories
+        object.__setattr__(self, "ddpm", self._derived_ddpm())
+        object.__setattr__(self, "convlstm", self._derived_convlstm())
+        for F, k in self.setting_pairs:
+            self.model_at(F, k)
+
+    @property
+    def setting_pairs(self) -> list[tuple[float, float]]:
+        return P.parse_settings(self.data.settings)
+
+    def model_at(self, F: float, k: float) -> GrayScott:
+        return replace(self.data.model, F=F, k=k)
+
+    @property
+    def long_frames(self) -> int:
+        return self.data.long_frames
+
+    def _derived_ddpm(self) -> DDPMConfig:
+        """The DDPM on this study's grid and first seed."""
+        from rdlens.training import checkpoint_every
+
+        return replace(self.ddpm, seed=self.seed, checkpoint_every=checkpoint_every(self.ddpm.steps),
+                       unet=replace(self.ddpm.unet, image_size=self.data.model.size))
+
+    def _derived_convlstm(self) -> ConvLSTMConfig:
+        """The ConvLSTM on this study's trajectories and first seed."""
+        return replace(self.convlstm, seed=self.seed, data=self.data)
+
+    def ddpm_config(self, seed: int) -> DDPMConfig:
+        """The DDPM of training seed ``seed``."""
+        return replace(self.ddpm, seed=seed)
+
+    def convlstm_config(self, seed: int) -> ConvLSTMConfig:
+        """The ConvLSTM of training seed ``seed``."""
+        return replace(self.convlstm, seed=seed)
+
+    def memory_bytes(self) -> float:
+        """Peak memory estimate: the fields kept (float64 ground truth, float32 trajectories
+        and rollouts) and the networks' activations."""
+        cells = 2 * self.data.model.size**2
+        n = len(self.setting_pairs)
+        kept = (n * self.patterns * cells * 8 + n * self.data.trajectories * (self.data.frames + 1) * cells * 4
+                + 3 * n * self.data.rollouts * (self.long_frames + 1) * cells * 4)
+        lstm = self.convlstm_config(self.seed).memory_bytes()
+        width = max(self.ddpm.unet.channels)
+        unet = 40 * self.ddpm.batch_size * self.data.model.size**2 * width * 4
+        sample = 40 * min(self.ddpm.samples, 256) * self.data.model.size**2 * width * 4
+        return kept + max(lstm, unet, sample)
+
+
+def _starts(cfg: PatternsConfig, use: str, per_setting: int) -> tuple[list[GrayScott], np.ndarray, np.ndarray, np.ndarray]:
+    return P.starts(cfg.data.model, cfg.setting_pairs, cfg.seed + SEED_OFFSETS[use], per_setting, cfg.data.start_squares)
+
+
+def ground_truth(cfg: PatternsConfig, stage: Path) -> None:
+    """Stationary patterns (fields.npz, with each one's balance), training trajectories
+    (trajectories.npz) and the true continuation of the rollout starts (truth.npz)."""
+    fresh_stage(stage)
+    t0 = time.perf_counter()
+    models, u, v, seeds = _starts(cfg, "ground-truth", cfg.patterns)
+    (u_end, v_end, norms), = P.advance(models, u, v, cfg.steps)
+    if not np.isfinite(v_end).all():
+        raise SimulationDiverged("Gray-Scott ground truth", cfg.steps, "a field went NaN")
+    traces = [BalanceTrace.from_series(n[:, 0], n[:, 1]) for n in norms]
+    F = np.array([m.F for m in models])
+    k = np.array([m.k for m in models])
+    tau, r_tau = _curves(traces)
+    save_npz(stage / "fields.npz", u=u_end, v=v_end, F=F, k=k, seed=seeds,
+             M_react=np.array([t.M_react for t in traces]), M_diff=np.array([t.M_diff for t in traces]),
+             R=np.array([t.R for t in traces]), final_R=np.array([t.final_R for t in traces]), tau=tau, R_tau=r_tau)
+    for use, per, frames, name in (("trajectory", cfg.data.trajectories, cfg.data.frames, "trajectories.npz"),
+                                   ("rollout", cfg.data.rollouts, cfg.long_frames, "truth.npz")):
+        models, u, v, seeds = _starts(cfg, use, per)
+        x, norms = P.trajectories(models, u, v, cfg.data.frame_every, frames)
+        horizon = cfg.data.frame_every * cfg.data.frames
+        R = {f"R_{part}": np.array([BalanceTrace.from_series(n[:upto, 0], n[:upto, 1]).R for n in norms])
+             for part, upto in (("horizon", horizon), ("all", norms.shape[1]))}
+        save_npz(stage / name, x=x, F=np.array([m.F for m in models]), k=np.array([m.k for m in models]), seed=seeds,
+                 **R)
+    finish_stage(stage, {"wall_time_s": time.perf_counter() - t0, "patterns": len(F)})
+
+
+def _curves(traces: list[BalanceTrace], grid: int = 201) -> tuple[np.ndarray, np.ndarray]:
+    c = combine(traces, grid=grid)
+    return c.tau, np.stack([t.resample(c.tau)[1] for t in traces])
+
+
+def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, *, bars: Bars,
+               log: Callable[[str], None]) -> dict[str, float]:
+    """Train the DDPM on the stationary (u, v) states and sample it with the instrumented sampler."""
+    import torch
+
+    from rdlens.systems.ddpm import model as ddpm
+    from rdlens.core.rundir import save_losses
+
+    fresh_stage(stage)
+    t0 = time.perf_counter()
+    with np.load(gt / "fields.npz") as f:
+        images = torch.from_numpy(to_unit(f["u"], f["v"]))
+    dcfg = cfg.ddpm_config(seed)
+    with bars(f"DDPM on (u, v), seed {seed}", dcfg.steps) as bar:
+        result = ddpm.train(dcfg, images, str(stage), device=device, resume=True, progress=bar.update)
+    with bars(f"DDPM sampling, seed {seed}", dcfg.schedule.T) as bar:
+        out = ddpm.sample(result.ema_model, (dcfg.samples, 2, cfg.data.model.size, cfg.data.model.size), dcfg.schedule,
+                          seed=seed + 2, device=device, progress=bar.update, sigma=dcfg.sigma,
+                          last_step=dcfg.last_step)
+    x = out.samples.double().cpu().numpy()
+    if not np.isfinite(x).all():
+        raise SimulationDiverged("DDPM sampling", dcfg.schedule.T, "a sample went NaN")
+    save_npz(stage / "samples.npz", x=x.astype(np.float32))
+    out.trace.save(stage / "trace.csv")
+    save_losses(stage / "losses.csv", result.losses)
+    finish_stage(stage, {"wall_time_s": time.perf_counter() - t0, **out.trace.summary(), "seed": seed,
+                         "steps": result.steps_done})
+    return {f"DDPM seed {seed}": time.perf_counter() - t0}
+
+
+def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, *, bars: Bars,
+               log: Callable[[str], None]) -> dict[str, float]:
+    """Train the ConvLSTM (:func:`rdlens.systems.convlstm.model.train`) on the trajectories and roll it out
+    from the unseen starts."""
+    import torch
+
+    from rdlens.systems.convlstm import model as convlstm
+
+    from rdlens.core import threads
+    from rdlens.core.rundir import save_losses
+
+    fresh_stage(stage)
+    t0 = time.perf_counter()
+    ccfg = cfg.convlstm_config(seed)
+    with np.load(gt / "trajectories.npz") as f:
+        x = torch.from_numpy(f["x"]).to(device)
+        cond = torch.from_numpy(P.conditions(f["F"], f["k"])).to(device)
+    with bars(f"ConvLSTM on trajectories, seed {seed}", ccfg.steps) as bar:
+        model, done = convlstm.train(ccfg, x, cond, stage / "checkpoint.pt", progress=bar.update)
+    with np.load(gt / "truth.npz") as f:
+        start = torch.from_numpy(f["x"][:, 0]).to(device)
+        rcond = torch.from_numpy(P.conditions(f["F"], f["k"])).to(device)
+    with threads.stage("ConvLSTM rollout", parallel=True):
+        frames, record = model.rollout(start, cfg.long_frames, rcond)
+    save_npz(stage / "rollouts.npz", x=frames.cpu().numpy(), reaction=record.reaction, diffusion=record.diffusion,
+             input_gate=record.input_gate, forget_gate=record.forget_gate)
+    save_losses(stage / "losses.csv", done.losses)
+    horizon = BalanceTrace.from_samples(record.reaction[: cfg.data.frames], record.diffusion[: cfg.data.frames])
+    finish_stage(stage, {"wall_time_s": time.perf_counter() - t0, **horizon.summary(), "seed": seed,
+                         "R_long": record.trace().R, "steps": done.steps_done})
+    return {f"ConvLSTM seed {seed}": time.perf_counter() - t0}
+
+
+# ---- measures -----------------------------------------------------------------------------
+
+
+def _physical(u: np.ndarray, v: np.ndarray) -> bool:
+    """A state the true dynamics can continue from: finite and within a generous range."""
+    return bool(np.isfinite(u).all() and np.isfinite(v).all() and -0.5 <= u.min() and u.max() <= 1.5
+                and -0.5 <= v.min() and v.max() <= 1.5)
+
+
+def measure_fields(cfg: PatternsConfig, system: str, seed: int, u: np.ndarray, v: np.ndarray,
+                   F: np.ndarray | None, k: np.ndarray | None, truth_v: np.ndarray | None = None) -> list[dict[str, Any]]:
+    """One row per field: the pattern measures of v, and its stability under the true dynamics
+    at (F, k); with F = None (DDPM samples) at the setting of smallest residual."""
+    pairs = cfg.setting_pairs
+    rows: list[dict[str, Any]] = []
+    ok = [_physical(u[j], v[j]) for j in range(len(u))]
+    for j in range(len(u)):
+        row: dict[str, Any] = {"system": system, "seed": seed, "index": j, "physical": ok[j]}
+        if ok[j]:
+            row.update(P.measure(v[j], cfg.data.model.length))
+            if np.ptp(v[j]) < MIN_CONTRAST:  # noise on a uniform state is not a pattern
+                row.update(label="none", components=0)
+            if F is None:
+                res = [P.relative_residual(u[j], v[j], cfg.model_at(*p)) for p in pairs]
+                best = int(np.nanargmin(res)) if np.isfinite(res).any() else 0
+                row.update(F=pairs[best][0], k=pairs[best][1], residual=res[best])
+            else:
+                row.update(F=float(F[j]), k=float(k[j]),
+                           residual=P.relative_residual(u[j], v[j], cfg.model_at(float(F[j]), float(k[j]))))
+        else:
+            row.update(label="blown up", F=float(F[j]) if F is not None else math.nan,
+                       k=float(k[j]) if k is not None else math.nan)
+        row["amplitude"] = float(np.std(v[j])) if np.isfinite(v[j]).all() else math.nan
+        if truth_v is not None:
+            row["rmse_vs_truth"] = float(np.sqrt(np.mean((v[j] - truth_v[j]) ** 2))) if ok[j] else math.nan
+        rows.append(row)
+    idx = [j for j in range(len(u)) if ok[j]]
+    if idx:
+        models = [cfg.model_at(rows[j]["F"], rows[j]["k"]) for j in idx]
+        (_, v_after, norms), = P.advance(models, u[idx], v[idx], cfg.continue_steps)
+        for n, j in enumerate(idx):
+            a, b = v[j] - v[j].mean(), v_after[n] - v_after[n].mean()
+            denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+            finite = np.isfinite(v_after[n]).all()
+            rows[j]["correlation"] = float((a * b).sum() / denom) if finite and denom > 0 else math.nan
+            rows[j]["steady"] = bool(finite and rows[j]["residual"] < STEADY_RESIDUAL
+                                     and rows[j]["correlation"] >= STEADY_CORRELATION)
+    return rows
+
+
+NUMERIC = ("wavelength", "spectral_entropy", "components", "mean_area", "elongation", "residual", "correlation",
+           "amplitude", "rmse_vs_truth")
+LABEL_COLUMNS = ("spots", "stripes", "mixed", "none", "blown up")
+
+
+def table(rows: list[dict[str, Any]], R: dict[str, list[float]]) -> list[dict[str, Any]]:
+    """Per system: n, each numeric measure's mean and 95 % interval over patterns and seeds
+    (finite values only, with how many were finite), label shares, steady share and R."""
+    out = []
+    for system in SYSTEMS:
+        mine = [r for r in rows if r["system"] == system]
+        if not mine:
+            continue
+        entry: dict[str, Any] = {"system": system, "title": TITLES[system], "n": len(mine)}
+        for key in NUMERIC:
+            values = [float(r[key]) for r in mine if key in r and r[key] is not None and math.isfinite(float(r[key]))]
+            entry[key] = t_interval(values).as_dict() if values else None
+        for lab in LABEL_COLUMNS:
+            entry[f"share_{lab}"] = sum(r.get("label") == lab for r in mine) / len(mine)
+        entry["share_steady"] = sum(bool(r.get("steady")) for r in mine) / len(mine)
+        settings: dict[str, int] = {}
+        for r in mine:
+            if math.isfinite(r["F"]):
+                key = f"{r['F']:g}:{r['k']:g}"
+                settings[key] = settings.get(key, 0) + 1
+        entry["settings"] = {k: n / len(mine) for k, n in sorted(settings.items())}
+        values = R.get(system, [])
+        entry["R"] = t_interval(values).as_dict() if values else None
+        out.append(entry)
+    return out
+
+
+def _fmt(e: dict[str, Any] | None, digits: int = 3) -> str:
+    if e is None:
+        return "—"
+    if math.isnan(e["low"]):
+        return f"{e['mean']:.{digits}g}"
+    return f"{e['mean']:.{digits}g} [{e['low']:.{digits}g}, {e['high']:.{digits}g}]"
+
+
+def table_markdown(entries: list[dict[str, Any]], cfg: PatternsConfig) -> str:
+    """The comparison table and the class mix, as Markdown."""
+    lines = ["| system | n | wavelength | spectral entropy | components | mean area (cells) | elongation | "
+             "residual | correlation after continuing | steady | R |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        lines.append(f"| {e['title']} | {e['n']} | {_fmt(e['wavelength'])} | {_fmt(e['spectral_entropy'])} | "
+                     f"{_fmt(e['components'])} | {_fmt(e['mean_area'])} | {_fmt(e['elongation'])} | "
+                     f"{_fmt(e['residual'])} | {_fmt(e['correlation'])} | {e['share_steady']:.0%} | "
+                     f"{_fmt(e['R'], 4)} |")
+    lines += ["", "| system | " + " | ".join(LABEL_COLUMNS) + " | settings (F:k share) |",
+              "|---|" + "---|" * (len(LABEL_COLUMNS) + 1)]
+    for e in entries:
+        mix = ", ".join(f"{k} {v:.0%}" for k, v in e["settings"].items())
+        lines.append(f"| {e['title']} | " + " | ".join(f"{e['share_' + lab]:.0%}" for lab in LABEL_COLUMNS)
+                     + f" | {mix} |")
+    lines += ["", f"Mean [95 % t-interval] over patterns and seeds. Wavelength in domain units (side "
+              f"{cfg.data.model.length:g}); residual = ||dv/dt|| / ||reaction|| under the true dynamics at the pattern's "
+              f"(F, k) (a DDPM sample: at the setting where it is smallest); correlation of v with itself after "
+              f"{cfg.continue_steps} more Gray-Scott steps; steady = residual < {STEADY_RESIDUAL} and correlation >= "
+              f"{STEADY_CORRELATION}. R: the system's Dynamic Balance Ratio on this task (Gray-Scott: the "
+              f"ground-truth runs; DDPM: its reverse process; ConvLSTM: its rollouts, over the training horizon and "
+              f"over the long one). Horizon: the ConvLSTM's training horizon, {cfg.data.frames} frames of "
+              f"{cfg.data.frame_every} Gray-Scott steps; long horizon: {cfg.data.long_factor} times that."]
+    return "\n".join(lines) + "\n"
+
+
+def verdicts(entries: list[dict[str, Any]]) -> list[str]:
+    """Plain sentences from the numbers: does each learned system reproduce the ground truth's
+    wavelength and class mix, and are its patterns steady states of the true dynamics?"""
+    by = {e["system"]: e for e in entries}
+    out = []
+    for system, reference in (("ddpm", "gray-scott"), ("convlstm-1x", "gray-scott-1x"),
+                              ("convlstm-long", "gray-scott-long")):
+        if system not in by or reference not in by:
+            continue
+        e, ref = by[system], by[reference]
+        w, wr = e["wavelength"], ref["wavelength"]
+        if w is None:
+            out.append(f"{e['title']}: no measurable pattern (all {e['n']} fields blown up or uniform).")
+            continue
+        same_w = wr is not None and _overlap(w, wr)
+        tv = 0.5 * sum(abs(e[f"share_{lab}"] - ref[f"share_{lab}"]) for lab in LABEL_COLUMNS)
+        out.append(
+            f"{e['title']}: wavelength {_fmt(w)} vs {_fmt(wr)} for {ref['title'].lower()} — "
+            f"{'reproduced (intervals overlap)' if same_w else 'NOT reproduced'}; class mix differs by "
+            f"{tv:.0%} (total variation; {'reproduced' if tv <= 0.2 else 'NOT reproduced'}, threshold 20 %); "
+            f"{e['share_steady']:.0%} of its patterns are steady states of the true dynamics "
+            f"({ref['share_steady']:.0%} of the reference's).")
+    return out
+
+
+def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    lo_a, hi_a = (a["mean"], a["mean"]) if math.isnan(a["low"]) else (a["low"], a["high"])
+    lo_b, hi_b = (b["mean"], b["mean"]) if math.isnan(b["low"]) else (b["low"], b["high"])
+    return lo_a <= hi_b and lo_b <= hi_a
+
+
+def rows_csv(rows: list[dict[str, Any]]) -> str:
+    keys = ["system", "seed", "index", "F", "k", "label", "physical", *NUMERIC, "elongated_fraction", "steady"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k, "") for k in keys})
+    return buf.getvalue()
+
+
+# ---- the study ------------------------------------------------------------------------------
+
+
+def profile_config(profile: str, overrides: dict[str, Any] | None = None) -> PatternsConfig:
+    """The study's settings: a profile's ``[patterns]`` table (shipped or a TOML file), then
+    ``overrides`` (flat option names, e.g. from the command line)."""
+    from rdlens.core.options import check_values, flatten, from_dict, nest
+    from rdlens.studies.reproduce import load_profile
+
+    options = flatten(PatternsConfig, hidden=OPTION_HIDDEN)
+    table = dict(load_profile(profile)["patterns"])
+    for system in ("ddpm", "convlstm"):  # [patterns.ddpm] steps = 4 is ddpm_steps = 4
+        nested = table.pop(system, {})
+        if not isinstance(nested, dict):
+            raise ConfigError(f"profile {profile} [patterns]: {system} must be a table of {system} settings, "
+                              f"got {nested!r}")
+        table.update({f"{system}_{k}": v for k, v in nested.items()})
+    values = {**check_values(options, table, f"profile {profile} [patterns]"), **(overrides or {})}
+    if "ddpm_channels" in values and "ddpm_attention" not in values:
+        # fewer levels than the default U-Net: keep its attention levels that exist, else the
+        # lowest (as rdlens ddpm does)
+        levels = len(values["ddpm_channels"])
+        values["ddpm_attention"] = tuple(a for a in _study_ddpm().unet.attention if a < levels) or (levels - 1,)
+    return from_dict(PatternsConfig, nest(options, values))
+
+
+def default_dir(profile: str, out: str | Path | None) -> Path:
+    """``OUT/patterns-PROFILE``: the same command finds (and continues) its own study again."""
+    from rdlens.systems.run import default_runs_root
+
+    return Path(out or default_runs_root()) / f"patterns-{Path(profile).stem}"
+
+
+def config_json(cfg: PatternsConfig) -> dict[str, Any]:
+    """The study's settings as its config.json holds them (apart from the kind of study),
+    with the torch thread count its numbers depend on."""
+    from rdlens.core import threads
+
+    return {**json.loads(json.dumps(asdict(cfg))), "torch_threads": threads.POLICY.torch_threads()}
+
+
+PUBLISHED = ("measures.csv", "table.json", "table.md")
+"""the study's tables; its figures (:func:`rdlens.report.patterns.figures`) are published too"""
+
+
+def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", force: bool = False, jobs: int = 1,
+              scheduler: str | None = None, bars: Bars | None = None, log: Callable[[str], None] | None = None
+              ) -> dict[str, Any]:
+    """Run (or continue) the study into ``folder``; return its summary. Finished stages are
+    reused, an interrupted training resumes from its checkpoint, tables and figures are
+    rewritten from the saved stages, and summary.json is written last (:mod:`rdlens.core.study`).
+    ``jobs`` > 1 trains the DDPMs and ConvLSTMs side by side in worker processes,
+    ``scheduler`` on a Dask cluster's workers (:mod:`rdlens.studies.tasks`): the same numbers either way."""
+    from rdlens.core import threads
+    from rdlens.systems.run import no_bars
+    from rdlens.studies.tasks import Task, check_jobs, check_scheduler, run_tasks
+    from rdlens.core.torchutil import resolve_device
+
+    jobs = check_jobs(jobs)
+    bars = bars or no_bars
+    log = log or (lambda line: None)
+    folder = Path(folder)
+    check_memory(f"this patterns study ({min(jobs, 2 * cfg.seeds)} training stage(s) at once)",
+                 cfg.memory_bytes() * min(jobs, 2 * cfg.seeds))
+    dev = resolve_device(device)
+    if scheduler is not None:
+        check_scheduler(scheduler, "patterns")
+    # the study is one run for the thread policy; config.json records its torch thread count, and
+    # a saved study with another count is refused unless --force
+    with claim(folder, "patterns", config_json(cfg), force=force) as study, threads.POLICY.running():
+        gt = folder / "ground-truth"
+        if stage_done(gt):
+            log("Gray-Scott ground truth: finished before, reused")
+        else:
+            log("Gray-Scott ground truth: running")
+            with study.timed("Gray-Scott ground truth"):
+                ground_truth(cfg, gt)
+        work = []
+        for s in range(cfg.seed, cfg.seed + cfg.seeds):
+            for name, func, sub in ((f"DDPM seed {s}", train_ddpm, "ddpm"), (f"ConvLSTM seed {s}", train_lstm, "convlstm")):
+                stage = folder / sub / f"seed{s}"
+                if stage_done(stage):
+                    log(f"{name}: finished before, reused")
+                    continue
+                log(f"{name}: running")
+                work.append(Task(name, func, (cfg, s, gt, stage, dev)))
+        study.timings.update(run_tasks(work, jobs, bars=bars, log=log, scheduler=scheduler, where=study.where))
+        with study.timed("measures and figures"):
+            said = publish(cfg, folder)
+        return study.finish({"device": str(dev), "wall_time_s": time.perf_counter() - study.started,
+                             "stage_times_s": study.timings, "jobs": jobs, "scheduler": scheduler,
+                             "threads": threads.record(), "verdicts": said},
+                            published_files(folder), device=dev, seed=cfg.seed, jobs=jobs, scheduler=scheduler)
+
+
+def publish(cfg: PatternsConfig, folder: Path) -> list[str]:
+    """Measure the saved stages and write the study's tables and figures; return its verdicts."""
+    rows, R = collect(cfg, folder)
+    entries = table(rows, R)
+    said = verdicts(entries)
+    atomic_write_text(folder / "measures.csv", rows_csv(rows))
+    write_json(folder / "table.json", {"systems": entries, "verdicts": said})
+    atomic_write_text(folder / "table.md", "# Turing patterns: Gray-Scott, DDPM, ConvLSTM\n\n"
+                      + table_markdown(entries, cfg) + "\n" + "\n".join(f"- {v}" for v in said) + "\n")
+    from rdlens.report.patterns import figures
+
+    figures(folder, cfg)
+    return said
+
+
+def published_files(folder: Path) -> list[str]:
+    """What a finished study publishes: its tables, its figures and the summaries of its stages."""
+    figures = [p.name for p in folder.iterdir() if p.suffix in (".png", ".svg")]
+    stages = [str(p.relative_to(folder)) for p in folder.glob("*/**/summary.json")]
+    return [*PUBLISHED, *figures, *stages]
+
+
+def _verified_stages(cfg: PatternsConfig, folder: Path) -> None:
+    """A ConfigError naming the first stage of the study that does not verify."""
+    from rdlens.core.study import verify
+
+    stages = [folder / "ground-truth"] + [folder / sub / f"seed{s}" for s in range(cfg.seed, cfg.seed + cfg.seeds)
+                                          for sub in ("ddpm", "convlstm")]
+    for stage in stages:
+        damage = verify(stage)
+        if damage is not None:
+            raise ConfigError(f"stage {stage.relative_to(folder)} of the patterns study in {folder} cannot be "
+                              f"trusted: {damage}; rerun rdlens patterns to redo it")
+
+
+def from_json(saved: dict[str, Any], source: str | Path = "config.json") -> PatternsConfig:
+    """The settings of a saved patterns study (its config.json), also as rdlens wrote it before
+    the ConvLSTM's data settings were nested under ``data``; a key this rdlens does not know,
+    or a value of the wrong type, is refused in one line naming it."""
+    from dataclasses import fields
+
+    from rdlens.systems.convlstm.model import Trajectories
+    from rdlens.core.options import check_saved, from_dict
+
+    values = {k: v for k, v in saved.items() if k not in ("study", "torch_threads")}
+    if "data" not in values:  # the flat layout: the trajectories' settings at the top level
+        names = {f.name for f in fields(Trajectories)}
+        values["data"] = {k: values.pop(k) for k in list(values) if k in names}
+    check_saved(PatternsConfig, values, str(source))
+    return from_dict(PatternsConfig, values)
+
+
+def rebuild(folder: str | Path) -> dict[str, Any]:
+    """``rdlens report`` of a patterns study: verify every stage, rewrite the tables and figures
+    from them (recomputing nothing, :func:`rdlens.core.study.rebuilt`); return its summary."""
+    from rdlens.core.study import rebuilt
+
+    folder = Path(folder)
+    with rebuilt(folder, "patterns") as job:
+        cfg = from_json(job.config, folder / "config.json")
+        _verified_stages(cfg, folder)
+        publish(cfg, folder)
+    return job.summary
+
+
+def collect(cfg: PatternsConfig, folder: Path) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
+    """Measure every saved field of the study (one row each) and gather each system's R."""
+    gt = folder / "ground-truth"
+    rows: list[dict[str, Any]] = []
+    with np.load(gt / "fields.npz") as f:
+        rows += measure_fields(cfg, "gray-scott", -1, f["u"], f["v"], f["F"], f["k"])
+        R: dict[str, list[float]] = {"gray-scott": f["R"].tolist()}
+    with np.load(gt / "truth.npz") as f:
+        truth, tF, tk = f["x"], f["F"], f["k"]
+        R["gray-scott-1x"], R["gray-scott-long"] = f["R_horizon"].tolist(), f["R_all"].tolist()
+    u1, v1 = from_unit(truth[:, cfg.data.frames])
+    uL, vL = from_unit(truth[:, -1])
+    rows += measure_fields(cfg, "gray-scott-1x", -1, u1, v1, tF, tk)
+    rows += measure_fields(cfg, "gray-scott-long", -1, uL, vL, tF, tk)
+    for s in range(cfg.seed, cfg.seed + cfg.seeds):
+        with np.load(folder / "convlstm" / f"seed{s}" / "rollouts.npz") as f:
+            x = f["x"]
+            reaction, diffusion = f["reaction"], f["diffusion"]
+        for system, frame, true_v in (("convlstm-1x", cfg.data.frames, v1), ("convlstm-long", x.shape[1] - 1, vL)):
+            u, v = from_unit(x[:, frame])
+            rows += measure_fields(cfg, system, s, u, v, tF, tk, truth_v=true_v)
+        for system, steps in (("convlstm-1x", cfg.data.frames), ("convlstm-long", reaction.shape[0])):
+            R.setdefault(system, []).append(BalanceTrace.from_samples(reaction[:steps], diffusion[:steps]).R)
+        with np.load(folder / "ddpm" / f"seed{s}" / "samples.npz") as f:
+            u, v = from_unit(f["x"])
+        rows += measure_fields(cfg, "ddpm", s, u, v, None, None)
+        R.setdefault("ddpm", []).append(BalanceTrace.load(folder / "ddpm" / f"seed{s}" / "trace.csv").R)
+    return rows, R
+
+
+__all__ = ["PatternsConfig", "SYSTEMS", "collect", "from_unit", "ground_truth", "measure_fields",
+           "profile_config", "run_study", "table", "table_markdown", "to_unit", "verdicts"]
