@@ -82,7 +82,7 @@ def _list_of(kind: str) -> Callable[[str], tuple]:
 def _add_config_options(p: argparse.ArgumentParser, options: list[Any], presets: dict[str, dict[str, Any]],
                         help_overrides: dict[str, str], aliases: dict[str, tuple[str, ...]]) -> None:
     """One option per config field: help from its docstring and default (preset-driven
-    defaults name each preset's value), type and choices from its annotation."""
+    defaults name each preset's value) and range, type and choices from the field's declaration."""
     for o in options:
         text = help_overrides.get(o.name)
         if text is None:
@@ -90,7 +90,9 @@ def _add_config_options(p: argparse.ArgumentParser, options: list[Any], presets:
             default = (f"from --setting: {', '.join(f'{n} {_show(v)}' for n, v in per_preset.items())}"
                        if per_preset else _show(o.default))
             doc = o.help or o.name.replace("_", " ")
-            text = doc if "(default:" in doc else f"{doc} (default: {default})"
+            bounds = o.range_text()
+            text = (f"{doc} ({bounds})" if bounds else doc) if "(default:" in doc else \
+                f"{doc} (default: {default}{'; ' + bounds if bounds else ''})"
         kwargs: dict[str, Any] = {"dest": o.name, "default": None, "help": text.replace("%", "%%")}
         if o.kind == "bool":
             kwargs["action"] = argparse.BooleanOptionalAction
@@ -360,11 +362,10 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _sweep_options() -> list[Any]:
-    from rdlens.systems.grayscott.model import DTYPES
     from rdlens.core.options import flatten
     from rdlens.studies.sweep import OPTION_HIDDEN, SweepConfig
 
-    return flatten(SweepConfig, hidden=OPTION_HIDDEN, choices={"dtype": DTYPES})
+    return flatten(SweepConfig, hidden=OPTION_HIDDEN)
 
 
 def _add_sweep(p: argparse.ArgumentParser) -> None:
@@ -433,13 +434,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _patterns_options() -> list[Any]:
-    from rdlens import systems
-    from rdlens.systems.grayscott.model import DTYPES
     from rdlens.core.options import flatten
     from rdlens.studies.patterns import OPTION_HIDDEN, PatternsConfig
 
-    ddpm = {f"ddpm_{name}": values for name, values in systems.get("ddpm").choices().items()}
-    return flatten(PatternsConfig, hidden=OPTION_HIDDEN, choices={"dtype": DTYPES, **ddpm})
+    return flatten(PatternsConfig, hidden=OPTION_HIDDEN)
 
 
 def _add_patterns(p: argparse.ArgumentParser) -> None:

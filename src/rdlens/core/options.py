@@ -7,8 +7,12 @@ command-line option (``--steps 600``, underscores become dashes) and the key pat
 written under the field, as cleanrl's ``tyro`` and ``simple_parsing`` read them), so a new
 field documented once appears everywhere at once.
 
-Values from TOML profiles are checked for type here, before any work starts: ``lr = "x"``
-or ``channels = [1.5]`` is refused with the option's name, the value and what it must be.
+A field's allowed values are declared once, on the field (:func:`setting`: a closed set of
+``choices`` or the bounds ``low`` / ``high``), and read by one validator: profile and
+command-line values are checked by :meth:`Option.check` before any work starts (``lr = "x"``,
+``channels = [1.5]`` or ``steps = -1`` is refused with the option's name, the value and what
+it must be), ``--help`` shows the range, and a config built in Python checks itself with
+:func:`validate` in its ``__post_init__`` (which keeps only the checks that relate fields).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import ast
 import dataclasses
 import inspect
 import math
+import numbers
 import textwrap
 import types
 import typing
@@ -24,10 +29,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from rdlens.core.errors import ConfigError
+from rdlens.core.errors import MAX_SEED, ConfigError
 
 COMMAND_LINE = "command line"
 """the ``source`` of values typed as options: errors then name the option (``--steps``)"""
+FIELD = "field"
+"""the ``source`` of a built config's own values (:func:`validate`): errors name the field"""
 MAX_INT = 2**53
 """no integer setting may exceed this (exact in a float, and far beyond any real size)"""
 
@@ -55,31 +62,68 @@ class Option:
     """fixed number of items for list kinds (``tuple[float, float]``), else None"""
     choices: tuple[Any, ...] | None = None
     """allowed values, if the set is closed"""
+    low: float | None = None
+    """smallest allowed value (of each item, for list kinds), if bounded below"""
+    high: float | None = None
+    """largest allowed value, if bounded above"""
+    open: tuple[bool, bool] = (False, False)
+    """whether ``low`` and ``high`` themselves are excluded"""
+    why: str = ""
+    """the reason for the range, appended to its error message"""
+    label: str = ""
+    """what errors of a built config call the field (default: its name)"""
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
-    def check(self, value: Any, source: str) -> Any:
-        """``value`` converted to this option's Python type, or a ConfigError naming it.
+    def range_text(self) -> str:
+        """The bounds in words: 'in [0, 1)', '>= 1', '> 0' ('' when unbounded)."""
+        low, high = _number(self.low, self.kind), _number(self.high, self.kind)
+        if self.low is not None and self.high is not None:
+            return f"in {'(' if self.open[0] else '['}{low}, {high}{')' if self.open[1] else ']'}"
+        if self.low is not None:
+            return f"{'>' if self.open[0] else '>='} {low}"
+        if self.high is not None:
+            return f"{'<' if self.open[1] else '<='} {high}"
+        return ""
 
-        Accepts what TOML and argparse produce: ints for floats, lists for tuples.
+    def check(self, value: Any, source: str, *, strict: bool = False) -> Any:
+        """``value`` converted to this option's Python type, or a ConfigError naming it and
+        what it must be (its type, choices or range).
+
+        Accepts what TOML and argparse produce: ints for floats, lists for tuples; ``strict``
+        (a built config's own value) accepts no float for an integer.
         """
         if value is None and self.optional:
             return None
-        where = self.flag if source == COMMAND_LINE else f"{source}: {self.name}"
+        where = (self.flag if source == COMMAND_LINE else (self.label or self.path[-1]) if source == FIELD
+                 else f"{source}: {self.name}")
         if self.kind in ("ints", "floats"):
             if not isinstance(value, (list, tuple)):
                 raise ConfigError(f"{where} must be a list of {self.kind[:-1]}s, got {value!r}")
-            items = tuple(_scalar(self.kind[:-1], v, where) for v in value)
+            items = tuple(_scalar(self.kind[:-1], v, where, strict) for v in value)
             if self.length is not None and len(items) != self.length:
                 raise ConfigError(f"{where} must have {self.length} items, got {len(items)}: {value!r}")
+            for item in items:
+                self._check_range(item, where, value)
             out: Any = items
         else:
-            out = _scalar(self.kind, value, where)
+            out = _scalar(self.kind, value, where, strict)
+            self._check_range(out, where, value)
         if self.choices is not None and out not in self.choices:
             raise ConfigError(f"{where} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
         return out
+
+    def _check_range(self, x: Any, where: str, value: Any) -> None:
+        if self.low is None and self.high is None:
+            return
+        below = self.low is not None and (x <= self.low if self.open[0] else x < self.low)
+        above = self.high is not None and (x >= self.high if self.open[1] else x > self.high)
+        if below or above:
+            what = {"int": "an integer ", "ints": "integers ", "floats": "numbers "}.get(self.kind, "")
+            why = f" ({self.why})" if self.why else ""
+            raise ConfigError(f"{where} must be {what}{self.range_text()}, got {value!r}{why}")
 
     def describe(self) -> str:
         """What the option holds, for error messages and help: 'integer', 'list of floats' ..."""
@@ -88,7 +132,14 @@ class Option:
         return names[self.kind] + (" or none" if self.optional else "")
 
 
-def _scalar(kind: str, value: Any, where: str) -> Any:
+def _number(x: float | None, kind: str) -> str:
+    """A bound as written: an integer option's in full (4294967295), a number's short (1e-09, 0.25)."""
+    if x is None:
+        return ""
+    return str(int(x)) if kind in ("int", "ints") else f"{x:g}"
+
+
+def _scalar(kind: str, value: Any, where: str, strict: bool = False) -> Any:
     if kind == "bool":
         if not isinstance(value, bool):
             raise ConfigError(f"{where} must be true or false, got {value!r}")
@@ -97,16 +148,18 @@ def _scalar(kind: str, value: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be text, got {value!r}")
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ConfigError(f"{where} must be {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
     if kind == "int":
-        if isinstance(value, float):
+        if strict and not isinstance(value, numbers.Integral):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        if not isinstance(value, numbers.Integral):
             if not value.is_integer():
                 raise ConfigError(f"{where} must be an integer, got {value!r}")
             value = int(value)
         if abs(value) > MAX_INT:
             raise ConfigError(f"{where} must be an integer of magnitude at most 2^53, got {value}")
-        return value
+        return value if strict else int(value)
     value = float(value)
     if not math.isfinite(value):
         raise ConfigError(f"{where} must be a finite number, got {value}")
@@ -128,6 +181,61 @@ def field_docs(cls: type) -> dict[str, str]:
                 and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
             docs[stmt.target.id] = " ".join(nxt.value.value.split())
     return docs
+
+
+def setting(default: Any = dataclasses.MISSING, *, choices: Any = None, low: float | None = None,
+            high: float | None = None, open: tuple[bool, bool] = (False, False), why: str = "", label: str = "",
+            internal: tuple[Any, ...] = (), default_factory: Any = dataclasses.MISSING, **metadata: Any) -> Any:
+    """A config field with its allowed values declared once: a closed set of ``choices``, or the
+    bounds ``low`` / ``high`` (``open`` excludes them), with ``why`` the range is what it is.
+    The command line, the help, profiles, saved configs and :func:`validate` all read them.
+    ``internal`` values are valid in a built or saved config but not offered as settings (a
+    study's DDPM trains on the study's own fields, ``dataset = "fields"``)."""
+    meta = {**metadata, **({"choices": tuple(choices)} if choices is not None else {}),
+            **({"internal": tuple(internal)} if internal else {}),
+            **({"low": low} if low is not None else {}), **({"high": high} if high is not None else {}),
+            **({"open": open} if open != (False, False) else {}), **({"why": why} if why else {}),
+            **({"label": label} if label else {})}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def seed_setting(default: int = 0) -> Any:
+    """A seed field: an integer in [0, 2^32 - 1] (NumPy's legacy generators take 32-bit seeds)."""
+    return setting(default, low=0, high=MAX_SEED)
+
+
+def _declared(f: dataclasses.Field, internal: bool = False) -> dict[str, Any]:
+    """The Option keywords a field declares in its metadata (see :func:`setting`); ``internal``:
+    for a built or saved config, whose choices include the internal values."""
+    m = f.metadata
+    out = {k: m[k] for k in ("choices", "low", "high", "open", "why", "label") if k in m}
+    if internal and "internal" in m:
+        out["choices"] = (*out.get("choices", ()), *m["internal"])
+    return out
+
+
+@lru_cache(maxsize=None)
+def _own_options(cls: type) -> tuple[Option, ...]:
+    """One Option per non-nested field of ``cls``, with its declared values."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            continue
+        kind, optional, length = _kind(hints[f.name])
+        out.append(Option(f.name, (f.name,), kind, None, optional=optional, length=length, **_declared(f, True)))
+    return tuple(out)
+
+
+def validate(config: Any, skip: tuple[str, ...] = ()) -> None:
+    """Check every field of a built config (nested configs check themselves) against its type
+    and its declared choices and bounds: a ConfigError names the field, the value and what it
+    must be. Call it first in ``__post_init__``; ``skip`` names fields checked there instead."""
+    for option in _own_options(type(config)):
+        if option.name not in skip:
+            option.check(getattr(config, option.name), FIELD, strict=True)
 
 
 def _kind(hint: Any) -> tuple[str, bool, int | None]:
@@ -156,21 +264,20 @@ def _default(f: dataclasses.Field) -> Any:
 
 
 def flatten(cls: type, *, hidden: tuple[str, ...] = (), renames: dict[str, str] | None = None,
-            choices: dict[str, tuple[Any, ...]] | None = None, _prefix: tuple[str, ...] = (),
-            _defaults: Any = None, _name_prefix: str = "") -> list[Option]:
+            _prefix: tuple[str, ...] = (), _defaults: Any = None, _name_prefix: str = "") -> list[Option]:
     """The options of config dataclass ``cls``, nested dataclass fields flattened in order.
 
     ``hidden`` lists dotted paths that are derived, not set (e.g. ``data.seed``); ``renames``
     gives a flat name to a dotted path whose field name is ambiguous (``schedule.kind`` ->
-    ``schedule``); ``choices`` closes the set of values of a flat name. Two options with one
-    name are a programming error.
+    ``schedule``). Choices and bounds come from the fields (:func:`setting`). Two options with
+    one name are a programming error.
 
     A nested config whose field carries ``metadata={"prefix": "ddpm_", "hidden": (...),
     "renames": {...}}`` is another system's config inside this one (a study's DDPM): its
     options keep the names they have in that system, after the prefix (``ddpm_steps``), and
     its own hidden paths and renames apply, relative to it.
     """
-    renames, choices = renames or {}, choices or {}
+    renames = renames or {}
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     out: list[Option] = []
@@ -188,16 +295,15 @@ def flatten(cls: type, *, hidden: tuple[str, ...] = (), renames: dict[str, str] 
                 inner_hidden = tuple(f"{dotted}.{h}" for h in meta.get("hidden", ()))
                 inner_renames = {f"{dotted}.{k}": v for k, v in meta.get("renames", {}).items()}
                 out += flatten(hint, hidden=(*hidden, *inner_hidden), renames={**renames, **inner_renames},
-                               choices=choices, _prefix=path, _defaults=default,
+                               _prefix=path, _defaults=default,
                                _name_prefix=_name_prefix + meta["prefix"])
             else:
-                out += flatten(hint, hidden=hidden, renames=renames, choices=choices, _prefix=path,
+                out += flatten(hint, hidden=hidden, renames=renames, _prefix=path,
                                _defaults=default, _name_prefix=_name_prefix)
             continue
         kind, optional, length = _kind(hint)
         name = _name_prefix + renames.get(dotted, f.name)
-        out.append(Option(name, path, kind, default, docs.get(f.name, ""), optional, length,
-                          choices.get(name, f.metadata.get("choices"))))
+        out.append(Option(name, path, kind, default, docs.get(f.name, ""), optional, length, **_declared(f)))
     if not _prefix:
         names = [o.name for o in out]
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -252,7 +358,8 @@ def check_saved(cls: type, data: dict[str, Any], source: str) -> None:
             check_saved(hint, value, f"{source}: {key}")
             continue
         kind, optional, length = _kind(hint)
-        Option(key, (key,), kind, None, optional=optional, length=length).check(value, source)
+        Option(key, (key,), kind, None, optional=optional, length=length,
+               **_declared(names[key], True)).check(value, source)
 
 
 def nest(options: list[Option], values: dict[str, Any]) -> dict[str, Any]:

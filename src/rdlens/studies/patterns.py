@@ -44,6 +44,7 @@ from rdlens.systems.convlstm.model import SEED_OFFSETS as CONVLSTM_SEED_OFFSETS
 from rdlens.systems.convlstm.model import ConvLSTMConfig, Trajectories
 from rdlens.systems.ddpm.model import FIELDS, DDPMConfig
 from rdlens.core.errors import ConfigError, SimulationDiverged, check_memory
+from rdlens.core.options import seed_setting, setting, validate
 from rdlens.systems.grayscott.model import GrayScott
 from rdlens.core.rundir import atomic_write_text, save_npz, write_json
 from rdlens.core.study import claim, finish_stage, fresh_stage, stage_done
@@ -89,15 +90,15 @@ class PatternsConfig:
     """the (F, k) settings (default: the paper's spots and stripes at k = 0.062 and two mixtures
     between them), the grid, the starts, the trajectories the ConvLSTM learns from and the
     unseen starts it rolls out from, as for rdlens convlstm"""
-    patterns: int = 32
+    patterns: int = setting(32, low=1, high=10**5)
     """stationary ground-truth patterns per setting (the DDPM's training set)"""
-    steps: int = 30000
+    steps: int = setting(30000, low=1, high=10**8)
     """Gray-Scott steps to (near) stationarity of each ground-truth pattern"""
-    continue_steps: int = 2000
+    continue_steps: int = setting(2000, low=1, high=10**8)
     """Gray-Scott steps each pattern is continued for the stability test"""
-    seed: int = 0
+    seed: int = seed_setting()
     """first seed of the learned systems; the ground truth's starts derive from it too"""
-    seeds: int = 1
+    seeds: int = setting(1, low=1, high=100)
     """independently trained DDPMs and LSTMs (seed, seed + 1, ...)"""
     ddpm: DDPMConfig = field(default_factory=_study_ddpm,
                              metadata={"prefix": "ddpm_", "hidden": DDPM_DERIVED,
@@ -108,16 +109,11 @@ class PatternsConfig:
     """the ConvLSTM (rdlens convlstm's settings, --convlstm-NAME here)"""
 
     def __post_init__(self) -> None:
-        from rdlens.core.errors import check_seed as _check
+        from rdlens.core.errors import check_seed
 
+        validate(self)
         self.setting_pairs  # noqa: B018 - parses and checks
-        for name, low, high in (("patterns", 1, 10**5), ("steps", 1, 10**8), ("continue_steps", 1, 10**8),
-                                ("seeds", 1, 100)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-        _check(self.seed)
-        _check(self.seed + self.seeds - 1 + max(SEED_OFFSETS.values()) + 10**5)
+        check_seed(self.seed + self.seeds - 1 + max(SEED_OFFSETS.values()) + 10**5)
         if self.ddpm.samples < 2:
             raise ConfigError(f"ddpm_samples must be at least 2 (the measures compare samples), got {self.ddpm.samples}")
         # the systems' configs as the study runs them (its grid, its trajectories, its first seed),

@@ -37,7 +37,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from rdlens.core.errors import ConfigError, RunInterrupted, check_memory, check_seed
+from rdlens.core.errors import ConfigError, RunInterrupted, check_memory
+from rdlens.core.options import seed_setting, setting, validate
 from rdlens.systems.grayscott.model import GrayScott
 from rdlens.core.rundir import RunDir, atomic_write_bytes, atomic_write_text, check_writable, timestamp, write_json
 from rdlens.studies.tasks import dask_client
@@ -93,36 +94,28 @@ class SweepConfig:
     """feed rates, START:STOP:COUNT (COUNT values, both ends included)"""
     k: str = "0.045:0.07:32"
     """kill rates, START:STOP:COUNT"""
-    steps: int = 20000
+    steps: int = setting(20000, low=1, high=10**9)
     """explicit Euler steps per point"""
     model: GrayScott = field(default_factory=lambda: GrayScott(size=64, length=0.64))
     """grid, spacing, time step and diffusion of every point (its own F and k are replaced by the grid's)"""
-    seed: int = 0
+    seed: int = seed_setting()
     """seed of the Pearson start (the same start for every point)"""
-    samples: int = 40
+    samples: int = setting(40, low=1, high=10**5)
     """how many times the mean of v is recorded over the run"""
-    tail: float = 0.25
+    tail: float = setting(0.25, low=0, high=1, open=(True, False))
     """share of the run, at its end, over which the variability of the mean of v is measured"""
-    stationary_tol: float = 1e-3
+    stationary_tol: float = setting(1e-3, low=0, high=1, open=(True, True))
     """a point is stationary when its final relative residual and that variability are below this"""
-    tile: int = 0
+    tile: int = setting(0, low=0, high=4096)
     """points per task (0: about four tasks per worker, at most 256 points each)"""
-    thumbnail: int = 32
+    thumbnail: int = setting(32, low=1, high=4096)
     """side of the v thumbnail kept per point (must divide size)"""
 
     def __post_init__(self) -> None:
+        validate(self)
         Fs, ks = self.F_values, self.k_values
-        check_seed(self.seed)
-        for name, low, high in (("steps", 1, 10**9), ("samples", 1, 10**5), ("tile", 0, 4096), ("thumbnail", 1, 4096)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
         if self.samples > self.steps:
             raise ConfigError(f"samples = {self.samples} exceeds steps = {self.steps}")
-        if not 0 < self.tail <= 1:
-            raise ConfigError(f"tail must be in (0, 1], got {self.tail}")
-        if not 0 < self.stationary_tol < 1:
-            raise ConfigError(f"stationary_tol must be in (0, 1), got {self.stationary_tol}")
         if self.model.size % self.thumbnail:
             raise ConfigError(f"thumbnail = {self.thumbnail} must divide size = {self.model.size}")
         self.model_at(float(Fs[-1]), float(ks[-1]))  # a corner is a valid model (stability does not depend on F, k)

@@ -63,10 +63,6 @@ class System:
         """Whether a row with this (flat JSON) config may grow its ``extendable`` fields."""
         return True
 
-    def choices(self) -> dict[str, tuple[Any, ...]]:
-        """Closed value sets of flat option names (e.g. ``{"dtype": ("float32", "float64")}``)."""
-        return {}
-
     def presets(self) -> dict[str, dict[str, Any]]:
         """Named settings (``--setting NAME``): flat option name -> value; data, not code."""
         return {}
@@ -74,7 +70,7 @@ class System:
     @cached_property
     def options(self) -> list[Option]:
         """Every setting of this system, flattened from :meth:`config_type`."""
-        return flatten(self.config_type(), hidden=self.hidden, renames=self.renames, choices=self.choices())
+        return flatten(self.config_type(), hidden=self.hidden, renames=self.renames)
 
     def option(self, name: str) -> Option:
         for o in self.options:

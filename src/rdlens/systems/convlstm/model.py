@@ -17,7 +17,6 @@ tests/test_convlstm.py checks them against an independent NumPy replay of the we
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -29,6 +28,7 @@ from torch import nn
 
 from rdlens.core.balance import BalanceTrace, compact_repr
 from rdlens.core.errors import ConfigError, check_seed
+from rdlens.core.options import seed_setting, setting, validate
 from rdlens.systems.grayscott.model import GrayScott
 
 OPTIMIZERS = ("adam", "adamw")
@@ -36,13 +36,6 @@ TRAININGS = ("free", "teacher")
 SEED_OFFSETS = {"trajectory": 2_000_000, "rollout": 3_000_000}
 """the Pearson starts of the training trajectories and of the rollouts come from disjoint seed
 ranges: no rollout start was seen in training"""
-
-
-def _check_ints(obj: Any, bounds: tuple[tuple[str, int, int], ...]) -> None:
-    for name, low, high in bounds:
-        value = getattr(obj, name)
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ConfigError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -53,25 +46,24 @@ class Trajectories:
     """(F, k) pairs, F:k,F:k,... (0.029:0.062 and 0.055:0.062 are the paper's spots and stripes)"""
     model: GrayScott = field(default_factory=lambda: GrayScott(size=32, length=0.32))
     """grid, spacing, time step and diffusion (each setting gives its own F and k)"""
-    start_squares: int = 3
+    start_squares: int = setting(3, low=1, high=1000)
     """Pearson squares placed at random in each start"""
-    frame_every: int = 50
+    frame_every: int = setting(50, low=1, high=10**6)
     """Gray-Scott steps between two frames (one ConvLSTM step)"""
-    frames: int = 40
+    frames: int = setting(40, low=2, high=10**4)
     """training horizon, in frames"""
-    trajectories: int = 16
+    trajectories: int = setting(16, low=1, high=10**4)
     """training trajectories per setting"""
-    rollouts: int = 4
+    rollouts: int = setting(4, low=1, high=10**4)
     """unseen starts per setting that the model rolls out from"""
-    long_factor: int = 5
+    long_factor: int = setting(5, low=1, high=100)
     """the long rollout is this many times the training horizon"""
 
     def __post_init__(self) -> None:
         from rdlens.measures.patterns import parse_settings
 
+        validate(self)
         parse_settings(self.settings)
-        _check_ints(self, (("start_squares", 1, 1000), ("frame_every", 1, 10**6), ("frames", 2, 10**4),
-                           ("trajectories", 1, 10**4), ("rollouts", 1, 10**4), ("long_factor", 1, 100)))
 
     @property
     def long_frames(self) -> int:
@@ -83,49 +75,37 @@ class ConvLSTMConfig:
     """Data, network and training of a convolutional LSTM on Gray-Scott fields."""
 
     data: Trajectories = field(default_factory=Trajectories)
-    hidden: int = 32
+    hidden: int = setting(32, low=1, high=1024)
     """hidden channels"""
-    kernel: int = 3
+    kernel: int = setting(3, low=1, high=31)
     """side of the gate convolution (odd)"""
-    steps: int = 2000
+    steps: int = setting(2000, low=0, high=10**7)
     """optimiser steps"""
-    batch_size: int = 8
+    batch_size: int = setting(8, low=1, high=4096)
     """windows per optimiser step"""
-    lr: float = 1e-3
+    lr: float = setting(1e-3, low=0, open=(True, False))
     """learning rate"""
-    optimizer: str = field(default="adam", metadata={"choices": OPTIMIZERS})
+    optimizer: str = setting("adam", choices=OPTIMIZERS)
     """adam or adamw"""
-    weight_decay: float = 0.0
+    weight_decay: float = setting(0.0, low=0)
     """weight decay of the optimiser"""
-    grad_clip: float = 1.0
+    grad_clip: float = setting(1.0, low=0)
     """clip the gradient norm to this (0: none)"""
-    window: int = 10
+    window: int = setting(10, low=1, high=10**4)
     """frames per training window"""
-    training: str = field(default="free", metadata={"choices": TRAININGS})
+    training: str = setting("free", choices=TRAININGS)
     """free: each window is rolled out from its first frame on the model's own predictions (as
     in use); teacher: every input is the true frame (teacher forcing; rollouts then drift)"""
-    seed: int = 0
+    seed: int = seed_setting()
     """seeds the initial weights and the batches (and, run alone, the data's starts)"""
 
     def __post_init__(self) -> None:
-        _check_ints(self, (("hidden", 1, 1024), ("kernel", 1, 31), ("steps", 0, 10**7), ("batch_size", 1, 4096),
-                           ("window", 1, 10**4)))
-        check_seed(self.seed)
+        validate(self)
         check_seed(self.seed + max(SEED_OFFSETS.values()) + 10**5)
         if self.kernel % 2 == 0:
             raise ConfigError(f"kernel must be odd, got {self.kernel}")
         if self.window > self.data.frames:
             raise ConfigError(f"window = {self.window} exceeds frames = {self.data.frames}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.training not in TRAININGS:
-            raise ConfigError(f"training must be one of {', '.join(TRAININGS)}, got {self.training!r}")
-        for name in ("lr", "weight_decay", "grad_clip"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
-        if self.lr <= 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
 
     def memory_bytes(self) -> float:
         """Peak memory of training: the window's activations and gates, kept for the backward pass."""

@@ -39,12 +39,6 @@ class ConvLSTM(System):
 
         return ConvLSTMConfig
 
-    def choices(self) -> dict[str, tuple[Any, ...]]:
-        from rdlens.systems.convlstm.model import OPTIMIZERS, TRAININGS
-        from rdlens.systems.grayscott.model import DTYPES
-
-        return {"optimizer": OPTIMIZERS, "training": TRAININGS, "dtype": DTYPES}
-
     def run_name(self, config: Any) -> str:
         return f"convlstm-seed{config.seed}"
 

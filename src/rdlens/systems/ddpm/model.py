@@ -31,7 +31,9 @@ import torch
 
 from rdlens.core import threads
 from rdlens.core.balance import BalanceTrace, compact_repr
-from rdlens.core.errors import ConfigError, check_seed
+from rdlens.core.errors import ConfigError
+from rdlens.core.options import seed_setting, setting, validate
+from rdlens.systems.ddpm.images import DATASETS
 from rdlens.systems.ddpm.unet import UNet, UNetConfig
 from rdlens.systems.ddpm.unet import build as build_unet
 
@@ -47,23 +49,18 @@ class Schedule:
     """The forward-process noise schedule; tensors are float64 on the CPU (cast on use), computed
     in ``dtype``."""
 
-    T: int = 1000
+    T: int = setting(1000, low=2)
     """number of diffusion steps"""
-    kind: str = "linear"
+    kind: str = setting("linear", choices=SCHEDULES, label="schedule")
     """linear (Ho et al.: beta from beta_start to beta_end) or cosine (Nichol & Dhariwal)"""
     beta_start: float = 1e-4
     beta_end: float = 0.02
-    dtype: str = "float64"
+    dtype: str = setting("float64", choices=SCHEDULE_DTYPES, label="schedule_dtype")
     """precision the betas, alphas and their products are computed in: float64, or float32 as
     the public code (a quirk; its effect on R is in differences.md)"""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.T, int) or self.T < 2:
-            raise ConfigError(f"T must be an integer >= 2, got {self.T!r}")
-        if self.kind not in SCHEDULES:
-            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.kind!r}")
-        if self.dtype not in SCHEDULE_DTYPES:
-            raise ConfigError(f"schedule_dtype must be one of {', '.join(SCHEDULE_DTYPES)}, got {self.dtype!r}")
+        validate(self)
         if not (0 < self.beta_start <= self.beta_end < 1):
             raise ConfigError(f"need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}")
 
@@ -248,104 +245,6 @@ def one_point_oracle(point: torch.Tensor, schedule: Schedule) -> EpsModel:
 # ---- training -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DDPMConfig:
-    """Data, network, schedule, training and sampling of one DDPM run."""
-
-    dataset: str = "digits"
-    """digits | turing (offline) | mnist | fashion-mnist | cifar10 (need --data-dir)"""
-    data_dir: str | None = None
-    """folder holding the real data sets in torchvision's layout"""
-    unet: UNetConfig = field(default_factory=UNetConfig)
-    schedule: Schedule = field(default_factory=Schedule)
-    steps: int = 1500
-    """optimiser steps"""
-    batch_size: int = 32
-    """training images per optimiser step"""
-    batches: str = "random"
-    """random: every step draws its images with replacement; epochs: every epoch is a fresh
-    permutation of the images cut into full batches, the rest dropped (the public code's
-    DataLoader(shuffle=True, drop_last=True))"""
-    lr: float = 1e-3
-    """learning rate"""
-    lr_schedule: str = "constant"
-    """constant, or cosine: lr * (1 + cos(pi * step / steps)) / 2, from lr down to 0 at the last step
-    (a cosine row cannot be extended to more steps: its schedule depends on the total)"""
-    optimizer: str = "adamw"
-    """adamw or adam (the public code: Adam)"""
-    weight_decay: float = 0.0
-    """weight decay of the optimiser"""
-    grad_clip: float = 1.0
-    """clip the gradient norm to this (0: none)"""
-    ema: float = 0.995
-    """decay of the exponential moving average of the weights that sampling uses (0: none)"""
-    ema_warmup: bool = True
-    """ramp the EMA decay up as (1 + step) / (10 + step) (off in the public code: at decay 0.9999
-    about 0.79 of the random initial weights remain after 2340 steps)"""
-    pixels: str = "signed"
-    """signed: images in [-1, 1], padding at -1 (Ho et al.); unit: in [0, 1], zero padding (the
-    public code); samples are saved and judged in [-1, 1] either way"""
-    last_step: str = "exclude"
-    """exclude the noise-free last reverse step from the balance (rdlens) or record it as the
-    public code did (public-code, a quirk: stale coefficients, a noise never added, counted)"""
-    samples: int = 16
-    """images sampled by the instrumented reverse process"""
-    sigma: str = "beta"
-    """noise of the reverse step: beta (sigma_t^2 = beta_t, the paper) or posterior"""
-    grid_every: int = 0
-    """write a sample grid every this many training steps (0: none; costs a full sampling run)"""
-    track_every: int = 0
-    """measure R, final R, R_score and sample quality every this many training steps, and at
-    steps 0 and the last, sampling with the same noise each time (0: none; each point costs a full
-    sampling run); writes training_curve.csv and training_curve.png"""
-    channels_last: bool = False
-    """train in the channels-last memory layout (faster on CPU for widths >= 32; benchmarks/bench_training.py)"""
-    precision: str = "float32"
-    """float32, or bfloat16: the training forward pass under bfloat16 autocast (mixed precision:
-    weights, gradients, optimiser state, EMA and every sampling run, hence every R, stay float32;
-    faster on CPUs with bfloat16 instructions and on GPUs; benchmarks/bench_training.py), or
-    auto: bfloat16 where it is native (:func:`native_bfloat16`), else float32; a run keeps the
-    precision it started with when resumed elsewhere"""
-    checkpoint_every: int = 200
-    """optimiser steps between two checkpoints (an interrupted run resumes from the last)"""
-    max_images: int = 0
-    """use at most this many training images (0: all)"""
-    turing_images: int = 512
-    """size of the generated Turing-pattern data set"""
-    seed: int = 0
-    """seeds data order, initial weights, training noise and sampling"""
-    setting: str = "default"
-    """the preset the other values start from: default (a small U-Net for a CPU) or paper (the
-    paper's sizes and training)"""
-
-    def __post_init__(self) -> None:
-        from rdlens.systems.ddpm.images import DATASETS
-
-        if self.dataset not in DATASETS and self.dataset != FIELDS:
-            raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
-        check_seed(self.seed)
-        for name, low in (("steps", 0), ("batch_size", 1), ("samples", 1), ("grid_every", 0), ("track_every", 0),
-                          ("checkpoint_every", 1), ("max_images", 0), ("turing_images", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
-        if not 0 <= self.ema < 1:
-            raise ConfigError(f"ema must be in [0, 1), got {self.ema}")
-        if self.sigma not in SIGMAS:
-            raise ConfigError(f"sigma must be one of {', '.join(SIGMAS)}, got {self.sigma!r}")
-        for name, allowed in (("optimizer", OPTIMIZERS), ("pixels", PIXELS), ("last_step", LAST_STEPS),
-                              ("lr_schedule", LR_SCHEDULES), ("precision", PRECISIONS), ("batches", BATCHES)):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        if self.grad_clip < 0 or self.weight_decay < 0:
-            raise ConfigError(f"grad_clip and weight_decay must be >= 0, got {self.grad_clip}, {self.weight_decay}")
-        channels = 3 if self.dataset == "cifar10" else 1
-        if self.dataset != FIELDS and self.unet.in_channels != channels:
-            raise ConfigError(f"{self.dataset} has {channels} channel(s) but the U-Net expects {self.unet.in_channels}")
-
-
 # Presets are data. "paper": the paper's public code (U-Net widths per level with attention
 # at the two lowest resolutions, GroupNorm 8, dropout 0.1; lr 2e-5, batch 128, 5 epochs of
 # 60,000 images, EMA 0.9999; 3 images). "default": a small network that trains on a CPU.
@@ -355,6 +254,83 @@ SETTINGS: dict[str, dict] = {
     "paper": {"unet": {"channels": (32, 64, 128, 256), "res_blocks": 2, "attention": (2, 3), "dropout": 0.1},
               "steps": 2345, "batch_size": 128, "lr": 2e-5, "ema": 0.9999, "samples": 3},
 }
+
+
+@dataclass(frozen=True)
+class DDPMConfig:
+    """Data, network, schedule, training and sampling of one DDPM run."""
+
+    dataset: str = setting("digits", choices=DATASETS, internal=(FIELDS,))
+    """digits | turing (offline) | mnist | fashion-mnist | cifar10 (need --data-dir)"""
+    data_dir: str | None = None
+    """folder holding the real data sets in torchvision's layout"""
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    schedule: Schedule = field(default_factory=Schedule)
+    steps: int = setting(1500, low=0)
+    """optimiser steps"""
+    batch_size: int = setting(32, low=1)
+    """training images per optimiser step"""
+    batches: str = setting("random", choices=BATCHES)
+    """random: every step draws its images with replacement; epochs: every epoch is a fresh
+    permutation of the images cut into full batches, the rest dropped (the public code's
+    DataLoader(shuffle=True, drop_last=True))"""
+    lr: float = setting(1e-3, low=0, open=(True, False))
+    """learning rate"""
+    lr_schedule: str = setting("constant", choices=LR_SCHEDULES)
+    """constant, or cosine: lr * (1 + cos(pi * step / steps)) / 2, from lr down to 0 at the last step
+    (a cosine row cannot be extended to more steps: its schedule depends on the total)"""
+    optimizer: str = setting("adamw", choices=OPTIMIZERS)
+    """adamw or adam (the public code: Adam)"""
+    weight_decay: float = setting(0.0, low=0)
+    """weight decay of the optimiser"""
+    grad_clip: float = setting(1.0, low=0)
+    """clip the gradient norm to this (0: none)"""
+    ema: float = setting(0.995, low=0, high=1, open=(False, True))
+    """decay of the exponential moving average of the weights that sampling uses (0: none)"""
+    ema_warmup: bool = True
+    """ramp the EMA decay up as (1 + step) / (10 + step) (off in the public code: at decay 0.9999
+    about 0.79 of the random initial weights remain after 2340 steps)"""
+    pixels: str = setting("signed", choices=PIXELS)
+    """signed: images in [-1, 1], padding at -1 (Ho et al.); unit: in [0, 1], zero padding (the
+    public code); samples are saved and judged in [-1, 1] either way"""
+    last_step: str = setting("exclude", choices=LAST_STEPS)
+    """exclude the noise-free last reverse step from the balance (rdlens) or record it as the
+    public code did (public-code, a quirk: stale coefficients, a noise never added, counted)"""
+    samples: int = setting(16, low=1)
+    """images sampled by the instrumented reverse process"""
+    sigma: str = setting("beta", choices=SIGMAS)
+    """noise of the reverse step: beta (sigma_t^2 = beta_t, the paper) or posterior"""
+    grid_every: int = setting(0, low=0)
+    """write a sample grid every this many training steps (0: none; costs a full sampling run)"""
+    track_every: int = setting(0, low=0)
+    """measure R, final R, R_score and sample quality every this many training steps, and at
+    steps 0 and the last, sampling with the same noise each time (0: none; each point costs a full
+    sampling run); writes training_curve.csv and training_curve.png"""
+    channels_last: bool = False
+    """train in the channels-last memory layout (faster on CPU for widths >= 32; benchmarks/bench_training.py)"""
+    precision: str = setting("float32", choices=PRECISIONS)
+    """float32, or bfloat16: the training forward pass under bfloat16 autocast (mixed precision:
+    weights, gradients, optimiser state, EMA and every sampling run, hence every R, stay float32;
+    faster on CPUs with bfloat16 instructions and on GPUs; benchmarks/bench_training.py), or
+    auto: bfloat16 where it is native (:func:`native_bfloat16`), else float32; a run keeps the
+    precision it started with when resumed elsewhere"""
+    checkpoint_every: int = setting(200, low=1)
+    """optimiser steps between two checkpoints (an interrupted run resumes from the last)"""
+    max_images: int = setting(0, low=0)
+    """use at most this many training images (0: all)"""
+    turing_images: int = setting(512, low=1)
+    """size of the generated Turing-pattern data set"""
+    seed: int = seed_setting()
+    """seeds data order, initial weights, training noise and sampling"""
+    setting: str = setting("default", choices=tuple(SETTINGS))
+    """the preset the other values start from: default (a small U-Net for a CPU) or paper (the
+    paper's sizes and training)"""
+
+    def __post_init__(self) -> None:
+        validate(self)
+        channels = 3 if self.dataset == "cifar10" else 1
+        if self.dataset != FIELDS and self.unet.in_channels != channels:
+            raise ConfigError(f"{self.dataset} has {channels} channel(s) but the U-Net expects {self.unet.in_channels}")
 
 
 def native_bfloat16(device: torch.device | str) -> bool:
@@ -407,7 +383,7 @@ class TrainResult:
     steps_done: int
     resumed_from: int
     wall_time_s: float
-    precision: str = "float32"
+    precision: str = setting("float32", choices=PRECISIONS)
     """the precision training used (``auto`` resolved)"""
 
 

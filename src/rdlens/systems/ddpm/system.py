@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from rdlens.core.errors import ConfigError
 from rdlens.core.rundir import RunContext, save_losses, save_npz
 from rdlens.systems.base import System
 
@@ -45,17 +46,6 @@ class DDPM(System):
         from rdlens.systems.ddpm.model import DDPMConfig
 
         return DDPMConfig
-
-    def choices(self) -> dict[str, tuple[Any, ...]]:
-        from rdlens.systems.ddpm.model import (BATCHES, LAST_STEPS, LR_SCHEDULES, OPTIMIZERS, PIXELS, PRECISIONS, SCHEDULE_DTYPES,
-                                 SCHEDULES, SETTINGS, SIGMAS)
-        from rdlens.systems.ddpm.images import DATASETS
-        from rdlens.systems.ddpm.unet import NETWORKS
-
-        return {"dataset": DATASETS, "schedule": SCHEDULES, "sigma": SIGMAS, "setting": tuple(SETTINGS),
-                "optimizer": OPTIMIZERS, "pixels": PIXELS, "last_step": LAST_STEPS, "network": NETWORKS,
-                "lr_schedule": LR_SCHEDULES, "precision": PRECISIONS, "batches": BATCHES,
-                "schedule_dtype": SCHEDULE_DTYPES}
 
     def can_extend(self, config: dict[str, Any]) -> bool:
         return config.get("lr_schedule", "constant") == "constant"

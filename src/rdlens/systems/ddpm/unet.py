@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rdlens.core.errors import ConfigError
+from rdlens.core.options import setting, validate
 
 
 NETWORKS = ("rdlens", "public-code")
@@ -24,39 +25,34 @@ PADDINGS = ("zeros", "circular")
 class UNetConfig:
     """Widths and structure. ``channels[k]`` is the width at resolution image_size / 2^k."""
 
-    in_channels: int = 1
+    in_channels: int = setting(1, low=1, high=64)
     channels: tuple[int, ...] = (32, 64, 64)
     """width of each resolution level (the first is the full image)"""
-    res_blocks: int = 1
+    res_blocks: int = setting(1, low=1)
     """residual blocks per level on the way down (one more on the way up)"""
     attention: tuple[int, ...] = (2,)
     """levels (indices into channels) with self-attention after each residual block"""
     groups: int = 8
     """GroupNorm groups; every width must be divisible by it"""
-    dropout: float = 0.0
-    image_size: int = 32
-    network: str = "rdlens"
+    dropout: float = setting(0.0, low=0, high=1, open=(False, True))
+    image_size: int = setting(32, low=1, high=8192)
+    network: str = setting("rdlens", choices=NETWORKS)
     """rdlens (this module's U-Net: channels per resolution level) or public-code (the authors'
     network, rdlens.systems.ddpm.unet_public: channels per layer, attention = layer indices, res_blocks unused)"""
     heads: int = 8
     """attention heads of the public-code network"""
-    padding: str = "zeros"
+    padding: str = setting("zeros", choices=PADDINGS)
     """padding of every 3 x 3 convolution: zeros, or circular for fields on a periodic domain
     (rdlens patterns: Gray-Scott states)"""
 
     def __post_init__(self) -> None:
-        if self.network not in NETWORKS:
-            raise ConfigError(f"network must be one of {', '.join(NETWORKS)}, got {self.network!r}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        validate(self)
         widest = max([c for c in self.channels if isinstance(c, int)] or [1])
         for name in ("groups", "heads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= widest:
                 raise ConfigError(f"{name} must be an integer in [1, {widest}] (the widest channel count), "
                                   f"got {value!r}")
-        if self.padding not in PADDINGS:
-            raise ConfigError(f"padding must be one of {', '.join(PADDINGS)}, got {self.padding!r}")
         if self.network == "public-code":
             if self.padding != "zeros":
                 raise ConfigError("the public-code network pads with zeros only")
@@ -74,8 +70,6 @@ class UNetConfig:
         if self.image_size % (2 ** (len(self.channels) - 1)):
             raise ConfigError(f"image_size {self.image_size} is not divisible by 2^{len(self.channels) - 1} "
                               f"({len(self.channels)} levels)")
-        if self.res_blocks < 1:
-            raise ConfigError(f"res_blocks must be >= 1, got {self.res_blocks}")
 
 
 def timestep_embedding(s: torch.Tensor, dim: int) -> torch.Tensor:

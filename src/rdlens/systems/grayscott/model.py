@@ -30,7 +30,8 @@ from numba import get_num_threads, njit, prange
 
 from rdlens.core import threads
 from rdlens.core.balance import BalanceTrace, compact_repr
-from rdlens.core.errors import ConfigError, SimulationDiverged, check_seed
+from rdlens.core.errors import ConfigError, SimulationDiverged
+from rdlens.core.options import seed_setting, setting, validate
 
 DTYPES = ("float32", "float64")
 LENGTH_RANGE = (1e-9, 1e9)
@@ -47,44 +48,29 @@ class GrayScott:
     """Model and discretisation. Defaults are the paper's (k, Du, Dv) and its public code's
     grid (N = 200 on a domain of length 2, spacing 0.01) and time step (dt = 2)."""
 
-    F: float = 0.029
+    F: float = setting(0.029, low=0)
     """feed rate (0.029: spot regime, 0.055: stripe regime)"""
-    k: float = 0.062
+    k: float = setting(0.062, low=0)
     """kill rate"""
-    Du: float = 1e-5
+    Du: float = setting(1e-5, low=0)
     """diffusion coefficient of u"""
-    Dv: float = 0.5e-5
+    Dv: float = setting(0.5e-5, low=0)
     """diffusion coefficient of v"""
-    size: int = 200
+    size: int = setting(200, low=8)
     """grid points per side, N"""
-    length: float = 2.0
+    length: float = setting(2.0, low=LENGTH_RANGE[0], high=LENGTH_RANGE[1],
+                            why="beyond, h^2 under- or overflows in the stability check")
     """side of the periodic square domain, L (spacing h = L / N)"""
-    dt: float = 2.0
+    dt: float = setting(2.0, low=0, open=(True, False))
     """explicit Euler time step; must satisfy dt * max(Du, Dv) / h^2 <= 1/4"""
-    dtype: str = "float64"
+    dtype: str = setting("float64", choices=DTYPES)
     """floating-point type of the fields: float32 or float64"""
 
     def __post_init__(self) -> None:
-        for name in ("F", "k", "Du", "Dv", "length", "dt"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ConfigError(f"{name} must be a finite number, got {value!r}")
-        for name in ("F", "k", "Du", "Dv"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.length <= 0:
-            raise ConfigError(f"length must be > 0, got {self.length}")
-        if not LENGTH_RANGE[0] <= self.length <= LENGTH_RANGE[1]:
-            raise ConfigError(f"length must be in [{LENGTH_RANGE[0]:g}, {LENGTH_RANGE[1]:g}], got {self.length}")
-        if self.dt <= 0:
-            raise ConfigError(f"dt must be > 0, got {self.dt}")
-        if not isinstance(self.size, (int, np.integer)) or isinstance(self.size, bool) or self.size < 8:
-            raise ConfigError(f"size must be an integer >= 8, got {self.size!r}")
+        validate(self)
         if self.size > MAX_SIZE:
             raise ConfigError(f"size must be <= {MAX_SIZE} (a {self.size} x {self.size} grid needs "
                               f"{6 * 8 * self.size**2 / 2**30:.0f} GiB), got {self.size}")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         if self.courant > 0.25:
             limit = 0.25 * self.h**2 / max(self.Du, self.Dv)
             raise ConfigError(
@@ -618,51 +604,41 @@ class RDRun:
     """One Gray-Scott run: the model, how long to run it and what to keep."""
 
     model: GrayScott = field(default_factory=GrayScott)
-    steps: int = 5000
+    steps: int = setting(5000, low=1)
     """number of explicit Euler steps (the paper's public code: 5000)"""
-    seed: int = 0
+    seed: int = seed_setting()
     """seed of the initial noise"""
     init: str | None = None
     """path of an .npz with arrays u and v to start from (default: Pearson's start)"""
-    snapshot_every: int = 1000
+    snapshot_every: int = setting(1000, low=0)
     """keep v every this many steps in snapshots.npz (0: none)"""
-    stop_tol: float = 0.0
+    stop_tol: float = setting(0.0, low=0)
     """stop early once the change of v in one step (stop_measure) < stop_tol (0: never)"""
-    stop_after: int = 100
+    stop_after: int = setting(100, low=0)
     """stop early only after this step"""
-    stop_measure: str = "rms"
+    stop_measure: str = setting("rms", choices=STOP_MEASURES)
     """the change stop_tol bounds: rms (with norms rdlens) or mean-abs, the mean |change of v|
     (with norms public-code: the public code stops after step 101 once it is < 1e-6)"""
-    square_shift: int = 0
+    square_shift: int = setting(0, low=0)
     """cells Pearson's square is moved toward index 0 (the public code's sits 1 cell before the centre)"""
     save_state: bool = False
     """write the final u, v to state.npz (usable as --init)"""
     residual: bool = False
     """also record ||dv/dt|| per step (column residual: the distance from a steady state)"""
-    norms: str = "rdlens"
+    norms: str = setting("rdlens", choices=NORMS)
     """rdlens (both norms over all cells, the states the steps start from) or public-code (the
     authors' notebook, a quirk: the final state counted too, and the diffusion norm over the inner
     (N-2)^2 cells only, from a Laplacian of the ghost-free interior)"""
 
     def __post_init__(self) -> None:
-        check_seed(self.seed)
-        if self.norms not in NORMS:
-            raise ConfigError(f"norms must be one of {', '.join(NORMS)}, got {self.norms!r}")
+        validate(self)
         if self.norms == "public-code" and self.residual:
             raise ConfigError("norms = public-code measures every state as the authors' notebook did; "
                               "it cannot be combined with residual")
-        if self.stop_measure not in STOP_MEASURES:
-            raise ConfigError(f"stop_measure must be one of {', '.join(STOP_MEASURES)}, got {self.stop_measure!r}")
         wanted = "mean-abs" if self.norms == "public-code" else "rms"
         if self.stop_tol > 0 and self.stop_measure != wanted:
             raise ConfigError(f"with norms = {self.norms} the early stop measures the change of v as {wanted}, "
                               f"got stop_measure = {self.stop_measure!r}: give --stop-measure {wanted}")
-        for name, low in (("steps", 1), ("snapshot_every", 0), ("stop_after", 0), ("square_shift", 0)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-        if not (math.isfinite(self.stop_tol) and self.stop_tol >= 0):
-            raise ConfigError(f"stop_tol must be a finite number >= 0, got {self.stop_tol}")
         room = (self.model.size - square_side(self.model.size)) // 2
         if self.square_shift > room:
             raise ConfigError(f"square_shift must be in [0, {room}] cells on a {self.model.size} x {self.model.size} "

@@ -38,11 +38,6 @@ class RD(System):
 
         return RDRun
 
-    def choices(self) -> dict[str, tuple[Any, ...]]:
-        from rdlens.systems.grayscott.model import DTYPES, NORMS, STOP_MEASURES
-
-        return {"dtype": DTYPES, "norms": NORMS, "stop_measure": STOP_MEASURES}
-
     def build(self, values: dict[str, Any]) -> Any:
         """As the base class, except that an ``init`` file sets ``size`` and ``length`` (the
         grid spacing) unless they are given, and a given pair that changes its spacing is refused."""

@@ -14,7 +14,6 @@ trained model, not of a look-alike. :func:`balance_trace` turns one layer's reco
 
 from __future__ import annotations
 
-import math
 import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,7 +24,8 @@ import torch
 from torch import nn
 
 from rdlens.core.balance import BalanceTrace, compact_repr
-from rdlens.core.errors import ConfigError, check_seed
+from rdlens.core.errors import ConfigError
+from rdlens.core.options import seed_setting, setting, validate
 from rdlens.systems.lstm.sequences import SequenceConfig, Sequences
 
 # ---- the probe ----------------------------------------------------------------------------
@@ -234,74 +234,66 @@ BIASES = ("double", "single")
 SPLITS = ("held-out", "none")
 
 
+# Presets are data: the values of each named setting (see LSTMConfig for their meaning;
+# sine_noise is the observation noise of the sine data set under that setting).
+SETTINGS: dict[str, dict[str, Any]] = {
+    "default": {"init": "pytorch", "batch_size": 64, "lr": 3e-3, "steps": 1500, "grad_clip": 1.0,
+                "eval_mode": "teacher", "sine_noise": 0.0},
+    "paper": {"init": "normal", "batch_size": 0, "lr": 1e-2, "steps": 200, "grad_clip": 0.0,
+              "eval_mode": "free", "sine_noise": 0.05},
+}
+
+
 @dataclass(frozen=True)
 class LSTMConfig:
     """Model, training and evaluation of one LSTM run."""
 
     data: SequenceConfig = field(default_factory=SequenceConfig)
-    hidden: int = 16
+    hidden: int = setting(16, low=1)
     """hidden units per layer (the paper: 16)"""
-    layers: int = 1
+    layers: int = setting(1, low=1)
     """stacked LSTM layers (the paper: 1); the metric is taken on the last"""
-    init: str = "pytorch"
+    init: str = setting("pytorch", choices=INITS)
     """initial weights: pytorch (its default uniform init) or normal (N(0, 1), zero biases: the paper's code)"""
-    batch_size: int = 64
+    batch_size: int = setting(64, low=0)
     """sequences per optimiser step; 0 = the whole training set as one batch (the paper's code)"""
-    lr: float = 3e-3
+    lr: float = setting(3e-3, low=0, open=(True, False))
     """Adam learning rate"""
-    steps: int = 1500
+    steps: int = setting(1500, low=0)
     """optimiser steps"""
-    grad_clip: float = 1.0
+    grad_clip: float = setting(1.0, low=0)
     """clip the gradient norm to this (0: no clipping)"""
-    eval_mode: str = "teacher"
+    eval_mode: str = setting("teacher", choices=EVAL_MODES)
     """teacher: gates over held-out sequences fed the true inputs; free: the paper's protocol,
     warm up on a held-out sequence and feed predictions back"""
-    generate_steps: int = 199
+    generate_steps: int = setting(199, low=1)
     """free mode: fed-back steps after the warm-up (the paper's code: 199)"""
-    eval_sequences: int = 0
+    eval_sequences: int = setting(0, low=0)
     """held-out sequences to evaluate the metric on (0: all)"""
-    warmup: str = "sequence"
+    warmup: str = setting("sequence", choices=WARMUPS)
     """free mode: warm up on the whole held-out sequence, or on its first value only
     (first-value: the public code, a quirk: its warm-up loop runs seed_data.size(1) = 1 times)"""
-    first_cprev: str = "state"
+    first_cprev: str = setting("state", choices=FIRST_CPREV)
     """C_{t-1} of the first recorded step: the state the warm-up left (state), or zero as in the
     public code's metric (zero, a quirk: diffusion 0 at the first step)"""
-    bias: str = "double"
+    bias: str = setting("double", choices=BIASES)
     """double: PyTorch's two trained bias vectors b_ih + b_hh; single: one per gate, as the public
     code (b_hh held at zero)"""
-    split: str = "held-out"
+    split: str = setting("held-out", choices=SPLITS)
     """held-out: train on the training sequences, measure on held-out ones; none: train on every
     sequence and measure on the first training sequences (the public code, a quirk)"""
-    stop_tol: float = 0.0
+    stop_tol: float = setting(0.0, low=0)
     """stop training once two consecutive losses differ by less than this (0: never; the public
     code: 1e-6)"""
-    checkpoint_every: int = 100
+    checkpoint_every: int = setting(100, low=1)
     """save a resumable checkpoint every this many steps"""
-    seed: int = 0
+    seed: int = seed_setting()
     """seeds data, initial weights and batch order"""
-    setting: str = "default"
+    setting: str = setting("default", choices=tuple(SETTINGS))
     """name of the preset these values came from (default | paper)"""
 
     def __post_init__(self) -> None:
-        if self.init not in INITS:
-            raise ConfigError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
-        if self.eval_mode not in EVAL_MODES:
-            raise ConfigError(f"eval_mode must be one of {', '.join(EVAL_MODES)}, got {self.eval_mode!r}")
-        for name, allowed in (("warmup", WARMUPS), ("first_cprev", FIRST_CPREV), ("bias", BIASES), ("split", SPLITS)):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        check_seed(self.seed)
-        for name, low in (("hidden", 1), ("layers", 1), ("steps", 0), ("batch_size", 0), ("generate_steps", 1),
-                          ("eval_sequences", 0), ("checkpoint_every", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ConfigError(f"lr must be a finite number > 0, got {self.lr}")
-        for name in ("grad_clip", "stop_tol"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
-                raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+        validate(self)
         n_train = self.n_train
         if self.batch_size > n_train:
             raise ConfigError(f"batch_size = {self.batch_size} exceeds the {n_train} training sequences (0: all)")
@@ -322,16 +314,6 @@ def measured_set(cfg: LSTMConfig, data: Sequences) -> np.ndarray:
     code) the first training sequences; ``eval_sequences`` of them (0: all)."""
     pool = data.test if cfg.split == "held-out" else training_set(cfg, data)
     return pool if cfg.eval_sequences == 0 else pool[: cfg.eval_sequences]
-
-
-# Presets are data: the values of each named setting (see LSTMConfig for their meaning;
-# sine_noise is the observation noise of the sine data set under that setting).
-SETTINGS: dict[str, dict[str, Any]] = {
-    "default": {"init": "pytorch", "batch_size": 64, "lr": 3e-3, "steps": 1500, "grad_clip": 1.0,
-                "eval_mode": "teacher", "sine_noise": 0.0},
-    "paper": {"init": "normal", "batch_size": 0, "lr": 1e-2, "steps": 200, "grad_clip": 0.0,
-              "eval_mode": "free", "sine_noise": 0.05},
-}
 
 
 def config_for(setting: str, dataset: str = "sine", *, data: dict[str, Any] | None = None,

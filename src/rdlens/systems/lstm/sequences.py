@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 
 from rdlens.core.balance import compact_repr
-from rdlens.core.errors import ConfigError, check_seed
+from rdlens.core.errors import ConfigError
+from rdlens.core.options import seed_setting, setting, validate
 
 DATASETS = ("sine", "lorenz", "vanderpol")
 
@@ -31,67 +32,47 @@ FORMS = ("rdlens", "public-code")
 class SequenceConfig:
     """What data set to make, and how much of it."""
 
-    dataset: str = "sine"
+    dataset: str = setting("sine", choices=DATASETS)
     """sine | lorenz | vanderpol"""
-    n_sequences: int = 1000
+    n_sequences: int = setting(1000, low=2, why="one to train, one to test")
     """number of sequences (train + test), the paper's 1000"""
-    length: int = 200
+    length: int = setting(200, low=3, label="sequence length", why="a step and its successor")
     """samples per sequence"""
-    test_fraction: float = 0.2
+    test_fraction: float = setting(0.2, low=0, high=1, open=(True, True))
     """share of the sequences held out for evaluation"""
-    noise: float = 0.0
+    noise: float = setting(0.0, low=0)
     """standard deviation of Gaussian observation noise, added before standardising"""
-    t_max: float = 10.0
+    t_max: float = setting(10.0, low=0, open=(True, False))
     """sine: the sequence spans t in [0, t_max]"""
     freq_range: tuple[float, float] = (0.5, 2.0)
     """sine: frequency drawn uniformly from this range (x = sin(2 pi f t + phase))"""
-    dt: float | None = None
+    dt: float | None = setting(None, low=0, open=(True, False))
     """ODEs: sampling interval (default: 0.02 for Lorenz, 0.1 for Van der Pol)"""
-    substeps: int = 4
+    substeps: int = setting(4, low=1)
     """ODEs: RK4 steps per sample"""
-    transient: float = 20.0
+    transient: float = setting(20.0, low=0)
     """ODEs: integration time discarded before the first sample"""
-    mu: float = 1.0
+    mu: float = setting(1.0, low=0)
     """Van der Pol damping parameter"""
-    form: str = "rdlens"
+    form: str = setting("rdlens", choices=FORMS)
     """rdlens, or public-code (the authors' notebook, quirks: sine sin(f t + phase), not
     standardised; Lorenz by Euler steps of dt from N(0, 1) starts, no transient, z-scored with
     the statistics of all sequences; no Van der Pol data set there)"""
-    seed: int = 0
+    seed: int = seed_setting()
 
     def __post_init__(self) -> None:
-        check_seed(self.seed)
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
-        if self.form not in FORMS:
-            raise ConfigError(f"form must be one of {', '.join(FORMS)}, got {self.form!r}")
+        validate(self)
         if self.form == "public-code" and self.dataset == "vanderpol":
             raise ConfigError("form = public-code: the public code has no Van der Pol data set; use form = rdlens")
-        if not isinstance(self.length, int) or self.length < 3:
-            raise ConfigError(f"sequence length must be an integer >= 3 (a step and its successor), got {self.length!r}")
-        if not isinstance(self.n_sequences, int) or self.n_sequences < 2:
-            raise ConfigError(f"n_sequences must be an integer >= 2 (one to train, one to test), got {self.n_sequences!r}")
-        if not 0 < self.test_fraction < 1:
-            raise ConfigError(f"test_fraction must be in (0, 1), got {self.test_fraction}")
         n_test = self.n_test
         if n_test < 1 or n_test >= self.n_sequences:
             raise ConfigError(
                 f"test_fraction = {self.test_fraction} of {self.n_sequences} sequences leaves {n_test} for testing "
                 f"and {self.n_sequences - n_test} for training; both must be >= 1"
             )
-        for name in ("noise", "t_max", "transient", "mu"):
-            value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
-        if self.t_max <= 0:
-            raise ConfigError(f"t_max must be > 0, got {self.t_max}")
         lo, hi = self.freq_range
         if not (0 < lo <= hi and math.isfinite(hi)):
             raise ConfigError(f"freq_range must satisfy 0 < low <= high, got {self.freq_range}")
-        if self.dt is not None and not (math.isfinite(self.dt) and self.dt > 0):
-            raise ConfigError(f"dt must be a finite number > 0, got {self.dt}")
-        if not isinstance(self.substeps, int) or self.substeps < 1:
-            raise ConfigError(f"substeps must be an integer >= 1, got {self.substeps!r}")
         if self.dataset in DEFAULT_DT and self.sample_dt > 0:
             steps = (self.transient / self.sample_dt + self.length) * self.substeps
             if steps > MAX_ODE_STEPS:

@@ -43,13 +43,6 @@ class LSTM(System):
 
         return LSTMConfig
 
-    def choices(self) -> dict[str, tuple[Any, ...]]:
-        from rdlens.systems.lstm.model import BIASES, EVAL_MODES, FIRST_CPREV, INITS, SETTINGS, SPLITS, WARMUPS
-        from rdlens.systems.lstm.sequences import DATASETS, FORMS
-
-        return {"dataset": DATASETS, "init": INITS, "eval_mode": EVAL_MODES, "setting": tuple(SETTINGS),
-                "warmup": WARMUPS, "first_cprev": FIRST_CPREV, "bias": BIASES, "form": FORMS, "split": SPLITS}
-
     def presets(self) -> dict[str, dict[str, Any]]:
         from rdlens.systems.lstm.model import SETTINGS
 
