@@ -129,3 +129,23 @@ def test_the_layer_check_sees_an_upward_import():
     assert layer_of("rdlens.systems.ddpm.controls") == 1 and layer_of("rdlens.core.balance") == 0
     assert layer_of("rdlens.report.table") > layer_of("rdlens.systems.grayscott.system") > layer_of("rdlens.plot")
     assert layer_of("rdlens.cli") > layer_of("rdlens.studies.reproduce") > layer_of("rdlens.report")
+
+
+def room_of(module: str) -> str | None:
+    """The system room a module lives in (``rdlens.systems.ddpm.unet`` -> ``ddpm``), if any."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 3 and parts[1] == "systems" else None
+
+
+def test_a_system_room_imports_no_other_room_but_the_gray_scott_model():
+    graph = import_graph()
+    rooms = {room_of(m) for m in graph} - {None}
+    assert rooms == {"grayscott", "lstm", "ddpm", "convlstm"}
+    crossing = [f"{m} imports {d}" for m in sorted(graph) for d in sorted(graph[m])
+                if room_of(m) and room_of(d) and room_of(d) != room_of(m) and d != "rdlens.systems.grayscott.model"]
+    assert crossing == []
+
+
+def test_the_room_check_sees_a_crossing():
+    assert room_of("rdlens.systems.ddpm.unet") == "ddpm" and room_of("rdlens.systems.base") is None
+    assert room_of("rdlens.systems.lstm") is None  # a room's package docstring is no module of it

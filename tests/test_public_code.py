@@ -336,3 +336,13 @@ def test_epoch_batches_are_permutations_drawn_again_identically_after_a_resume()
     assert torch.equal(again(3), draw(3)) and torch.equal(again(0), first[:4])
     with pytest.raises(ConfigError, match="batch_size <= the 3 training images, got 4"):
         ddpm.batch_indices(cfg, 3, torch.Generator())
+
+
+def test_reproduce_refuses_epoch_batches_larger_than_the_data_before_any_row_runs():
+    """The DDPM's pre-flight check (System.validate, run for every row before the first) names
+    the data set's size; it raised a NameError before ConfigError was imported there."""
+    from rdlens import systems
+
+    cfg = ddpm.DDPMConfig(dataset="digits", batch_size=1024, batches="epochs", max_images=100)
+    with pytest.raises(ConfigError, match="batch_size <= the 100 training images, got 1024"):
+        systems.get("ddpm").validate(cfg)

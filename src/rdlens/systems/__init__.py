@@ -28,9 +28,9 @@ from __future__ import annotations
 import os
 
 from rdlens.core.errors import ConfigError
-from rdlens.systems.base import System
+from rdlens.systems.base import ROLES, Checks, Data, Presentation, Runner, Settings, System
 
-__all__ = ["System", "register", "unregister", "get", "style_of", "names", "all_systems"]
+__all__ = ["System", "ROLES", "Presentation", "Settings", "Data", "Runner", "Checks", "register", "unregister", "get", "style_of", "names", "all_systems"]
 
 _REGISTRY: dict[str, System] = {}
 _LOADED = False

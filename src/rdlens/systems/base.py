@@ -14,13 +14,8 @@ if TYPE_CHECKING:
     from rdlens.core.rundir import RunContext
 
 
-class System:
-    """What rdlens needs to know about a system (override what applies; defaults do nothing).
-
-    Class attributes describe it; methods build and run its configuration. Settings are the
-    fields of :meth:`config_type` (see :mod:`rdlens.core.options`): one name each, shared by
-    profiles, the command line and ``config.json``.
-    """
+class Presentation:
+    """How the system is named and drawn: its subcommand and help, its colour in every figure, its panel."""
 
     name: ClassVar[str] = "unknown"
     """registry key, subcommand and profile section: ``rdlens NAME``, ``[NAME]``"""
@@ -32,14 +27,21 @@ class System:
     """a paragraph for ``rdlens NAME --help``"""
     color: ClassVar[str] = "C4"
     """its colour in every figure of a report (its rows differ by line style in Fig. 2)"""
-    uses_torch: ClassVar[bool] = False
-    """runs on a torch device: gets ``--device`` (and the device is resolved before work)"""
-    resumable: ClassVar[bool] = False
-    """keeps a checkpoint an interrupted run can continue from: gets ``--resume``"""
-    extendable: ClassVar[tuple[str, ...]] = ()
-    """config fields that nothing before their old value depends on (e.g. a training length with
-    no schedule over it): a saved row whose config differs only by a larger value of these
-    continues from its checkpoint instead of starting over, with the same result"""
+
+    def draw_panel(self, ax: Any, run_dir: Path) -> str:
+        """Draw what one run produced on a matplotlib axis (patterns.png); return a title suffix."""
+        ax.text(0.5, 0.5, self.title, ha="center", va="center")
+        return ""
+
+    def summary_lines(self, summary: dict[str, Any]) -> list[str]:
+        """Extra lines the command prints under M_react, M_diff and R."""
+        return []
+
+
+class Settings:
+    """What can be set: the config dataclass (its fields are the settings), presets, and how flat
+    values, profiles and a saved ``config.json`` become a config."""
+
     hidden: ClassVar[tuple[str, ...]] = ()
     """dotted config paths that are derived, not settings (e.g. ``data.seed``)"""
     renames: ClassVar[dict[str, str]] = {}
@@ -50,18 +52,14 @@ class System:
     """help text replacing an option's generated one (must state its default)"""
     reproduce_defaults: ClassVar[dict[str, Any]] = {}
     """values every ``rdlens reproduce`` row of this system starts from (a profile may override)"""
-    control_labels: ClassVar[dict[str, str]] = {}
-    """names of the controls :meth:`controls` measures -> their labels in controls.md"""
-
-    # ---- settings ---------------------------------------------------------------------------
+    extendable: ClassVar[tuple[str, ...]] = ()
+    """config fields that nothing before their old value depends on (e.g. a training length with
+    no schedule over it): a saved row whose config differs only by a larger value of these
+    continues from its checkpoint instead of starting over, with the same result"""
 
     def config_type(self) -> type:
         """The frozen config dataclass of one run (imported lazily)."""
         raise NotImplementedError
-
-    def can_extend(self, config: dict[str, Any]) -> bool:
-        """Whether a row with this (flat JSON) config may grow its ``extendable`` fields."""
-        return True
 
     def presets(self) -> dict[str, dict[str, Any]]:
         """Named settings (``--setting NAME``): flat option name -> value; data, not code."""
@@ -93,15 +91,14 @@ class System:
         check_saved(self.config_type(), data, source)
         return from_dict(self.config_type(), data)
 
-    # ---- a run ------------------------------------------------------------------------------
+    def can_extend(self, config: dict[str, Any]) -> bool:
+        """Whether a row with this (flat JSON) config may grow its ``extendable`` fields."""
+        return True
 
-    def run_name(self, config: Any) -> str:
-        """Stem of a new run directory's name (a timestamp is appended)."""
-        return f"{self.name}-seed{getattr(config, 'seed', 0)}"
 
-    def setting(self, config: Any) -> str:
-        """What this run measures, in words (the summary's ``setting``)."""
-        return self.title
+class Data:
+    """The inputs of a run: what they are, whether they are here, how to fetch and check them, and
+    how much memory the run needs, all before any folder is written."""
 
     def data_label(self, config: Any) -> str:
         """The data (or parameters) a run used, for the ``data`` column of Table 1."""
@@ -110,11 +107,6 @@ class System:
     def missing_data(self, config: Any) -> tuple[str, str] | None:
         """(what is missing, the command that fetches it) when the run's data is absent."""
         return None
-
-    def memory_bytes(self, config: Any) -> float:
-        """A rough upper estimate of the memory a run needs, checked before any work so that
-        absurd sizes are refused with the estimate instead of failing halfway (0: unknown)."""
-        return 0.0
 
     def fetch_data(self, config: Any) -> str | None:
         """Fetch the run's missing data (``rdlens reproduce --download``); None when done,
@@ -125,9 +117,31 @@ class System:
         """Cheap checks of the inputs that ``rdlens reproduce`` runs for every row before the
         first one starts (a damaged data file found after an hour of other rows is a waste)."""
 
+    def memory_bytes(self, config: Any) -> float:
+        """A rough upper estimate of the memory a run needs, checked before any work so that
+        absurd sizes are refused with the estimate instead of failing halfway (0: unknown)."""
+        return 0.0
+
     def prepare(self, config: Any, device: Any) -> Any:
         """Load and check the inputs (data, initial state) before any folder is written."""
         return None
+
+
+class Runner:
+    """The run itself: the device and resume it needs, its name, and the work that writes its files."""
+
+    uses_torch: ClassVar[bool] = False
+    """runs on a torch device: gets ``--device`` (and the device is resolved before work)"""
+    resumable: ClassVar[bool] = False
+    """keeps a checkpoint an interrupted run can continue from: gets ``--resume``"""
+
+    def run_name(self, config: Any) -> str:
+        """Stem of a new run directory's name (a timestamp is appended)."""
+        return f"{self.name}-seed{getattr(config, 'seed', 0)}"
+
+    def setting(self, config: Any) -> str:
+        """What this run measures, in words (the summary's ``setting``)."""
+        return self.title
 
     def execute(self, config: Any, prepared: Any, ctx: "RunContext") -> dict[str, Any]:
         """Do the work, write the system's files into ``ctx.dir`` and return the summary's
@@ -135,11 +149,12 @@ class System:
         ``config.json`` before, ``manifest.json`` and ``summary.json`` after."""
         raise NotImplementedError
 
-    def summary_lines(self, summary: dict[str, Any]) -> list[str]:
-        """Extra lines the command prints under M_react, M_diff and R."""
-        return []
 
-    # ---- controls and report ----------------------------------------------------------------
+class Checks:
+    """What a finished run is checked against: its controls and the paper's claims about it."""
+
+    control_labels: ClassVar[dict[str, str]] = {}
+    """names of the controls :meth:`controls` measures -> their labels in controls.md"""
 
     def controls(self, config: Any, run_dir: Path, device: Any) -> tuple[dict[str, Any], dict[str, "BalanceTrace"]] | None:
         """Control measurements of a finished run (results, traces), or None if it has none."""
@@ -161,7 +176,16 @@ class System:
         bound in words, when the controls hold one)."""
         return ""
 
-    def draw_panel(self, ax: Any, run_dir: Path) -> str:
-        """Draw what one run produced on a matplotlib axis (patterns.png); return a title suffix."""
-        ax.text(0.5, 0.5, self.title, ha="center", va="center")
-        return ""
+
+class System(Presentation, Settings, Data, Runner, Checks):
+    """What rdlens needs to know about a system, in five roles (override what applies; the
+    defaults do nothing): :class:`Presentation`, :class:`Settings`, :class:`Data`,
+    :class:`Runner` and :class:`Checks`. Code that uses one role only may ask for that role.
+
+    Settings are the fields of :meth:`config_type` (see :mod:`rdlens.core.options`): one name
+    each, shared by profiles, the command line and ``config.json``.
+    """
+
+
+ROLES = (Presentation, Settings, Data, Runner, Checks)
+"""the roles a system plays, each used by a different part of rdlens"""

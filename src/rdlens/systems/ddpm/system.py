@@ -132,7 +132,7 @@ class DDPM(System):
         data = data[: config.max_images] if config.max_images else data
         return (data + 1) / 2 if config.pixels == "unit" else data
 
-    def judge(self, config: Any, bars: Any = None) -> Any:
+    def _judge(self, config: Any, bars: Any = None) -> Any:
         """The sample-quality judge of the data set (:mod:`rdlens.systems.ddpm.quality`), None where the
         data set has no labels; ``bars`` shows its classifier's training when not cached."""
         from rdlens.systems.ddpm import quality as q
@@ -147,19 +147,15 @@ class DDPM(System):
     def execute(self, config: Any, prepared: Any, ctx: RunContext) -> dict[str, Any]:
         import torch
 
-        from rdlens.systems.ddpm import controls
-
-        from rdlens.systems.ddpm import curve
-
-        from rdlens.systems.ddpm import model as ddpm
-        from rdlens.core.balance import score_ratio
-        from rdlens.systems.ddpm import quality as q
         from rdlens.plot import plot_balance, plot_images, tile
+        from rdlens.systems.ddpm import controls, curve
+        from rdlens.systems.ddpm import model as ddpm
+        from rdlens.systems.ddpm import quality as q
         from rdlens.systems.ddpm.unet import build as build_unet, n_params
 
         rd, dev, cfg = ctx.dir, ctx.device, config
         shape = (cfg.samples, cfg.unet.in_channels, cfg.unet.image_size, cfg.unet.image_size)
-        judge = self.judge(cfg, ctx.bars)
+        judge = self._judge(cfg, ctx.bars)
 
         def signed(samples: Any) -> Any:
             """Samples in [-1, 1], whatever the range the model works in."""
@@ -225,8 +221,14 @@ class DDPM(System):
                 curve.plot(track.rows, rd.file("training_curve.png"), oracle_R=tracked["oracle_gaussian_R"],
                            schedule_R_score=tracked["schedule_only_R_score"],
                            title=f"R along training, {SETTING_NAMES[cfg.dataset]}")
-        counted = tr.counted
+        return self._summary(cfg, tr, trained, int(prepared.shape[0]), quality, tracked)
 
+    def _summary(self, cfg: Any, tr: Any, trained: Any, train_images: int, quality: dict[str, Any] | None,
+                 tracked: dict[str, Any] | None) -> dict[str, Any]:
+        """The run's summary: the balance, the score part, what was sampled and trained."""
+        from rdlens.core.balance import score_ratio
+
+        counted = tr.counted
         return {
             **tr.summary(),
             "M_score": float(np.mean(tr.extra["score"][counted])),
@@ -240,8 +242,8 @@ class DDPM(System):
             "schedule": cfg.schedule.kind,
             "sigma": cfg.sigma,
             "samples": cfg.samples,
-            "image_dim": int(np.prod(shape[1:])),
-            "train_images": int(prepared.shape[0]),
+            "image_dim": cfg.unet.in_channels * cfg.unet.image_size ** 2,
+            "train_images": train_images,
             "steps": trained.steps_done,
             "resumed_from_step": trained.resumed_from,
             "final_loss": float(np.mean(trained.losses[-50:])) if trained.losses else None,
@@ -310,7 +312,7 @@ class DDPM(System):
         return {"monotonic": monotonic,
                 "steps": claims.r_versus_T(images.double(), cfg.schedule, cfg.samples, cfg.seed + 2),
                 "trained_T": cfg.schedule.T, "trained_R": trained.R, "trained_final_R": trained.final_R,
-                "ddim": claims.ddim_sweep(model, shape, cfg.schedule, cfg.seed + 2, self.judge(cfg), device,
+                "ddim": claims.ddim_sweep(model, shape, cfg.schedule, cfg.seed + 2, self._judge(cfg), device,
                                           signed=signed, sigma=cfg.sigma)}
 
     def controls(self, config: Any, run_dir: Path, device: Any) -> tuple[dict[str, Any], dict[str, Any]]:
