@@ -81,6 +81,7 @@ def fit(
     parallel: bool = True,
     lr_at: Callable[[int], float] | None = None,
     stop_tol: float = 0.0,
+    state: dict[str, nn.Module] | None = None,
 ) -> Fit:
     """Run optimiser steps until ``steps``; return the loss history.
 
@@ -96,10 +97,13 @@ def fit(
     resumed run follows the same schedule); None keeps the optimiser's.
     ``stop_tol`` > 0 ends training once two consecutive losses differ by less (:func:`settled`);
     the checkpoint is written at that step, and resuming a settled run trains no further.
+    ``state`` names further modules whose buffers the batches change (a pool of states): they
+    are checkpointed and restored with the weights.
     """
     stateful: dict[str, Any] = {"model": model, "optimizer": optimizer}
     if ema is not None:
         stateful["ema"] = ema
+    stateful.update(state or {})
     losses: list[float] = []
     step = 0
     device = next(model.parameters()).device

@@ -252,8 +252,9 @@ def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
     with np.load(gt / "trajectories.npz") as f:
         x = torch.from_numpy(f["x"]).to(device)
         cond = torch.from_numpy(P.conditions(f["F"], f["k"])).to(device)
+        settings = np.stack([f["F"], f["k"]], axis=-1)
     with bars(f"ConvLSTM on trajectories, seed {seed}", ccfg.steps) as bar:
-        model, done = convlstm.train(ccfg, x, cond, stage / "checkpoint.pt", progress=bar.update)
+        model, done = convlstm.train(ccfg, x, cond, stage / "checkpoint.pt", settings=settings, progress=bar.update)
     with np.load(gt / "truth.npz") as f:
         start = torch.from_numpy(f["x"][:, 0]).to(device)
         rcond = torch.from_numpy(P.conditions(f["F"], f["k"])).to(device)

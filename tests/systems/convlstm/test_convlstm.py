@@ -1,5 +1,7 @@
 """The convolutional LSTM: its balance against an independent NumPy replay of its weights."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -138,7 +140,8 @@ def test_every_training_setting_reaches_the_convlstm(tmp_path, capsys):
     base, _ = _run(tmp_path / "a", capsys)
     again, _ = _run(tmp_path / "b", capsys)
     assert again["R"] == base["R"]  # the same seed: the same numbers
-    for extra in (["--optimizer", "adamw", "--weight-decay", "0.5"], ["--grad-clip", "1e-6"], ["--training", "teacher"]):
+    for extra in (["--optimizer", "adamw", "--weight-decay", "0.5"], ["--grad-clip", "1e-6"], ["--training", "teacher"],
+                  ["--input-noise", "0.1"], ["--window-final", "3"], ["--pool", "4", "--pool-share", "0.5"]):
         other, _ = _run(tmp_path / extra[1], capsys, *extra)
         assert other["R"] != base["R"], extra
 
@@ -159,3 +162,79 @@ def test_the_patterns_study_nests_the_systems_configs_under_their_own_names(tmp_
     assert (nested.convlstm.window, nested.convlstm.hidden, nested.ddpm.steps) == (3, 6, 7)
     with pytest.raises(ConfigError, match="window = 5 exceeds frames = 4"):
         S.profile_config(str(profile), {"convlstm_window": 5})
+
+
+# ---- stabilisers --------------------------------------------------------------------------
+
+
+def test_the_window_curriculum_grows_linearly_from_window_to_window_final():
+    from rdlens.systems.convlstm.model import ConvLSTMConfig, Trajectories
+
+    cfg = ConvLSTMConfig(data=Trajectories(frames=40), window=10, window_final=40, steps=31)
+    assert [cfg.window_at(s) for s in (0, 1, 15, 30)] == [10, 11, 25, 40]
+    assert ConvLSTMConfig(window=10, steps=31).window_at(30) == 10  # no curriculum: fixed
+    with pytest.raises(ConfigError, match=r"window_final must be in \[window = 10, frames = 40\]"):
+        ConvLSTMConfig(data=Trajectories(frames=40), window=10, window_final=50)
+
+
+def test_the_pool_targets_are_the_true_gray_scott_continuation():
+    """true_windows against Gray-Scott written out from the equations (reference_step)."""
+    from dataclasses import replace
+
+    from rdlens.measures.patterns import from_unit, to_unit
+    from rdlens.systems.convlstm.model import ConvLSTMConfig, Trajectories, true_windows
+    from rdlens.systems.grayscott.model import GrayScott, pearson_spots, reference_step
+
+    d = Trajectories(model=GrayScott(size=16, length=0.16), frame_every=3, frames=4)
+    cfg = ConvLSTMConfig(data=d, window=2)
+    settings = np.array([[0.029, 0.062], [0.055, 0.062]])
+    fields = [pearson_spots(replace(d.model, F=F, k=k), seed, count=2) for seed, (F, k) in enumerate(settings)]
+    x = torch.from_numpy(np.stack([to_unit(u, v) for u, v in fields]))
+    got = true_windows(cfg, x, settings, frames=2).numpy()
+    assert got.shape == (2, 3, 2, 16, 16)
+    for j, (F, k) in enumerate(settings):
+        u, v = from_unit(x[j].numpy())
+        model = replace(d.model, F=F, k=k)
+        for frame in (1, 2):
+            for _ in range(3):
+                u, v, _, _ = reference_step(u, v, model)
+            np.testing.assert_allclose(got[j, frame], to_unit(u, v), atol=1e-6)
+
+
+def test_a_pool_needs_the_settings_and_only_physical_fields_are_kept():
+    from rdlens.systems.convlstm.model import ConvLSTMConfig, Trajectories, physical, train
+
+    ok = torch.zeros(1, 2, 4, 4)
+    far = ok.clone()
+    far[0, 1, 0, 0] = 9.0  # v = 2.5: out of the range Gray-Scott can continue from
+    bad = ok.clone()
+    bad[0, 0, 1, 1] = float("nan")
+    assert physical(torch.cat([ok, far, bad])).tolist() == [True, False, False]
+    cfg = ConvLSTMConfig(data=Trajectories(frames=4), window=2, pool=4, steps=1)
+    with pytest.raises(ConfigError, match="a pool needs the \\(F, k\\) of each of the 3 trajectories"):
+        train(cfg, torch.zeros(3, 5, 2, 8, 8), torch.zeros(3, 2), Path("/nonexistent/ckpt.pt"))
+
+
+def test_a_run_with_a_pool_and_noise_resumes_bit_identically(tmp_path):
+    """The pool is checkpointed with the weights: 3 steps, then 3 more, equal 6 at once."""
+    from rdlens.measures.patterns import to_unit
+    from rdlens.systems.convlstm.model import ConvLSTMConfig, Trajectories, train
+    from rdlens.systems.grayscott.model import GrayScott, pearson_spots
+
+    d = Trajectories(model=GrayScott(size=16, length=0.16), frame_every=3, frames=4)
+    fields = [pearson_spots(d.model, seed, count=2) for seed in range(2)]
+    x = torch.from_numpy(np.stack([np.stack([to_unit(u, v)] * 5) for u, v in fields]))
+    cond, settings = torch.zeros(2, 2), np.array([[d.model.F, d.model.k]] * 2)
+    full = ConvLSTMConfig(data=d, hidden=4, window=2, steps=6, batch_size=4, pool=3, input_noise=0.05)
+    whole, _ = train(full, x, cond, tmp_path / "a.pt", settings=settings)
+    train(replace_steps(full, 3), x, cond, tmp_path / "b.pt", settings=settings)
+    resumed, fit = train(full, x, cond, tmp_path / "b.pt", settings=settings)
+    assert fit.resumed_from == 3
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def replace_steps(cfg, steps):
+    from dataclasses import replace
+
+    return replace(cfg, steps=steps)

@@ -96,6 +96,19 @@ class ConvLSTMConfig:
     training: str = setting("free", choices=TRAININGS)
     """free: each window is rolled out from its first frame on the model's own predictions (as
     in use); teacher: every input is the true frame (teacher forcing; rollouts then drift)"""
+    input_noise: float = setting(0.0, low=0, high=1)
+    """standard deviation of Gaussian noise added to every training input, in the networks' scale
+    (noise injection, Sanchez-Gonzalez et al. 2020: the model learns to pull perturbed states
+    back; 0: none)"""
+    window_final: int = setting(0, low=0, high=10**4)
+    """curriculum of unrolled windows (pushforward, Brandstetter et al. 2022): the window grows
+    linearly from ``window`` frames at the first step to this many at the last (0: fixed)"""
+    pool: int = setting(0, low=0, high=65536)
+    """states kept from the model's own predictions (a pool, Mordvintsev et al. 2020) whose true
+    continuations under Gray-Scott are training windows, so that the model learns the dynamics
+    on the states its own rollouts reach, however far (0: none)"""
+    pool_share: float = setting(0.5, low=0, high=1)
+    """share of each batch drawn from the pool (with pool > 0)"""
     seed: int = seed_setting()
     """seeds the initial weights and the batches (and, run alone, the data's starts)"""
 
@@ -106,11 +119,20 @@ class ConvLSTMConfig:
             raise ConfigError(f"kernel must be odd, got {self.kernel}")
         if self.window > self.data.frames:
             raise ConfigError(f"window = {self.window} exceeds frames = {self.data.frames}")
+        if self.window_final and not self.window <= self.window_final <= self.data.frames:
+            raise ConfigError(f"window_final must be in [window = {self.window}, frames = {self.data.frames}] "
+                              f"(0: a fixed window), got {self.window_final}")
+
+    def window_at(self, step: int) -> int:
+        """Frames unrolled at optimiser step ``step`` (0-based) under the window curriculum."""
+        if not self.window_final or self.steps <= 1:
+            return self.window
+        return self.window + (self.window_final - self.window) * step // (self.steps - 1)
 
     def memory_bytes(self) -> float:
         """Peak memory of training: the window's activations and gates, kept for the backward pass."""
         cells = 2 * self.data.model.size**2
-        return 8.0 * self.batch_size * self.window * cells * self.hidden * 4 * 2
+        return 8.0 * self.batch_size * max(self.window, self.window_final) * cells * self.hidden * 4 * 2
 
 
 @dataclass
@@ -216,11 +238,13 @@ def n_params(model: nn.Module) -> int:
 
 
 def step_loss(model: ConvLSTM, frames: torch.Tensor, cond: torch.Tensor | None = None,
-              free: bool = False) -> torch.Tensor:
+              free: bool = False, noise: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error of the next-frame predictions of a window (B, T+1, ...): teacher-forced,
     or ``free``-running from its first frame (what a rollout does, so errors it makes compound
-    in training too and the model learns to correct them)."""
-    return F.mse_loss(model(frames[:, :-1], cond, free=free), frames[:, 1:])
+    in training too and the model learns to correct them). ``noise`` (B, T, ...) is added to
+    the inputs, not to the targets."""
+    inputs = frames[:, :-1] if noise is None else frames[:, :-1] + noise
+    return F.mse_loss(model(inputs, cond, free=free), frames[:, 1:])
 
 
 def make_optimizer(cfg: ConvLSTMConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -228,32 +252,95 @@ def make_optimizer(cfg: ConvLSTMConfig, model: nn.Module) -> torch.optim.Optimiz
     return kind(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
+class StatePool(nn.Module):
+    """Fields the model predicted, each with the trajectory whose (F, k) it runs at (-1: empty);
+    a module so that its buffers are checkpointed with the weights and a run resumes exactly."""
+
+    def __init__(self, size: int, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.register_buffer("x", torch.zeros(size, *shape))
+        self.register_buffer("source", torch.full((size,), -1, dtype=torch.long))
+
+
+def true_windows(cfg: ConvLSTMConfig, x: torch.Tensor, settings: np.ndarray, frames: int) -> torch.Tensor:
+    """The true Gray-Scott continuation of fields ``x`` (B, 2, N, N) in the networks' scale at
+    ``settings`` (B, 2) = (F, k): (B, frames + 1, 2, N, N), frame 0 being ``x``."""
+    from dataclasses import replace
+
+    from rdlens.measures.patterns import from_unit, trajectories
+
+    u, v = from_unit(x.detach().cpu().double().numpy())
+    models = [replace(cfg.data.model, F=float(F), k=float(k)) for F, k in settings]
+    out, _ = trajectories(models, u, v, cfg.data.frame_every, frames)
+    return torch.from_numpy(out).to(x)
+
+
+def physical(x: torch.Tensor) -> torch.Tensor:
+    """(B,) whether each field (networks' scale) is one Gray-Scott can continue: u and v finite
+    and within [-0.5, 1.5], as the patterns study requires of any field it measures."""
+    from rdlens.measures.patterns import V_MAX
+
+    u, v = (x[:, 0].flatten(1) + 1) / 2, (x[:, 1].flatten(1) + 1) * V_MAX / 2
+    both = torch.cat([u, v], dim=1)
+    return torch.isfinite(both).all(1) & (both.min(1).values >= -0.5) & (both.max(1).values <= 1.5)
+
+
 def train(cfg: ConvLSTMConfig, x: torch.Tensor, cond: torch.Tensor, checkpoint: Path, *,
-          progress: Callable[[int], None] | None = None) -> tuple[ConvLSTM, Any]:
+          settings: np.ndarray | None = None, progress: Callable[[int], None] | None = None
+          ) -> tuple[ConvLSTM, Any]:
     """Train next-frame prediction on trajectories ``x`` (B, T + 1, C, H, W) conditioned on
-    ``cond`` (B, n), in windows of ``cfg.window`` frames; resume from ``checkpoint`` if it
-    exists, keep it up to date. Returns the model (in eval mode) and the :class:`rdlens.training.Fit`."""
+    ``cond`` (B, n), in windows of ``cfg.window`` frames (growing to ``window_final``), with
+    ``input_noise``, and with a pool of its own predictions continued by the true dynamics at
+    each trajectory's (F, k) (``settings``, (B, 2); needed with ``pool``); resume from
+    ``checkpoint`` if it exists, keep it up to date. Returns the model (in eval mode) and the
+    :class:`rdlens.training.Fit`."""
     from rdlens.training import checkpoint_every, fit
 
+    if cfg.pool and (settings is None or len(settings) != x.shape[0]):
+        raise ConfigError(f"a pool needs the (F, k) of each of the {x.shape[0]} trajectories")
     device = x.device
     torch.manual_seed(cfg.seed)
     model = ConvLSTM(x.shape[2], cfg.hidden, cfg.kernel, conditions=cond.shape[1]).to(device)
     opt = make_optimizer(cfg, model)
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     frames = x.shape[1] - 1
+    pool = StatePool(cfg.pool, tuple(x.shape[2:])).to(device) if cfg.pool else None
+    from_pool = int(round(cfg.batch_size * cfg.pool_share)) if pool is not None else 0
 
     def batch_loss(step: int) -> torch.Tensor:
-        which = torch.randint(0, x.shape[0], (cfg.batch_size,), generator=gen)
-        first = torch.randint(0, frames - cfg.window + 1, (cfg.batch_size,), generator=gen)
-        rows = first[:, None] + torch.arange(cfg.window + 1)[None]
-        return step_loss(model, x[which[:, None].to(device), rows.to(device)], cond[which.to(device)],
-                         free=cfg.training == "free")
+        window = cfg.window_at(step)
+        n = cfg.batch_size - from_pool
+        which = torch.randint(0, x.shape[0], (n,), generator=gen)
+        first = torch.randint(0, frames - window + 1, (n,), generator=gen)
+        rows = first[:, None] + torch.arange(window + 1)[None]
+        batch, sources = x[which[:, None].to(device), rows.to(device)], which
+        if from_pool:
+            slots = torch.randint(0, cfg.pool, (from_pool,), generator=gen)
+            refill = torch.randint(0, x.shape[0], (from_pool,), generator=gen)
+            refill_frame = torch.randint(0, frames + 1, (from_pool,), generator=gen)
+            empty = (pool.source[slots] < 0).cpu() | ~physical(pool.x[slots]).cpu()
+            pool.source[slots[empty]] = refill[empty].to(device)
+            pool.x[slots[empty]] = x[refill[empty].to(device), refill_frame[empty].to(device)]
+            src = pool.source[slots].cpu()
+            truth = true_windows(cfg, pool.x[slots], settings[src.numpy()], window)
+            batch, sources = torch.cat([batch, truth]), torch.cat([which, src])
+        noise = None
+        if cfg.input_noise:
+            noise = cfg.input_noise * torch.randn(batch[:, :-1].shape, generator=gen).to(device)
+        free = cfg.training == "free"
+        inputs = batch[:, :-1] if noise is None else batch[:, :-1] + noise
+        predicted = model(inputs, cond[sources.to(device)], free=free)
+        if from_pool:
+            with torch.no_grad():  # the pool moves along the model's own rollouts
+                pool.x[slots] = predicted[n:, -1].detach()
+        return F.mse_loss(predicted, batch[:, 1:])
 
+    extra = {"pool": pool} if pool is not None else {}
     done = fit(model, opt, batch_loss, steps=cfg.steps, generator=gen, name="ConvLSTM training",
                grad_clip=cfg.grad_clip, checkpoint=checkpoint, checkpoint_every=checkpoint_every(cfg.steps),
-               config=asdict(cfg), resume=True, progress=progress)
+               config=asdict(cfg), resume=True, progress=progress, state=extra)
     return model.eval(), done
 
 
-__all__ = ["ConvLSTM", "ConvLSTMConfig", "RolloutRecord", "Trajectories", "make_optimizer",
-           "n_params", "step_loss", "train"]
+__all__ = ["ConvLSTM", "ConvLSTMConfig", "RolloutRecord", "StatePool", "Trajectories", "make_optimizer",
+           "n_params", "physical", "step_loss", "train", "true_windows"]

@@ -76,6 +76,7 @@ class ConvLSTM(System):
             out[use] = x
             out[f"{use}_conditions"] = patterns.conditions(np.array([m.F for m in models]),
                                                            np.array([m.k for m in models]))
+            out[f"{use}_settings"] = np.array([[m.F, m.k] for m in models])
         return out
 
     def execute(self, config: Any, prepared: dict[str, np.ndarray], ctx: RunContext) -> dict[str, Any]:
@@ -90,7 +91,8 @@ class ConvLSTM(System):
         x = torch.from_numpy(prepared["trajectory"]).to(dev)
         cond = torch.from_numpy(prepared["trajectory_conditions"]).to(dev)
         with ctx.bars("ConvLSTM on Gray-Scott trajectories", config.steps) as bar, rd.stage("train"):
-            model, done = convlstm.train(config, x, cond, rd.file("checkpoint.pt"), progress=bar.update)
+            model, done = convlstm.train(config, x, cond, rd.file("checkpoint.pt"),
+                                         settings=prepared["trajectory_settings"], progress=bar.update)
         truth = prepared["rollout"]
         with rd.stage("rollout"), threads.stage("ConvLSTM rollout", parallel=True):
             frames, record = model.rollout(torch.from_numpy(truth[:, 0]).to(dev), config.data.long_frames,
