@@ -191,3 +191,99 @@ def test_a_config_written_before_the_trajectories_were_nested_reads_as_the_same_
     assert S.from_json(old) == cfg == S.from_json(new)
     with pytest.raises(ConfigError, match="unknown key 'frame_evry'"):
         S.from_json({**new, "frame_evry": 3})
+
+
+# ---- a DDPM conditioned on (F, k), with the physics term -------------------------------------
+
+
+def test_the_physics_term_is_one_true_gray_scott_step_in_the_networks_scale():
+    """steady_residual against Gray-Scott written out from the equations (reference_step)."""
+    import torch
+
+    cfg = S.profile_config("smoke")
+    model = cfg.model_at(0.055, 0.062)
+    rng = np.random.default_rng(1)
+    u, v = 1 - 0.3 * rng.random((2, 16, 16)), 0.25 * rng.random((2, 16, 16))
+    F, k = np.array([0.055, 0.029]), np.array([0.062, 0.062])
+    got = S.steady_residual(cfg, F, k)(torch.from_numpy(S.to_unit(u, v)), torch.tensor([0, 1])).numpy()
+    for j in range(2):
+        at = cfg.model_at(float(F[j]), float(k[j]))
+        un, vn, _, _ = grayscott.reference_step(u[j], v[j], at)
+        expected = np.mean((2 * (un - u[j])) ** 2 + (2 * (vn - v[j]) / S.P.V_MAX) ** 2)
+        assert got[j] == pytest.approx(expected, rel=1e-4)
+    stripes = grayscott.run(model, 20000, init=grayscott.pearson_spots(model, 1))
+    steady = S.steady_residual(cfg, F[:1], k[:1])(torch.from_numpy(S.to_unit(stripes.u, stripes.v))[None],
+                                                 torch.tensor([0]))
+    assert float(steady[0]) < 1e-3 * got[0]  # a stationary pattern: next to nothing changes
+
+
+def test_the_physics_term_adds_its_weighted_residual_to_the_simple_loss():
+    import torch
+
+    from rdlens.ddpm import Schedule, loss
+
+    schedule, x0 = Schedule(T=10), torch.randn(4, 2, 8, 8)
+    eps_model = lambda x, s: 0.5 * x  # noqa: E731 - any eps-network
+    const = lambda x0_hat, idx: torch.full((x0_hat.shape[0],), 3.0)  # noqa: E731
+    plain = loss(eps_model, schedule, x0, torch.Generator().manual_seed(0))
+    none = loss(eps_model, schedule, x0, torch.Generator().manual_seed(0), physics=const, weight=0.0)
+    gen = torch.Generator().manual_seed(0)
+    s = torch.randint(0, 10, (4,), generator=gen)
+    weighted = loss(eps_model, schedule, x0, torch.Generator().manual_seed(0), physics=const, weight=0.5)
+    assert float(none) == float(plain)
+    assert float(weighted - plain) == pytest.approx(0.5 * 3.0 * float(schedule.alpha_bars[s].mean()), rel=1e-5)
+
+
+def test_an_unconditioned_unet_draws_the_weights_it_drew_before_conditioning_existed():
+    import torch
+
+    from rdlens.unet import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    plain = UNet(UNetConfig(in_channels=2, channels=(8, 16), attention=()))
+    torch.manual_seed(0)
+    cond = UNet(UNetConfig(in_channels=2, channels=(8, 16), attention=(), conditions=2))
+    shared = plain.state_dict()
+    assert all(torch.equal(shared[k], cond.state_dict()[k]) for k in shared)
+    assert {k for k in cond.state_dict() if k not in shared} == {f"condition.{i}.{p}" for i in (0, 2)
+                                                                 for p in ("weight", "bias")}
+    torch.nn.init.normal_(cond.conv_out.weight)  # a trained read-out: the output now depends on the condition
+    x, s = torch.randn(2, 2, 8, 8), torch.tensor([3, 3])
+    a, b = cond(x, s, torch.tensor([[0.0, 0.0]] * 2)), cond(x, s, torch.tensor([[1.0, -1.0]] * 2))
+    assert not torch.allclose(a, b)
+    with pytest.raises(S.ConfigError, match=r"needs cond of shape \(2, 2\), got None"):
+        cond(x, s)
+
+
+def test_a_conditioned_ddpm_with_the_physics_term_is_judged_at_its_own_settings(tmp_path):
+    args = [*ARGS, "--out", str(tmp_path), "--ddpm-conditions", "2", "--ddpm-physics-weight", "1",
+            "--ddpm-steps", "2", "--convlstm-steps", "2"]
+    assert main(args) == 0
+    folder = tmp_path / "patterns-smoke"
+    cfg = S.profile_config("smoke")
+    with np.load(folder / "ddpm" / "seed0" / "samples.npz") as f:
+        F, k = f["F"], f["k"]
+    assert list(zip(F, k)) == [cfg.setting_pairs[j % len(cfg.setting_pairs)] for j in range(cfg.ddpm.samples)]
+    import csv
+
+    with open(folder / "measures.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["system"] == "ddpm"]
+    assert [(float(r["F"]), float(r["k"])) for r in rows] == [(F[int(r["index"])], k[int(r["index"])]) for r in rows]
+    assert len(rows) == cfg.ddpm.samples
+    assert "a DDPM sample: at the setting it was conditioned on" in (folder / "table.md").read_text()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--ddpm-conditions", "3"], "ddpm_conditions must be 0 (unconditioned) or 2"),
+])
+def test_bad_ddpm_conditions_are_refused_before_any_work(tmp_path, capsys, args, fragment):
+    assert main([*ARGS, "--out", str(tmp_path), *args]) == 2
+    assert fragment in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
+def test_rdlens_ddpm_refuses_conditions_without_fields():
+    from rdlens.ddpm import DDPMConfig
+    from rdlens.unet import UNetConfig
+
+    with pytest.raises(S.ConfigError, match="conditions and physics_weight need data that carry"):
+        DDPMConfig(unet=UNetConfig(conditions=2))

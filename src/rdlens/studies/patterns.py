@@ -114,6 +114,9 @@ class PatternsConfig:
         validate(self)
         self.setting_pairs  # noqa: B018 - parses and checks
         check_seed(self.seed + self.seeds - 1 + max(SEED_OFFSETS.values()) + 10**5)
+        if self.ddpm.unet.conditions not in (0, 2):
+            raise ConfigError(f"ddpm_conditions must be 0 (unconditioned) or 2 (each field's F and k), "
+                              f"got {self.ddpm.unet.conditions}")
         if self.ddpm.samples < 2:
             raise ConfigError(f"ddpm_samples must be at least 2 (the measures compare samples), got {self.ddpm.samples}")
         # the systems' configs as the study runs them (its grid, its trajectories, its first seed),
@@ -205,29 +208,69 @@ def _curves(traces: list[BalanceTrace], grid: int = 201) -> tuple[np.ndarray, np
     return c.tau, np.stack([t.resample(c.tau)[1] for t in traces])
 
 
-def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, *, bars: Bars,
-               log: Callable[[str], None]) -> dict[str, float]:
-    """Train the DDPM on the stationary (u, v) states and sample it with the instrumented sampler."""
+def steady_residual(cfg: PatternsConfig, F: np.ndarray, k: np.ndarray) -> Callable[[Any, Any], Any]:
+    """The physics term of a DDPM's loss on the study's fields: for predicted clean fields
+    (B, 2, N, N) in the networks' scale and their indices into (F, k), the mean square of what one
+    explicit Gray-Scott step would change in them, in the same scale (0 at a steady state)."""
     import torch
 
-    from rdlens.systems.ddpm import model as ddpm
+    m = cfg.data.model
+    Fs, ks = torch.as_tensor(F, dtype=torch.float32), torch.as_tensor(k, dtype=torch.float32)
+
+    def lap(a: torch.Tensor) -> torch.Tensor:
+        return (torch.roll(a, 1, -1) + torch.roll(a, -1, -1) + torch.roll(a, 1, -2) + torch.roll(a, -1, -2) - 4 * a) / m.h**2
+
+    def residual(x0: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        u, v = (x0[:, 0] + 1) / 2, (x0[:, 1] + 1) * P.V_MAX / 2
+        f, kk = Fs.to(x0.device)[idx].view(-1, 1, 1), ks.to(x0.device)[idx].view(-1, 1, 1)
+        uvv = u * v * v
+        du = m.dt * (m.Du * lap(u) - uvv + f * (1 - u)) * 2
+        dv = m.dt * (m.Dv * lap(v) + uvv - (f + kk) * v) * 2 / P.V_MAX
+        return (du**2 + dv**2).mean(dim=(-2, -1))
+
+    return residual
+
+
+def sample_settings(cfg: PatternsConfig, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (F, k) each conditioned DDPM sample is drawn at: the settings in turn."""
+    pairs = cfg.setting_pairs
+    return (np.array([pairs[j % len(pairs)][0] for j in range(samples)]),
+            np.array([pairs[j % len(pairs)][1] for j in range(samples)]))
+
+
+def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, *, bars: Bars,
+               log: Callable[[str], None]) -> dict[str, float]:
+    """Train the DDPM on the stationary (u, v) states (conditioned on each one's (F, k), with the
+    physics term, when set) and sample it with the instrumented sampler."""
+    import torch
+
     from rdlens.core.rundir import save_losses
+    from rdlens.systems.ddpm import model as ddpm
 
     fresh_stage(stage)
     t0 = time.perf_counter()
     with np.load(gt / "fields.npz") as f:
         images = torch.from_numpy(to_unit(f["u"], f["v"]))
+        F, k = f["F"], f["k"]
     dcfg = cfg.ddpm_config(seed)
+    conditioned = dcfg.unet.conditions > 0
     with bars(f"DDPM on (u, v), seed {seed}", dcfg.steps) as bar:
-        result = ddpm.train(dcfg, images, str(stage), device=device, resume=True, progress=bar.update)
+        result = ddpm.train(dcfg, images, str(stage), device=device, resume=True, progress=bar.update,
+                            conditions=torch.from_numpy(P.conditions(F, k)) if conditioned else None,
+                            physics=steady_residual(cfg, F, k) if dcfg.physics_weight else None)
+    eps_model, at = result.ema_model, {}
+    if conditioned:  # each sample at its own setting, so that it is judged there
+        sF, sk = sample_settings(cfg, dcfg.samples)
+        cond = torch.from_numpy(P.conditions(sF, sk)).to(device)
+        eps_model, at = (lambda x, s: result.ema_model(x, s, cond)), {"F": sF, "k": sk}
     with bars(f"DDPM sampling, seed {seed}", dcfg.schedule.T) as bar:
-        out = ddpm.sample(result.ema_model, (dcfg.samples, 2, cfg.data.model.size, cfg.data.model.size), dcfg.schedule,
+        out = ddpm.sample(eps_model, (dcfg.samples, 2, cfg.data.model.size, cfg.data.model.size), dcfg.schedule,
                           seed=seed + 2, device=device, progress=bar.update, sigma=dcfg.sigma,
                           last_step=dcfg.last_step)
     x = out.samples.double().cpu().numpy()
     if not np.isfinite(x).all():
         raise SimulationDiverged("DDPM sampling", dcfg.schedule.T, "a sample went NaN")
-    save_npz(stage / "samples.npz", x=x.astype(np.float32))
+    save_npz(stage / "samples.npz", x=x.astype(np.float32), **at)
     out.trace.save(stage / "trace.csv")
     save_losses(stage / "losses.csv", result.losses)
     finish_stage(stage, {"wall_time_s": time.perf_counter() - t0, **out.trace.summary(), "seed": seed,
@@ -377,7 +420,8 @@ def table_markdown(entries: list[dict[str, Any]], cfg: PatternsConfig) -> str:
                      + f" | {mix} |")
     lines += ["", f"Mean [95 % t-interval] over patterns and seeds. Wavelength in domain units (side "
               f"{cfg.data.model.length:g}); residual = ||dv/dt|| / ||reaction|| under the true dynamics at the pattern's "
-              f"(F, k) (a DDPM sample: at the setting where it is smallest); correlation of v with itself after "
+              f"(F, k) (a DDPM sample: " + ("at the setting it was conditioned on" if cfg.ddpm.unet.conditions else
+                                            "at the setting where it is smallest") + "); correlation of v with itself after "
               f"{cfg.continue_steps} more Gray-Scott steps; steady = residual < {STEADY_RESIDUAL} and correlation >= "
               f"{STEADY_CORRELATION}. R: the system's Dynamic Balance Ratio on this task (Gray-Scott: the "
               f"ground-truth runs; DDPM: its reverse process; ConvLSTM: its rollouts, over the training horizon and "
@@ -612,7 +656,8 @@ def collect(cfg: PatternsConfig, folder: Path) -> tuple[list[dict[str, Any]], di
             R.setdefault(system, []).append(BalanceTrace.from_samples(reaction[:steps], diffusion[:steps]).R)
         with np.load(folder / "ddpm" / f"seed{s}" / "samples.npz") as f:
             u, v = from_unit(f["x"])
-        rows += measure_fields(cfg, "ddpm", s, u, v, None, None)
+            at = (f["F"], f["k"]) if "F" in f.files else (None, None)  # a conditioned DDPM's own settings
+        rows += measure_fields(cfg, "ddpm", s, u, v, *at)
         R.setdefault("ddpm", []).append(BalanceTrace.load(folder / "ddpm" / f"seed{s}" / "trace.csv").R)
     return rows, R
 

@@ -111,11 +111,29 @@ class Schedule:
         return ab.sqrt() * x0 + (1 - ab).sqrt() * eps
 
 
-def loss(eps_model: EpsModel, schedule: Schedule, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """The simple loss E || eps - eps_theta(x_s, s) ||^2 (mean over pixels and images)."""
+Physics = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``physics(x0_hat, idx)``: the squared residual (batch,) of predicted clean images under the
+physics of the training images ``idx`` (rdlens patterns: the Gray-Scott steady-state residual)"""
+
+
+def loss(eps_model: Callable[..., torch.Tensor], schedule: Schedule, x0: torch.Tensor,
+         generator: torch.Generator | None = None, *, cond: torch.Tensor | None = None,
+         physics: Physics | None = None, idx: torch.Tensor | None = None, weight: float = 0.0) -> torch.Tensor:
+    """The simple loss E || eps - eps_theta(x_s, s[, cond]) ||^2 (mean over pixels and images),
+    plus, with ``physics``, ``weight`` times the mean over images of abar_s times the residual of
+    the clean image the network predicts, x0_hat = (x_s - sqrt(1 - abar_s) eps_theta) / sqrt(abar_s)
+    (physics-informed diffusion, Bastek et al. 2025; abar_s weighs out the steps where x0_hat is
+    mostly noise)."""
     s = torch.randint(0, schedule.T, (x0.shape[0],), generator=generator, device="cpu").to(x0.device)
     eps = torch.randn(x0.shape, generator=generator, device="cpu", dtype=x0.dtype).to(x0.device)
-    return torch.mean((eps - eps_model(schedule.q_sample(x0, s, eps), s)) ** 2)
+    x_s = schedule.q_sample(x0, s, eps)
+    predicted = eps_model(x_s, s) if cond is None else eps_model(x_s, s, cond)
+    simple = torch.mean((eps - predicted) ** 2)
+    if physics is None or weight == 0:
+        return simple
+    ab = schedule.alpha_bars.to(x0.device)[s].to(predicted.dtype).view(-1, *([1] * (x0.dim() - 1)))
+    x0_hat = (x_s - (1 - ab).sqrt() * predicted) / ab.sqrt()
+    return simple + weight * torch.mean(ab.flatten() * physics(x0_hat.float(), idx))
 
 
 LAST_STEPS = ("exclude", "public-code")
@@ -314,6 +332,10 @@ class DDPMConfig:
     faster on CPUs with bfloat16 instructions and on GPUs; benchmarks/bench_training.py), or
     auto: bfloat16 where it is native (:func:`native_bfloat16`), else float32; a run keeps the
     precision it started with when resumed elsewhere"""
+    physics_weight: float = setting(0.0, low=0)
+    """weight of the physics residual of the predicted clean image in the loss (physics-informed
+    diffusion, Bastek et al. 2025; rdlens patterns: the Gray-Scott steady-state residual at each
+    field's (F, k); 0: the simple loss alone)"""
     checkpoint_every: int = setting(200, low=1)
     """optimiser steps between two checkpoints (an interrupted run resumes from the last)"""
     max_images: int = setting(0, low=0)
@@ -328,6 +350,9 @@ class DDPMConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.dataset != FIELDS and (self.unet.conditions or self.physics_weight):
+            raise ConfigError("conditions and physics_weight need data that carry their (F, k) and physics: the "
+                              f"patterns study's Gray-Scott fields (rdlens patterns), not {self.dataset}")
         channels = 3 if self.dataset == "cifar10" else 1
         if self.dataset != FIELDS and self.unet.in_channels != channels:
             raise ConfigError(f"{self.dataset} has {channels} channel(s) but the U-Net expects {self.unet.in_channels}")
@@ -420,11 +445,21 @@ def train(
     resume: bool = False,
     progress: Callable[[int], None] | None = None,
     hooks: Sequence[tuple[int, Callable[[int, UNet], None]]] = (),
+    conditions: torch.Tensor | None = None,
+    physics: Physics | None = None,
 ) -> TrainResult:
     """Train eps-prediction with the simple loss through the shared loop
     (:func:`rdlens.training.fit`): AdamW, gradient clipping, EMA of the weights, a resumable
     checkpoint every ``cfg.checkpoint_every`` steps (and at the end). ``hooks`` are
-    ``(every, fn)`` pairs: ``fn(step, ema_model)`` runs after every ``every``-th step (every > 0)."""
+    ``(every, fn)`` pairs: ``fn(step, ema_model)`` runs after every ``every``-th step (every > 0).
+    A conditioned U-Net (``cfg.unet.conditions``) takes ``conditions`` (one row per image); with
+    ``cfg.physics_weight`` > 0, ``physics`` gives the residual the loss adds (:func:`loss`)."""
+    if cfg.unet.conditions and (conditions is None or tuple(conditions.shape) != (images.shape[0], cfg.unet.conditions)):
+        raise ConfigError(f"a U-Net conditioned on {cfg.unet.conditions} numbers needs conditions of shape "
+                          f"({images.shape[0]}, {cfg.unet.conditions}), got "
+                          f"{None if conditions is None else tuple(conditions.shape)}")
+    if cfg.physics_weight and physics is None:
+        raise ConfigError("physics_weight > 0 needs the task's residual (rdlens patterns gives the Gray-Scott one)")
     import copy
     from pathlib import Path
 
@@ -456,10 +491,14 @@ def train(
 
     draw = batch_indices(cfg, images.shape[0], gen)
 
+    conditions = conditions.to(device) if cfg.unet.conditions else None
+
     def batch_loss(step: int) -> torch.Tensor:
         idx = draw(step).to(device)
         with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=mixed):
-            return loss(model, cfg.schedule, images[idx].contiguous(memory_format=layout), gen).float()
+            return loss(model, cfg.schedule, images[idx].contiguous(memory_format=layout), gen,
+                        cond=None if conditions is None else conditions[idx], physics=physics, idx=idx,
+                        weight=cfg.physics_weight).float()
 
     def after_step(step: int) -> None:
         for every, fn in hooks:

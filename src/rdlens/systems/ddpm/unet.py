@@ -44,6 +44,9 @@ class UNetConfig:
     padding: str = setting("zeros", choices=PADDINGS)
     """padding of every 3 x 3 convolution: zeros, or circular for fields on a periodic domain
     (rdlens patterns: Gray-Scott states)"""
+    conditions: int = setting(0, low=0, high=16)
+    """numbers each image is conditioned on (rdlens patterns: the (F, k) of its Gray-Scott
+    setting), embedded and added to the time embedding of every block (0: unconditioned)"""
 
     def __post_init__(self) -> None:
         validate(self)
@@ -54,6 +57,8 @@ class UNetConfig:
                 raise ConfigError(f"{name} must be an integer in [1, {widest}] (the widest channel count), "
                                   f"got {value!r}")
         if self.network == "public-code":
+            if self.conditions:
+                raise ConfigError("the public-code network takes no conditions; use network = rdlens")
             if self.padding != "zeros":
                 raise ConfigError("the public-code network pads with zeros only")
             from rdlens.systems.ddpm.unet_public import check_layers
@@ -120,7 +125,7 @@ class Attention(nn.Module):
 
 
 class UNet(nn.Module):
-    """eps_theta(x_t, s): (batch, C, H, W), (batch,) long -> (batch, C, H, W)."""
+    """eps_theta(x_t, s[, cond]): (batch, C, H, W), (batch,) long[, (batch, conditions)] -> (batch, C, H, W)."""
 
     def __init__(self, cfg: UNetConfig = UNetConfig()) -> None:
         super().__init__()
@@ -158,9 +163,18 @@ class UNet(nn.Module):
         self.conv_out = _conv3(c, cfg.in_channels, pad)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+        # built last, so that an unconditioned network draws the same initial weights as before
+        self.condition = (nn.Sequential(nn.Linear(cfg.conditions, t_dim), nn.SiLU(), nn.Linear(t_dim, t_dim))
+                          if cfg.conditions else None)
 
-    def forward(self, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, s: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         temb = self.time(timestep_embedding(s, self.t_dim))
+        if self.condition is not None:
+            if cond is None or cond.shape != (x.shape[0], self.cfg.conditions):
+                raise ConfigError(f"this U-Net is conditioned on {self.cfg.conditions} numbers per image: needs "
+                                  f"cond of shape ({x.shape[0]}, {self.cfg.conditions}), "
+                                  f"got {None if cond is None else tuple(cond.shape)}")
+            temb = temb + self.condition(cond.to(temb.dtype))
         h = self.conv_in(x)
         hs = [h]
         for m in self.down:
