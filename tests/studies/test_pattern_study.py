@@ -287,3 +287,10 @@ def test_rdlens_ddpm_refuses_conditions_without_fields():
 
     with pytest.raises(S.ConfigError, match="conditions and physics_weight need data that carry"):
         DDPMConfig(unet=UNetConfig(conditions=2))
+
+
+def test_no_two_curves_of_one_colour_share_a_line_style():
+    from rdlens.report.patterns import COLORS, _style
+
+    looks = [(COLORS[s], _style(s)) for s in S.SYSTEMS]
+    assert len(set(looks)) == len(looks)

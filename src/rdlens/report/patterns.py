@@ -109,8 +109,10 @@ def _numbers(rows: list[dict[str, Any]], system: str, key: str) -> np.ndarray:
 
 
 def _style(system: str) -> str:
-    """Solid for the stationary fields, the DDPM and rollouts within the training horizon."""
-    return "-" if system in ("gray-scott", "ddpm") or system.endswith("1x") else "--"
+    """Dash-dot for Gray-Scott's stationary fields (the DDPM's reference), solid for the DDPM and
+    for both systems within the training horizon, dashed for the long horizon: no two curves of
+    one colour share a style."""
+    return "-." if system == "gray-scott" else "-" if system == "ddpm" or system.endswith("1x") else "--"
 
 
 def distributions_figure(folder: Path) -> None:
