@@ -169,3 +169,20 @@ def test_undefined_final_R_is_undefined_in_the_table_the_summary_and_the_console
     assert blank == degenerate and len(blank) == summary["degenerate_points"] > 0
     assert all(r["degenerate"] for r in blank)
     assert any(r["class"] == "uniform" for r in blank)  # not only the trivially dead ones
+
+
+def test_the_named_points_labels_stay_inside_the_map():
+    """The lowest named point sits on the map's lower edge (F = 0.010); its label used to hang
+    below the axes."""
+    from rdlens.plot import pyplot
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.2, 4.0), dpi=100)
+    sweep._mark(ax, sweep.SweepConfig())
+    fig.canvas.draw()
+    box = ax.get_window_extent()
+    assert len(ax.texts) >= 3
+    for text in ax.texts:
+        bb = text.get_window_extent()
+        assert box.y0 - 0.5 <= bb.y0 and bb.y1 <= box.y1 + 0.5, text.get_text()
+    plt.close(fig)

@@ -502,7 +502,7 @@ def _mark(ax: Any, cfg: SweepConfig) -> None:
         ax.plot(k, F, marker="*" if paper else "o", ms=10 if paper else 5, mfc="w" if paper else "none",
                 mec="k", mew=0.9)
         right = (k - ext[0]) < 0.6 * (ext[1] - ext[0])
-        y = F * points_per_F
+        y = max(F * points_per_F, ext[2] * points_per_F + 11)  # a label 6 pt below its point stays inside
         for taken in sorted(placed[right]):  # lift a label clear of the ones below it on its side
             if abs(y - taken) < 10:
                 y = taken + 10
