@@ -130,3 +130,26 @@ def test_reprs_fit_a_notebook_line_and_name_the_numbers():
     assert len(repr(combined)) < 200 and "3 traces" in repr(combined)
     result = gs.run(gs.GrayScott(size=64, length=0.64), steps=20, snapshot_every=2)
     assert len(repr(result)) < 600 and "u=ndarray(64, 64):float64" in repr(result) and "[10 items]" in repr(result)
+
+
+def test_the_bootstrap_interval_of_a_skewed_positive_measure_stays_positive():
+    """Areas of a few patterns (one huge): the t-interval goes below zero, the bootstrap cannot
+    go below the smallest value."""
+    from rdlens.core.balance import bootstrap_interval, t_interval
+
+    areas = [12.0, 15.0, 9.0, 380.0]
+    assert t_interval(areas).low < 0
+    boot = bootstrap_interval(areas)
+    assert min(areas) <= boot.low < boot.mean < boot.high <= max(areas)
+    assert bootstrap_interval(areas) == boot  # seeded: the same values, the same interval
+    assert math.isnan(bootstrap_interval([3.0]).low)
+
+
+def test_the_bootstrap_interval_of_many_normal_values_is_the_t_interval():
+    """For a large sample of a symmetric distribution both intervals estimate the same thing."""
+    from rdlens.core.balance import bootstrap_interval, t_interval
+
+    x = np.random.default_rng(5).normal(10.0, 2.0, 400)
+    boot, t = bootstrap_interval(x, resamples=20000), t_interval(x)
+    half = (t.high - t.low) / 2
+    assert boot.low == pytest.approx(t.low, abs=0.08 * half) and boot.high == pytest.approx(t.high, abs=0.08 * half)

@@ -39,7 +39,7 @@ import numpy as np
 
 from rdlens.measures import patterns as P
 from rdlens.measures.patterns import SYSTEMS, TITLES, from_unit, to_unit
-from rdlens.core.balance import BalanceTrace, combine, t_interval
+from rdlens.core.balance import BalanceTrace, bootstrap_interval, combine, correlation_interval, t_interval
 from rdlens.systems.convlstm.model import SEED_OFFSETS as CONVLSTM_SEED_OFFSETS
 from rdlens.systems.convlstm.model import ConvLSTMConfig, Trajectories
 from rdlens.systems.ddpm.model import FIELDS, DDPMConfig
@@ -369,7 +369,9 @@ LABEL_COLUMNS = ("spots", "stripes", "mixed", "none", "blown up")
 
 def table(rows: list[dict[str, Any]], R: dict[str, list[float]]) -> list[dict[str, Any]]:
     """Per system: n, each numeric measure's mean and 95 % interval over patterns and seeds
-    (finite values only, with how many were finite), label shares, steady share and R."""
+    (finite values only, with how many were finite; a percentile bootstrap, which keeps a
+    non-negative measure's interval non-negative, and Fisher's z for the correlation), label
+    shares, steady share and R (t-interval over seeds)."""
     out = []
     for system in SYSTEMS:
         mine = [r for r in rows if r["system"] == system]
@@ -378,7 +380,8 @@ def table(rows: list[dict[str, Any]], R: dict[str, list[float]]) -> list[dict[st
         entry: dict[str, Any] = {"system": system, "title": TITLES[system], "n": len(mine)}
         for key in NUMERIC:
             values = [float(r[key]) for r in mine if key in r and r[key] is not None and math.isfinite(float(r[key]))]
-            entry[key] = t_interval(values).as_dict() if values else None
+            interval = correlation_interval if key == "correlation" else bootstrap_interval  # measures >= 0
+            entry[key] = interval(values).as_dict() if values else None
         for lab in LABEL_COLUMNS:
             entry[f"share_{lab}"] = sum(r.get("label") == lab for r in mine) / len(mine)
         entry["share_steady"] = sum(bool(r.get("steady")) for r in mine) / len(mine)
@@ -418,7 +421,8 @@ def table_markdown(entries: list[dict[str, Any]], cfg: PatternsConfig) -> str:
         mix = ", ".join(f"{k} {v:.0%}" for k, v in e["settings"].items())
         lines.append(f"| {e['title']} | " + " | ".join(f"{e['share_' + lab]:.0%}" for lab in LABEL_COLUMNS)
                      + f" | {mix} |")
-    lines += ["", f"Mean [95 % t-interval] over patterns and seeds. Wavelength in domain units (side "
+    lines += ["", f"Mean [95 % interval] over patterns and seeds (percentile bootstrap of the mean; correlation: "
+              f"Fisher z; R: t-interval over seeds). Wavelength in domain units (side "
               f"{cfg.data.model.length:g}); residual = ||dv/dt|| / ||reaction|| under the true dynamics at the pattern's "
               f"(F, k) (a DDPM sample: " + ("at the setting it was conditioned on" if cfg.ddpm.unet.conditions else
                                             "at the setting where it is smallest") + "); correlation of v with itself after "
