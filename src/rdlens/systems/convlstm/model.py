@@ -238,13 +238,12 @@ def n_params(model: nn.Module) -> int:
 
 
 def step_loss(model: ConvLSTM, frames: torch.Tensor, cond: torch.Tensor | None = None,
-              free: bool = False, noise: torch.Tensor | None = None) -> torch.Tensor:
+              free: bool = False) -> torch.Tensor:
     """Mean squared error of the next-frame predictions of a window (B, T+1, ...): teacher-forced,
     or ``free``-running from its first frame (what a rollout does, so errors it makes compound
-    in training too and the model learns to correct them). ``noise`` (B, T, ...) is added to
-    the inputs, not to the targets."""
-    inputs = frames[:, :-1] if noise is None else frames[:, :-1] + noise
-    return F.mse_loss(model(inputs, cond, free=free), frames[:, 1:])
+    in training too and the model learns to correct them). :func:`train` computes the same
+    loss, with noise on the inputs when set."""
+    return F.mse_loss(model(frames[:, :-1], cond, free=free), frames[:, 1:])
 
 
 def make_optimizer(cfg: ConvLSTMConfig, model: nn.Module) -> torch.optim.Optimizer:
