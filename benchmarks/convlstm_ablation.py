@@ -17,18 +17,17 @@ and its total variation from Gray-Scott's, R of the rollout, training time) and 
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from _ablation import judge, line, record, save
 
 from rdlens.core.balance import BalanceTrace
 from rdlens.measures import patterns as P
-from rdlens.studies.patterns import PatternsConfig, measure_fields
+from rdlens.studies.patterns import PatternsConfig
 from rdlens.systems.convlstm import model as convlstm
 from rdlens.systems.convlstm.model import SEED_OFFSETS, ConvLSTMConfig, Trajectories
 
@@ -52,20 +51,6 @@ def data(d: Trajectories, seed: int, rollouts: int, factor: int) -> dict[str, np
             "rsettings": np.array([[m.F, m.k] for m in rmodels]), "truth_u": tu, "truth_v": tv}
 
 
-def judge(study: PatternsConfig, name: str, u: np.ndarray, v: np.ndarray, settings: np.ndarray) -> dict:
-    rows = measure_fields(study, name, 0, u, v, settings[:, 0], settings[:, 1])
-    ok = [r for r in rows if r["physical"]]
-    labels = Counter(r["label"] for r in rows)
-    mean = (lambda key: float(np.nanmean([r[key] for r in ok])) if ok else float("nan"))
-    return {"steady": sum(bool(r.get("steady")) for r in rows) / len(rows),
-            "blown_up": labels.get("blown up", 0) / len(rows), "residual": mean("residual"),
-            "wavelength": mean("wavelength"), "labels": {k: n / len(rows) for k, n in labels.items()}}
-
-
-def total_variation(a: dict[str, float], b: dict[str, float]) -> float:
-    return 0.5 * sum(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in set(a) | set(b))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=1500, help="optimiser steps per variant")
@@ -86,9 +71,8 @@ def main() -> None:
     got = data(d, args.seed, args.rollouts, args.factor)
     print(f"data: {got['x'].shape[0]} trajectories of {d.frames} frames, {len(got['start'])} unseen starts, "
           f"Gray-Scott to {args.factor}x the horizon: {time.perf_counter() - t0:.0f} s", flush=True)
-    reference = judge(study, "gray-scott", got["truth_u"], got["truth_v"], got["rsettings"])
-    print(f"{'Gray-Scott':12s} steady {reference['steady']:5.0%}  residual {reference['residual']:.3g}  "
-          f"wavelength {reference['wavelength']:.3g}  classes {reference['labels']}", flush=True)
+    reference = judge(study, got["truth_u"], got["truth_v"], got["rsettings"][:, 0], got["rsettings"][:, 1])
+    print(line("Gray-Scott", reference), flush=True)
     results = {"gray-scott": reference}
     x = torch.from_numpy(got["x"])
     cond = torch.from_numpy(P.conditions(got["settings"][:, 0], got["settings"][:, 1]))
@@ -101,20 +85,12 @@ def main() -> None:
         t1 = time.perf_counter()
         model, done = convlstm.train(cfg, x, cond, ckpt, settings=got["settings"])
         train_s = time.perf_counter() - t1
-        frames, record = model.rollout(torch.from_numpy(got["start"]), d.frames * args.factor, rcond)
+        frames, rec = model.rollout(torch.from_numpy(got["start"]), d.frames * args.factor, rcond)
         u, v = P.from_unit(frames[:, -1].numpy())
-        res = judge(study, name, u, v, got["rsettings"])
-        res.update(R=BalanceTrace.from_samples(record.reaction, record.diffusion).R, train_s=train_s,
-                   final_loss=float(np.mean(done.losses[-50:])),
-                   class_tv=total_variation(res["labels"], reference["labels"]))
-        results[name] = res
-        print(f"{name:12s} steady {res['steady']:5.0%}  blown up {res['blown_up']:4.0%}  residual {res['residual']:.3g}  "
-              f"wavelength {res['wavelength']:.3g}  class TV {res['class_tv']:.0%}  R {res['R']:.3f}  "
-              f"loss {res['final_loss']:.2e}  train {train_s:.0f} s  classes {res['labels']}", flush=True)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "ablation.json").write_text(json.dumps({"args": vars(args) | {"out": str(args.out)},
-                                                            "results": results}, indent=1, default=float))
+        res = judge(study, u, v, got["rsettings"][:, 0], got["rsettings"][:, 1])
+        record(results, name, res, reference, R=BalanceTrace.from_samples(rec.reaction, rec.diffusion).R,
+               train_s=train_s, final_loss=float(np.mean(done.losses[-50:])))
+    save(args, results)
 
 
 if __name__ == "__main__":

@@ -17,17 +17,16 @@ variation from Gray-Scott's, R of the reverse process, training time) and writes
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from _ablation import judge, line, record, save
 
 from rdlens.measures import patterns as P
-from rdlens.studies.patterns import PatternsConfig, measure_fields, sample_settings, steady_residual
+from rdlens.studies.patterns import PatternsConfig, sample_settings, steady_residual
 from rdlens.systems.ddpm import model as ddpm
 
 VARIANTS = {
@@ -35,15 +34,6 @@ VARIANTS = {
     "conditioned": {"conditions": 2, "physics_weight": 0.0},
     "conditioned+physics": {"conditions": 2, "physics_weight": 10.0},
 }
-
-
-def judge(study: PatternsConfig, u: np.ndarray, v: np.ndarray, F: np.ndarray | None, k: np.ndarray | None) -> dict:
-    rows = measure_fields(study, "x", 0, u, v, F, k)
-    ok = [r for r in rows if r["physical"] and r.get("label") not in (None, "blown up")]
-    labels = Counter(r["label"] for r in rows)
-    mean = (lambda key: float(np.nanmean([r[key] for r in ok])) if ok else float("nan"))
-    return {"steady": sum(bool(r.get("steady")) for r in rows) / len(rows), "residual": mean("residual"),
-            "wavelength": mean("wavelength"), "labels": {k: n / len(rows) for k, n in labels.items()}}
 
 
 def main() -> None:
@@ -66,8 +56,7 @@ def main() -> None:
     F, k = np.array([m.F for m in models]), np.array([m.k for m in models])
     print(f"ground truth: {len(F)} fields, {study.steps} Gray-Scott steps: {time.perf_counter() - t0:.0f} s", flush=True)
     reference = judge(study, u_end, v_end, F, k)
-    print(f"{'Gray-Scott':20s} steady {reference['steady']:5.0%}  residual {reference['residual']:.3g}  "
-          f"wavelength {reference['wavelength']:.3g}  classes {reference['labels']}", flush=True)
+    print(line("Gray-Scott", reference), flush=True)
     results = {"gray-scott": reference}
     images = torch.from_numpy(P.to_unit(u_end, v_end))
     for name in args.variants.split(","):
@@ -96,17 +85,9 @@ def main() -> None:
         out = ddpm.sample(eps_model, (cfg.samples, 2, n, n), cfg.schedule, seed=args.seed + 2, sigma=cfg.sigma)
         su, sv = P.from_unit(out.samples.double().numpy())
         res = judge(study, su, sv, *at)
-        res.update(R=out.trace.R, train_s=train_s, final_loss=float(np.mean(result.losses[-50:])),
-                   class_tv=0.5 * sum(abs(res["labels"].get(c, 0) - reference["labels"].get(c, 0))
-                                      for c in set(res["labels"]) | set(reference["labels"])))
-        results[name] = res
-        print(f"{name:20s} steady {res['steady']:5.0%}  residual {res['residual']:.3g}  wavelength {res['wavelength']:.3g}  "
-              f"class TV {res['class_tv']:.0%}  R {res['R']:.4f}  loss {res['final_loss']:.3g}  train {train_s:.0f} s  "
-              f"classes {res['labels']}", flush=True)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "ablation.json").write_text(json.dumps({"args": vars(args) | {"out": str(args.out)},
-                                                            "results": results}, indent=1, default=float))
+        record(results, name, res, reference, R=out.trace.R, train_s=train_s,
+               final_loss=float(np.mean(result.losses[-50:])))
+    save(args, results)
 
 
 if __name__ == "__main__":

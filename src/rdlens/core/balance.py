@@ -320,6 +320,18 @@ class Estimate:
         return {"mean": self.mean, "low": self.low, "high": self.high, "n": self.n}
 
 
+def _interval_values(values: Iterable[float], level: float) -> np.ndarray:
+    """The values an interval is formed from, refused when empty or not finite, and the level checked."""
+    x = np.asarray(list(values), dtype=np.float64)
+    if len(x) == 0:
+        raise ValueError("cannot form an interval from zero values")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"cannot form an interval from non-finite values: {x.tolist()}")
+    if not 0 < level < 1:
+        raise ConfigError(f"confidence level must be in (0, 1), got {level}")
+    return x
+
+
 def t_interval(values: Iterable[float], level: float = 0.95) -> Estimate:
     """Mean and Student-t confidence interval of independent values (nan interval for n < 2).
 
@@ -328,13 +340,7 @@ def t_interval(values: Iterable[float], level: float = 0.95) -> Estimate:
     """
     from scipy import stats
 
-    x = np.asarray(list(values), dtype=np.float64)
-    if len(x) == 0:
-        raise ValueError("cannot form an interval from zero values")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"cannot form an interval from non-finite values: {x.tolist()}")
-    if not 0 < level < 1:
-        raise ConfigError(f"confidence level must be in (0, 1), got {level}")
+    x = _interval_values(values, level)
     mean = float(x.mean())
     if len(x) < 2:
         return Estimate(mean, math.nan, math.nan, len(x))
@@ -347,13 +353,7 @@ def bootstrap_interval(values: Iterable[float], level: float = 0.95, resamples: 
     interval for n < 2): the interval of a non-negative measure never reaches below its smallest
     value (a t-interval of skewed areas went negative). Seeded, so the same values always give
     the same interval."""
-    x = np.asarray(list(values), dtype=np.float64)
-    if len(x) == 0:
-        raise ValueError("cannot form an interval from zero values")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"cannot form an interval from non-finite values: {x.tolist()}")
-    if not 0 < level < 1:
-        raise ConfigError(f"confidence level must be in (0, 1), got {level}")
+    x = _interval_values(values, level)
     mean = float(x.mean())
     if len(x) < 2:
         return Estimate(mean, math.nan, math.nan, len(x))

@@ -1,0 +1,56 @@
+"""What the ablation scripts share: judging fields as the patterns study does, one printed
+line per variant, and the saved results."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rdlens.studies.patterns import PatternsConfig, measure_fields
+
+
+def judge(study: PatternsConfig, u: np.ndarray, v: np.ndarray, F: np.ndarray | None, k: np.ndarray | None) -> dict:
+    """Steady and blown-up shares, mean residual and wavelength of the fields that Gray-Scott
+    can continue, and the class mix (rdlens.studies.patterns.measure_fields)."""
+    rows = measure_fields(study, "x", 0, u, v, F, k)
+    ok = [r for r in rows if r["physical"]]
+    labels = Counter(r["label"] for r in rows)
+    mean = (lambda key: float(np.nanmean([r[key] for r in ok])) if ok else float("nan"))
+    return {"steady": sum(bool(r.get("steady")) for r in rows) / len(rows),
+            "blown_up": labels.get("blown up", 0) / len(rows), "residual": mean("residual"),
+            "wavelength": mean("wavelength"), "labels": {k: n / len(rows) for k, n in labels.items()}}
+
+
+def total_variation(a: dict[str, float], b: dict[str, float]) -> float:
+    """Half the L1 distance of two class mixes (0: the same mix, 1: disjoint)."""
+    return 0.5 * sum(abs(a.get(c, 0.0) - b.get(c, 0.0)) for c in set(a) | set(b))
+
+
+def line(name: str, res: dict[str, Any]) -> str:
+    """One variant's numbers, for the console."""
+    text = (f"{name:20s} steady {res['steady']:5.0%}  blown up {res['blown_up']:4.0%}  residual {res['residual']:.3g}  "
+            f"wavelength {res['wavelength']:.3g}")
+    if "R" in res:
+        text += (f"  class TV {res['class_tv']:.0%}  R {res['R']:.4f}  loss {res['final_loss']:.3g}  "
+                 f"train {res['train_s']:.0f} s")
+    return text + f"  classes {res['labels']}"
+
+
+def record(results: dict[str, Any], name: str, res: dict[str, Any], reference: dict[str, Any], **numbers: Any) -> None:
+    """Add a variant's numbers (and its class mix's distance from the reference) and print them."""
+    res.update(numbers, class_tv=total_variation(res["labels"], reference["labels"]))
+    results[name] = res
+    print(line(name, res), flush=True)
+
+
+def save(args: Any, results: dict[str, Any]) -> None:
+    """``ablation.json`` in ``args.out`` (when given): the arguments and every variant's numbers."""
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "ablation.json").write_text(json.dumps({"args": vars(args) | {"out": str(out)}, "results": results},
+                                                      indent=1, default=float))
