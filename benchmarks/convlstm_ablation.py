@@ -17,6 +17,7 @@ and its total variation from Gray-Scott's, R of the rollout, training time) and 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -80,10 +81,9 @@ def main() -> None:
     for name in args.variants.split(","):
         cfg = replace(ConvLSTMConfig(data=d, steps=args.steps, seed=args.seed, kernel=args.kernel, hidden=args.hidden),
                       **VARIANTS[name])
-        ckpt = Path(f"/tmp/convlstm-ablation-{name}-{args.seed}-{args.steps}-k{args.kernel}-f{args.frame_every}.pt")
-        ckpt.unlink(missing_ok=True)
         t1 = time.perf_counter()
-        model, done = convlstm.train(cfg, x, cond, ckpt, settings=got["settings"])
+        with tempfile.TemporaryDirectory() as tmp:  # a fresh start for every variant
+            model, done = convlstm.train(cfg, x, cond, Path(tmp) / "checkpoint.pt", settings=got["settings"])
         train_s = time.perf_counter() - t1
         frames, rec = model.rollout(torch.from_numpy(got["start"]), d.frames * args.factor, rcond)
         u, v = P.from_unit(frames[:, -1].numpy())

@@ -67,13 +67,9 @@ def main() -> None:
         cfg = replace(base, steps=args.steps, samples=args.samples, physics_weight=values["physics_weight"],
                       schedule=replace(base.schedule, T=args.T),
                       unet=replace(base.unet, conditions=values["conditions"]))
-        folder = Path(f"/tmp/ddpm-ablation-{name}-{args.seed}-{args.steps}")
-        for old in folder.glob("*"):
-            old.unlink()
-        folder.mkdir(exist_ok=True)
         t1 = time.perf_counter()
         conditioned = cfg.unet.conditions > 0
-        result = ddpm.train(cfg, images, str(folder), conditions=torch.from_numpy(P.conditions(F, k)) if conditioned else None,
+        result = ddpm.train(cfg, images, None, conditions=torch.from_numpy(P.conditions(F, k)) if conditioned else None,
                             physics=steady_residual(study, F, k) if cfg.physics_weight else None)
         train_s = time.perf_counter() - t1
         eps_model, at = result.ema_model, (None, None)

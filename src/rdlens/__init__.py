@@ -52,7 +52,8 @@ SHORT_NAMES: dict[str, str] = {
 }
 """short (and rdlens <= 0.1) module names -> their home under the package"""
 
-_SUBPACKAGES = {"core", "measures", "systems", "studies", "report", "paper", "plot", "training", "public_code", "cli"}
+_TOP_LEVEL = {"core", "measures", "systems", "studies", "report", "paper", "plot", "training", "public_code", "cli"}
+"""the package's own top-level modules and packages, loaded on first attribute access"""
 
 
 class _ShortNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -83,6 +84,6 @@ if not any(isinstance(f, _ShortNames) for f in sys.meta_path):
 def __getattr__(name: str) -> Any:
     if name in SHORT_NAMES:
         return importlib.import_module(f"rdlens.{SHORT_NAMES[name]}")
-    if name in _SUBPACKAGES:
+    if name in _TOP_LEVEL:
         return importlib.import_module(f"rdlens.{name}")
     raise AttributeError(f"module 'rdlens' has no attribute {name!r}")

@@ -412,7 +412,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume {folder}: not a sweep folder (no readable config.json)") from None
     else:
         from rdlens.core.options import from_dict, nest
-
         from rdlens.systems.run import default_runs_root
         from rdlens.core.rundir import check_writable
 

@@ -183,21 +183,19 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def setting(default: Any = dataclasses.MISSING, *, choices: Any = None, low: float | None = None,
-            high: float | None = None, open: tuple[bool, bool] = (False, False), why: str = "", label: str = "",
-            internal: tuple[Any, ...] = (), default_factory: Any = dataclasses.MISSING, **metadata: Any) -> Any:
+def setting(default: Any, *, choices: Any = None, low: float | None = None, high: float | None = None,
+            open: tuple[bool, bool] = (False, False), why: str = "", label: str = "",
+            internal: tuple[Any, ...] = ()) -> Any:
     """A config field with its allowed values declared once: a closed set of ``choices``, or the
     bounds ``low`` / ``high`` (``open`` excludes them), with ``why`` the range is what it is.
     The command line, the help, profiles, saved configs and :func:`validate` all read them.
     ``internal`` values are valid in a built or saved config but not offered as settings (a
     study's DDPM trains on the study's own fields, ``dataset = "fields"``)."""
-    meta = {**metadata, **({"choices": tuple(choices)} if choices is not None else {}),
+    meta = {**({"choices": tuple(choices)} if choices is not None else {}),
             **({"internal": tuple(internal)} if internal else {}),
             **({"low": low} if low is not None else {}), **({"high": high} if high is not None else {}),
             **({"open": open} if open != (False, False) else {}), **({"why": why} if why else {}),
             **({"label": label} if label else {})}
-    if default_factory is not dataclasses.MISSING:
-        return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -229,13 +227,12 @@ def _own_options(cls: type) -> tuple[Option, ...]:
     return tuple(out)
 
 
-def validate(config: Any, skip: tuple[str, ...] = ()) -> None:
+def validate(config: Any) -> None:
     """Check every field of a built config (nested configs check themselves) against its type
     and its declared choices and bounds: a ConfigError names the field, the value and what it
-    must be. Call it first in ``__post_init__``; ``skip`` names fields checked there instead."""
+    must be. Call it first in ``__post_init__``."""
     for option in _own_options(type(config)):
-        if option.name not in skip:
-            option.check(getattr(config, option.name), FIELD, strict=True)
+        option.check(getattr(config, option.name), FIELD, strict=True)
 
 
 def _kind(hint: Any) -> tuple[str, bool, int | None]:

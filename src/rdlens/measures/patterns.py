@@ -180,6 +180,21 @@ V_MAX = 0.5
 """v is mapped from [0, V_MAX] (Gray-Scott's v stays below ~0.45 here) and u from [0, 1] to [-1, 1]"""
 
 
+PHYSICAL_RANGE = (-0.5, 1.5)
+"""u and v of a state the true dynamics can continue from (a generous range around [0, 1])"""
+
+
+def physical(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Per field (the last two axes), whether Gray-Scott can continue from (u, v): both finite
+    and within :data:`PHYSICAL_RANGE`. Every system's fields are held to this one test."""
+    low, high = PHYSICAL_RANGE
+    u, v = np.asarray(u), np.asarray(v)
+    out = np.ones(u.shape[:-2], dtype=bool)
+    for a in (u, v):  # a NaN anywhere makes the minimum NaN, which fails both comparisons
+        out &= (a.min(axis=(-2, -1)) >= low) & (a.max(axis=(-2, -1)) <= high)
+    return out
+
+
 def to_unit(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """(u, v) (..., H, W) each -> (..., 2, H, W) in about [-1, 1], the networks' scale."""
     return np.stack([2.0 * u - 1.0, 2.0 * v / V_MAX - 1.0], axis=-3).astype(np.float32)
@@ -192,7 +207,7 @@ def from_unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = ["LABELS", "SYSTEMS", "TITLES", "V_MAX", "Components", "components", "dominant_wavelength", "from_unit",
-           "label", "measure", "radial_spectrum", "relative_residual", "spectral_entropy", "to_unit"]
+           "label", "measure", "physical", "radial_spectrum", "relative_residual", "spectral_entropy", "to_unit"]
 
 
 # ---- Gray-Scott fields for the learned systems: starts, runs, trajectories -------------------

@@ -151,9 +151,7 @@ def quality_markdown(folder: Any, info: dict[str, Any]) -> str:
     from pathlib import Path
 
     from rdlens.systems.ddpm import curve
-
     from rdlens.core import layout
-
     from rdlens.systems.ddpm import quality
     from rdlens.systems.ddpm.quality import converged
 

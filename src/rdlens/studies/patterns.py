@@ -7,8 +7,9 @@ work on the same data:
   paper's two settings) from seeded Pearson starts (:func:`rdlens.systems.grayscott.model.pearson_spots`),
   run to near stationarity, u and v kept; and Gray-Scott trajectories sampled every
   ``frame_every`` steps, for the LSTM;
-- a DDPM trained on the stationary states as 2-channel (u, v) images (circular padding, no
-  conditioning), sampled with the instrumented reverse process;
+- a DDPM trained on the stationary states as 2-channel (u, v) images (circular padding;
+  optionally conditioned on each field's (F, k) and with a Gray-Scott physics term in its loss),
+  sampled with the instrumented reverse process;
 - a convolutional LSTM (:mod:`rdlens.systems.convlstm.model`) trained for next-frame prediction on the
   trajectories, conditioned on (F, k), rolled out on its own from starts it never saw for the
   training horizon and for ``long_factor`` times longer.
@@ -16,8 +17,9 @@ work on the same data:
 Every field goes through the same measures (:mod:`rdlens.measures.patterns`): wavelength, spectral
 entropy, components, elongation, label; and stability: the relative residual under the true
 dynamics and the correlation of the pattern with itself after ``continue_steps`` more
-Gray-Scott steps. A DDPM sample has no (F, k): it is judged at the ground-truth setting under
-which its residual is smallest (its best case), and that assignment is its "class mix".
+Gray-Scott steps. An unconditioned DDPM sample has no (F, k): it is judged at the ground-truth
+setting under which its residual is smallest (its best case), and that assignment is its
+"class mix"; a conditioned one is judged at the setting it was drawn at.
 
 The study folder holds one sub-folder per stage, each finished by a summary.json with the
 checksums of its files (a stage is redone unless that verifies); the tables and figures are
@@ -285,7 +287,6 @@ def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
     import torch
 
     from rdlens.systems.convlstm import model as convlstm
-
     from rdlens.core import threads
     from rdlens.core.rundir import save_losses
 
@@ -315,19 +316,13 @@ def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
 # ---- measures -----------------------------------------------------------------------------
 
 
-def _physical(u: np.ndarray, v: np.ndarray) -> bool:
-    """A state the true dynamics can continue from: finite and within a generous range."""
-    return bool(np.isfinite(u).all() and np.isfinite(v).all() and -0.5 <= u.min() and u.max() <= 1.5
-                and -0.5 <= v.min() and v.max() <= 1.5)
-
-
 def measure_fields(cfg: PatternsConfig, system: str, seed: int, u: np.ndarray, v: np.ndarray,
                    F: np.ndarray | None, k: np.ndarray | None, truth_v: np.ndarray | None = None) -> list[dict[str, Any]]:
     """One row per field: the pattern measures of v, and its stability under the true dynamics
     at (F, k); with F = None (DDPM samples) at the setting of smallest residual."""
     pairs = cfg.setting_pairs
     rows: list[dict[str, Any]] = []
-    ok = [_physical(u[j], v[j]) for j in range(len(u))]
+    ok = [bool(b) for b in P.physical(u, v)]
     for j in range(len(u)):
         row: dict[str, Any] = {"system": system, "seed": seed, "index": j, "physical": ok[j]}
         if ok[j]:

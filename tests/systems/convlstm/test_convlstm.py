@@ -202,14 +202,15 @@ def test_the_pool_targets_are_the_true_gray_scott_continuation():
 
 
 def test_a_pool_needs_the_settings_and_only_physical_fields_are_kept():
-    from rdlens.systems.convlstm.model import ConvLSTMConfig, Trajectories, physical, train
+    from rdlens.measures.patterns import from_unit, physical
+    from rdlens.systems.convlstm.model import ConvLSTMConfig, Trajectories, train
 
     ok = torch.zeros(1, 2, 4, 4)
     far = ok.clone()
     far[0, 1, 0, 0] = 9.0  # v = 2.5: out of the range Gray-Scott can continue from
     bad = ok.clone()
     bad[0, 0, 1, 1] = float("nan")
-    assert physical(torch.cat([ok, far, bad])).tolist() == [True, False, False]
+    assert physical(*from_unit(torch.cat([ok, far, bad]).numpy())).tolist() == [True, False, False]
     cfg = ConvLSTMConfig(data=Trajectories(frames=4), window=2, pool=4, steps=1)
     with pytest.raises(ConfigError, match="a pool needs the \\(F, k\\) of each of the 3 trajectories"):
         train(cfg, torch.zeros(3, 5, 2, 8, 8), torch.zeros(3, 2), Path("/nonexistent/ckpt.pt"))

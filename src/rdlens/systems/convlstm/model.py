@@ -274,16 +274,6 @@ def true_windows(cfg: ConvLSTMConfig, x: torch.Tensor, settings: np.ndarray, fra
     return torch.from_numpy(out).to(x)
 
 
-def physical(x: torch.Tensor) -> torch.Tensor:
-    """(B,) whether each field (networks' scale) is one Gray-Scott can continue: u and v finite
-    and within [-0.5, 1.5], as the patterns study requires of any field it measures."""
-    from rdlens.measures.patterns import V_MAX
-
-    u, v = (x[:, 0].flatten(1) + 1) / 2, (x[:, 1].flatten(1) + 1) * V_MAX / 2
-    both = torch.cat([u, v], dim=1)
-    return torch.isfinite(both).all(1) & (both.min(1).values >= -0.5) & (both.max(1).values <= 1.5)
-
-
 def train(cfg: ConvLSTMConfig, x: torch.Tensor, cond: torch.Tensor, checkpoint: Path, *,
           settings: np.ndarray | None = None, progress: Callable[[int], None] | None = None
           ) -> tuple[ConvLSTM, Any]:
@@ -293,6 +283,7 @@ def train(cfg: ConvLSTMConfig, x: torch.Tensor, cond: torch.Tensor, checkpoint: 
     each trajectory's (F, k) (``settings``, (B, 2); needed with ``pool``); resume from
     ``checkpoint`` if it exists, keep it up to date. Returns the model (in eval mode) and the
     :class:`rdlens.training.Fit`."""
+    from rdlens.measures.patterns import from_unit, physical
     from rdlens.training import checkpoint_every, fit
 
     if cfg.pool and (settings is None or len(settings) != x.shape[0]):
@@ -317,18 +308,16 @@ def train(cfg: ConvLSTMConfig, x: torch.Tensor, cond: torch.Tensor, checkpoint: 
             slots = torch.randint(0, cfg.pool, (from_pool,), generator=gen)
             refill = torch.randint(0, x.shape[0], (from_pool,), generator=gen)
             refill_frame = torch.randint(0, frames + 1, (from_pool,), generator=gen)
-            empty = (pool.source[slots] < 0).cpu() | ~physical(pool.x[slots]).cpu()
+            empty = (pool.source[slots] < 0).cpu() | ~torch.from_numpy(physical(*from_unit(pool.x[slots].cpu().numpy())))
             pool.source[slots[empty]] = refill[empty].to(device)
             pool.x[slots[empty]] = x[refill[empty].to(device), refill_frame[empty].to(device)]
             src = pool.source[slots].cpu()
             truth = true_windows(cfg, pool.x[slots], settings[src.numpy()], window)
             batch, sources = torch.cat([batch, truth]), torch.cat([which, src])
-        noise = None
+        inputs = batch[:, :-1]
         if cfg.input_noise:
-            noise = cfg.input_noise * torch.randn(batch[:, :-1].shape, generator=gen).to(device)
-        free = cfg.training == "free"
-        inputs = batch[:, :-1] if noise is None else batch[:, :-1] + noise
-        predicted = model(inputs, cond[sources.to(device)], free=free)
+            inputs = inputs + cfg.input_noise * torch.randn(inputs.shape, generator=gen).to(device)
+        predicted = model(inputs, cond[sources.to(device)], free=cfg.training == "free")
         if from_pool:
             with torch.no_grad():  # the pool moves along the model's own rollouts
                 pool.x[slots] = predicted[n:, -1].detach()
@@ -342,4 +331,4 @@ def train(cfg: ConvLSTMConfig, x: torch.Tensor, cond: torch.Tensor, checkpoint: 
 
 
 __all__ = ["ConvLSTM", "ConvLSTMConfig", "RolloutRecord", "StatePool", "Trajectories", "make_optimizer",
-           "n_params", "physical", "step_loss", "train", "true_windows"]
+           "n_params", "step_loss", "train", "true_windows"]

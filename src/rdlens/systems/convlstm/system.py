@@ -83,7 +83,6 @@ class ConvLSTM(System):
         import torch
 
         from rdlens.systems.convlstm import model as convlstm
-
         from rdlens.core import threads
         from rdlens.core.balance import BalanceTrace
 

@@ -105,9 +105,13 @@ class Schedule:
             raise ConfigError(f"sigma must be one of {', '.join(SIGMAS)}, got {kind!r}")
         return self.betas.sqrt() if kind == "beta" else self.posterior_variance.sqrt()
 
+    def abar_at(self, s: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """abar_s of each image (s 0-based, one per image), shaped to broadcast over ``like``."""
+        return self.alpha_bars.to(like.device)[s].to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
+
     def q_sample(self, x0: torch.Tensor, s: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """Forward noising x_s = sqrt(abar_s) x0 + sqrt(1 - abar_s) eps, s 0-based per image."""
-        ab = self.alpha_bars.to(x0.device)[s].to(x0.dtype).view(-1, *([1] * (x0.dim() - 1)))
+        ab = self.abar_at(s, x0)
         return ab.sqrt() * x0 + (1 - ab).sqrt() * eps
 
 
@@ -131,7 +135,7 @@ def loss(eps_model: Callable[..., torch.Tensor], schedule: Schedule, x0: torch.T
     simple = torch.mean((eps - predicted) ** 2)
     if physics is None or weight == 0:
         return simple
-    ab = schedule.alpha_bars.to(x0.device)[s].to(predicted.dtype).view(-1, *([1] * (x0.dim() - 1)))
+    ab = schedule.abar_at(s, predicted)
     x0_hat = (x_s - (1 - ab).sqrt() * predicted) / ab.sqrt()
     return simple + weight * torch.mean(ab.flatten() * physics(x0_hat.float(), idx))
 

@@ -286,9 +286,7 @@ class DDPM(System):
         import torch
 
         from rdlens.systems.ddpm import claims
-
         from rdlens.systems.ddpm import controls
-
         from rdlens.systems.ddpm import model as ddpm
         from rdlens.core.balance import BalanceTrace
         from rdlens.core.torchutil import load_checkpoint

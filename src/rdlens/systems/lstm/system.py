@@ -146,9 +146,7 @@ class LSTM(System):
         import torch
 
         from rdlens.systems.lstm import claims
-
         from rdlens.systems.lstm import model as lstm
-
         from rdlens.systems.lstm import sequences
         from rdlens.core.torchutil import load_checkpoint
 
