@@ -1,6 +1,7 @@
 """rdlens patterns: the study end to end on tiny sizes, its run-folder rules and its measures."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -123,12 +124,42 @@ def test_force_starts_over(tmp_path, capsys):
     (["--size", "33"], "image_size 33 is not divisible"),
     (["--patterns", "100000", "--size", "4096", "--length", "40.96"], "needs about"),
     (["--convlstm-kernel", "2"], "kernel must be odd, got 2"),
+    (["--train-size", "64"], "train_size must be 0 (the study's grid) or in [8, 32]"),
+    (["--train-size", "4"], "train_size must be 0 (the study's grid) or in [8, 32]"),
+    (["--train-size", "17"], "image_size 17 is not divisible"),
+    (["--size", "33", "--length", "0.33", "--train-size", "16"], "size must be divisible by 2"),
 ])
 def test_bad_settings_exit_2_with_one_line_before_any_work(tmp_path, capsys, args, fragment):
     assert main([*ARGS, "--out", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err
     assert fragment in err and len(err.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())
+
+
+def test_networks_trained_on_a_smaller_grid_draw_and_roll_out_on_the_studys(tmp_path):
+    out = tmp_path / "p"
+    assert main([*ARGS, "--out", str(out), "--train-size", "16", "--ddpm-steps", "2", "--convlstm-steps", "2"]) == 0
+    folder = out / "patterns-smoke"
+    cfg = S.profile_config("smoke", {"train_size": 16})
+    n = cfg.data.model.size
+    gt = folder / "ground-truth"
+    with np.load(gt / "fields.npz") as f, np.load(gt / "training-fields.npz") as t:
+        assert f["u"].shape[-2:] == (n, n) and t["u"].shape[-2:] == (16, 16)
+        assert not set(f["seed"].tolist()) & set(t["seed"].tolist())
+        # the same physics on a smaller torus: Gray-Scott from the saved start gives the saved field
+        assert cfg.data.model.length == 0.32 and n == 32  # h = 0.01, so 16 cells span 0.16
+        model = replace(cfg.data.model, size=16, length=0.16, F=float(t["F"][0]), k=float(t["k"][0]))
+        start = grayscott.pearson_spots(model, int(t["seed"][0]), count=cfg.data.start_squares)
+        np.testing.assert_allclose(t["v"][0], grayscott.run(model, steps=cfg.steps, init=start).v, atol=1e-12)
+    with np.load(gt / "trajectories.npz") as f, np.load(gt / "truth.npz") as t:
+        assert f["x"].shape[-2:] == (16, 16) and t["x"].shape[-2:] == (n, n)
+    with np.load(folder / "ddpm" / "seed0" / "samples.npz") as f:
+        assert f["x"].shape[-2:] == (n, n)
+    with np.load(folder / "convlstm" / "seed0" / "rollouts.npz") as f:
+        assert f["x"].shape[-2:] == (n, n)
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["train_size"] == 16 and saved["ddpm"]["unet"]["image_size"] == 16
+    assert saved["convlstm"]["data"]["model"]["size"] == 16 and saved["data"]["model"]["size"] == n
 
 
 def test_a_folder_holding_something_else_is_refused(tmp_path, capsys):

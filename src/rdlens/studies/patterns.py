@@ -59,7 +59,7 @@ STEADY_CORRELATION = 0.9
 """... and it correlates at least this well with itself after continue_steps more steps"""
 MIN_CONTRAST = 0.05
 """a field whose v spans less than this (Gray-Scott patterns here span ~0.35) is uniform: label none"""
-SEED_OFFSETS = {"ground-truth": 1_000_000, **CONVLSTM_SEED_OFFSETS}
+SEED_OFFSETS = {"ground-truth": 1_000_000, "training-fields": 4_000_000, **CONVLSTM_SEED_OFFSETS}
 """the Pearson starts of each use come from disjoint seed ranges: no rollout start was seen in
 training (the trajectories and rollouts seeded as for the ConvLSTM run alone)"""
 
@@ -102,6 +102,10 @@ class PatternsConfig:
     """first seed of the learned systems; the ground truth's starts derive from it too"""
     seeds: int = setting(1, low=1, high=100)
     """independently trained DDPMs and LSTMs (seed, seed + 1, ...)"""
+    train_size: int = setting(0, low=0, high=8192)
+    """grid points per side of the fields the DDPM and the ConvLSTM learn from, at the study's
+    spacing h (0: the study's grid). Both networks are convolutional on a torus, so they can learn
+    on a smaller periodic domain and then draw and roll out on the study's grid, judged there"""
     ddpm: DDPMConfig = field(default_factory=_study_ddpm,
                              metadata={"prefix": "ddpm_", "hidden": DDPM_DERIVED,
                                        "renames": {"schedule.kind": "schedule"}})
@@ -124,7 +128,14 @@ class PatternsConfig:
         # the systems' configs as the study runs them (its grid, its trajectories, its first seed),
         # so that config.json shows what ran; building them checks that the U-Net fits the grid
         # and the ConvLSTM's window the trajectories
+        if self.train_size and not 8 <= self.train_size <= self.data.model.size:
+            raise ConfigError(f"train_size must be 0 (the study's grid) or in [8, {self.data.model.size}] (the "
+                              f"study's grid, --size), got {self.train_size}")
         object.__setattr__(self, "ddpm", self._derived_ddpm())
+        levels = 2 ** (len(self.ddpm.unet.channels) - 1)
+        if self.data.model.size % levels:  # the DDPM draws on the study's grid
+            raise ConfigError(f"size must be divisible by {levels} (the DDPM's {levels}-fold downsampling), "
+                              f"got {self.data.model.size}")
         object.__setattr__(self, "convlstm", self._derived_convlstm())
         for F, k in self.setting_pairs:
             self.model_at(F, k)
@@ -140,16 +151,29 @@ class PatternsConfig:
     def long_frames(self) -> int:
         return self.data.long_frames
 
+    @property
+    def learn_model(self) -> GrayScott:
+        """The grid the learned systems train on: the study's, or ``train_size`` cells at its spacing."""
+        m = self.data.model
+        if not self.train_size or self.train_size == m.size:
+            return m
+        return replace(m, size=self.train_size, length=m.h * self.train_size)
+
+    @property
+    def separate_training_fields(self) -> bool:
+        """Whether the DDPM learns from fields of their own (on the smaller training grid)."""
+        return self.learn_model is not self.data.model
+
     def _derived_ddpm(self) -> DDPMConfig:
         """The DDPM on this study's grid and first seed."""
         from rdlens.training import checkpoint_every
 
         return replace(self.ddpm, seed=self.seed, checkpoint_every=checkpoint_every(self.ddpm.steps),
-                       unet=replace(self.ddpm.unet, image_size=self.data.model.size))
+                       unet=replace(self.ddpm.unet, image_size=self.learn_model.size))
 
     def _derived_convlstm(self) -> ConvLSTMConfig:
-        """The ConvLSTM on this study's trajectories and first seed."""
-        return replace(self.convlstm, seed=self.seed, data=self.data)
+        """The ConvLSTM on this study's trajectories (on the training grid) and first seed."""
+        return replace(self.convlstm, seed=self.seed, data=replace(self.data, model=self.learn_model))
 
     def ddpm_config(self, seed: int) -> DDPMConfig:
         """The DDPM of training seed ``seed``."""
@@ -173,36 +197,48 @@ class PatternsConfig:
         return kept + max(lstm, unet, sample)
 
 
-def _starts(cfg: PatternsConfig, use: str, per_setting: int) -> tuple[list[GrayScott], np.ndarray, np.ndarray, np.ndarray]:
-    return P.starts(cfg.data.model, cfg.setting_pairs, cfg.seed + SEED_OFFSETS[use], per_setting, cfg.data.start_squares)
+def _starts(cfg: PatternsConfig, use: str, per_setting: int, model: GrayScott | None = None
+            ) -> tuple[list[GrayScott], np.ndarray, np.ndarray, np.ndarray]:
+    return P.starts(model or cfg.data.model, cfg.setting_pairs, cfg.seed + SEED_OFFSETS[use], per_setting,
+                    cfg.data.start_squares)
 
 
-def ground_truth(cfg: PatternsConfig, stage: Path) -> None:
-    """Stationary patterns (fields.npz, with each one's balance), training trajectories
-    (trajectories.npz) and the true continuation of the rollout starts (truth.npz)."""
-    fresh_stage(stage)
-    t0 = time.perf_counter()
-    models, u, v, seeds = _starts(cfg, "ground-truth", cfg.patterns)
+def _stationary(cfg: PatternsConfig, use: str, model: GrayScott) -> dict[str, np.ndarray]:
+    """``cfg.patterns`` Gray-Scott patterns per setting run ``cfg.steps`` steps from seeded starts
+    on ``model``'s grid, with each one's balance."""
+    models, u, v, seeds = _starts(cfg, use, cfg.patterns, model)
     (u_end, v_end, norms), = P.advance(models, u, v, cfg.steps)
     if not np.isfinite(v_end).all():
         raise SimulationDiverged("Gray-Scott ground truth", cfg.steps, "a field went NaN")
     traces = [BalanceTrace.from_series(n[:, 0], n[:, 1]) for n in norms]
-    F = np.array([m.F for m in models])
-    k = np.array([m.k for m in models])
     tau, r_tau = _curves(traces)
-    save_npz(stage / "fields.npz", u=u_end, v=v_end, F=F, k=k, seed=seeds,
-             M_react=np.array([t.M_react for t in traces]), M_diff=np.array([t.M_diff for t in traces]),
-             R=np.array([t.R for t in traces]), final_R=np.array([t.final_R for t in traces]), tau=tau, R_tau=r_tau)
-    for use, per, frames, name in (("trajectory", cfg.data.trajectories, cfg.data.frames, "trajectories.npz"),
-                                   ("rollout", cfg.data.rollouts, cfg.long_frames, "truth.npz")):
-        models, u, v, seeds = _starts(cfg, use, per)
+    return dict(u=u_end, v=v_end, F=np.array([m.F for m in models]), k=np.array([m.k for m in models]), seed=seeds,
+                M_react=np.array([t.M_react for t in traces]), M_diff=np.array([t.M_diff for t in traces]),
+                R=np.array([t.R for t in traces]), final_R=np.array([t.final_R for t in traces]), tau=tau, R_tau=r_tau)
+
+
+def ground_truth(cfg: PatternsConfig, stage: Path) -> None:
+    """Stationary patterns (fields.npz, with each one's balance), training trajectories
+    (trajectories.npz) and the true continuation of the rollout starts (truth.npz); with a
+    smaller training grid, the DDPM's own stationary patterns on it (training-fields.npz) and
+    the trajectories on it."""
+    fresh_stage(stage)
+    t0 = time.perf_counter()
+    fields = _stationary(cfg, "ground-truth", cfg.data.model)
+    save_npz(stage / "fields.npz", **fields)
+    if cfg.separate_training_fields:
+        save_npz(stage / "training-fields.npz", **_stationary(cfg, "training-fields", cfg.learn_model))
+    for use, per, frames, name, model in (
+            ("trajectory", cfg.data.trajectories, cfg.data.frames, "trajectories.npz", cfg.learn_model),
+            ("rollout", cfg.data.rollouts, cfg.long_frames, "truth.npz", cfg.data.model)):
+        models, u, v, seeds = _starts(cfg, use, per, model)
         x, norms = P.trajectories(models, u, v, cfg.data.frame_every, frames)
         horizon = cfg.data.frame_every * cfg.data.frames
         R = {f"R_{part}": np.array([BalanceTrace.from_series(n[:upto, 0], n[:upto, 1]).R for n in norms])
              for part, upto in (("horizon", horizon), ("all", norms.shape[1]))}
         save_npz(stage / name, x=x, F=np.array([m.F for m in models]), k=np.array([m.k for m in models]), seed=seeds,
                  **R)
-    finish_stage(stage, {"wall_time_s": time.perf_counter() - t0, "patterns": len(F)})
+    finish_stage(stage, {"wall_time_s": time.perf_counter() - t0, "patterns": len(fields["F"])})
 
 
 def _curves(traces: list[BalanceTrace], grid: int = 201) -> tuple[np.ndarray, np.ndarray]:
@@ -251,7 +287,7 @@ def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
 
     fresh_stage(stage)
     t0 = time.perf_counter()
-    with np.load(gt / "fields.npz") as f:
+    with np.load(gt / ("training-fields.npz" if cfg.separate_training_fields else "fields.npz")) as f:
         images = torch.from_numpy(to_unit(f["u"], f["v"]))
         F, k = f["F"], f["k"]
     dcfg = cfg.ddpm_config(seed)
