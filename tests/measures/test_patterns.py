@@ -74,3 +74,17 @@ def test_gray_scott_spot_regime_is_labelled_spots():
     out = P.measure(res.v, m.length)
     assert out["label"] == "spots" and out["components"] >= 3
     assert 0.05 < out["wavelength"] < 0.3
+
+
+def test_a_fields_correlation_with_itself_is_one_not_one_plus_rounding():
+    rng = np.random.default_rng(0)
+    fields = [rng.random((32, 32)) for _ in range(200)]
+    raw = [float(((f - f.mean()) ** 2).sum() / np.linalg.norm(f - f.mean()) ** 2) for f in fields]
+    assert max(raw) > 1  # the plain formula rounds past 1 for some of these fields
+    assert all(P.pattern_correlation(f, f) == pytest.approx(1, abs=1e-15) and P.pattern_correlation(f, f) <= 1
+               for f in fields)
+    a, b = fields[0], fields[1]
+    assert P.pattern_correlation(a, b) == pytest.approx(np.corrcoef(a.ravel(), b.ravel())[0, 1], abs=1e-12)
+    assert P.pattern_correlation(a, -a) == pytest.approx(-1) and P.pattern_correlation(a, -a) >= -1
+    assert np.isnan(P.pattern_correlation(a, np.ones_like(a)))
+    assert np.isnan(P.pattern_correlation(a, np.full_like(a, np.nan)))

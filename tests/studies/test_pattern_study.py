@@ -55,6 +55,22 @@ def test_running_the_same_command_again_reuses_every_stage(study, capsys):
     assert (study / "convlstm" / "seed0" / "rollouts.npz").read_bytes() == before
 
 
+def test_a_study_saved_before_a_setting_existed_continues_with_its_default(study, tmp_path, capsys):
+    import shutil
+
+    copy = tmp_path / "patterns-smoke"
+    shutil.copytree(study, copy)
+    saved = json.loads((copy / "config.json").read_text())
+    del saved["train_size"]  # as rdlens wrote it before --train-size
+    (copy / "config.json").write_text(json.dumps(saved))
+    capsys.readouterr()
+    assert main([*ARGS, "--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().err.count("reused") == 3
+    assert json.loads((copy / "config.json").read_text())["train_size"] == 0
+    assert main([*ARGS, "--out", str(tmp_path), "--train-size", "16"]) == 2  # another value is another study
+    assert "train_size); add --force" in capsys.readouterr().err
+
+
 def test_report_rebuilds_the_study_from_its_verified_stages(study, tmp_path, capsys):
     import shutil
 

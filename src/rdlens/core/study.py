@@ -30,7 +30,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from rdlens.core.errors import ConfigError
 from rdlens.core.rundir import SUMMARY, RunDir, check_writable, write_json
@@ -291,13 +291,16 @@ def _differences(saved: dict[str, Any], wanted: dict[str, Any], prefix: str = ""
 
 @contextlib.contextmanager
 def claim(folder: str | os.PathLike, kind: str, settings: dict[str, Any], *, force: bool = False,
-          compare: bool = True, hint: str = "add --force to start it over, or choose another --out"
-          ) -> Iterator[Study]:
+          compare: bool = True, hint: str = "add --force to start it over, or choose another --out",
+          complete: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Iterator[Study]:
     """Open ``folder`` for a study of ``kind`` with ``settings`` (its config.json apart from the
     kind), holding its lock for the block. A folder holding anything else is refused; one
     holding the same study with other settings (when ``compare``) is refused with ``hint``
     unless ``force``, which clears the folder: the study starts over. ``compare`` is False for a study that compares settings
-    stage by stage (``reproduce``: each row decides whether its saved result still holds)."""
+    stage by stage (``reproduce``: each row decides whether its saved result still holds).
+    ``complete`` fills a saved config.json's settings with the defaults of settings added since it
+    was written (their defaults keep what was computed before), so that an upgraded rdlens
+    continues a study saved by an older one; a config it cannot read is compared as it is."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     folder = Path(folder)
@@ -316,6 +319,11 @@ def claim(folder: str | os.PathLike, kind: str, settings: dict[str, Any], *, for
             saved = saved if isinstance(saved, dict) else {}
             saved.pop("system", None)
             saved.setdefault("study", kind)
+            if complete is not None and saved.get("study") == kind:
+                try:
+                    saved = {"study": kind, **complete({k: v for k, v in saved.items() if k != "study"})}
+                except (ConfigError, TypeError, ValueError, KeyError, AttributeError):
+                    pass
             if saved != wanted:
                 differ = _differences(saved, wanted)
                 raise ConfigError(f"{folder} holds a {kind} study with other settings ({', '.join(differ)}); {hint}")

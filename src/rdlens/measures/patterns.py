@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import math
+
 import numpy as np
 
 LABELS = ("none", "spots", "stripes", "mixed")
@@ -193,6 +195,18 @@ def physical(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     for a in (u, v):  # a NaN anywhere makes the minimum NaN, which fails both comparisons
         out &= (a.min(axis=(-2, -1)) >= low) & (a.max(axis=(-2, -1)) <= high)
     return out
+
+
+def pattern_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two fields over their cells, in [-1, 1] (the rounding of the sums
+    can put a field's correlation with itself at 1 + 2e-16, which is clipped); NaN when either
+    field is constant or not finite."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return math.nan
+    a, b = a - a.mean(), b - b.mean()
+    denom = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(np.clip((a * b).sum() / denom, -1.0, 1.0)) if denom > 0 else math.nan
 
 
 def to_unit(u: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -384,10 +384,8 @@ def measure_fields(cfg: PatternsConfig, system: str, seed: int, u: np.ndarray, v
         models = [cfg.model_at(rows[j]["F"], rows[j]["k"]) for j in idx]
         (_, v_after, norms), = P.advance(models, u[idx], v[idx], cfg.continue_steps)
         for n, j in enumerate(idx):
-            a, b = v[j] - v[j].mean(), v_after[n] - v_after[n].mean()
-            denom = float(np.linalg.norm(a) * np.linalg.norm(b))
             finite = np.isfinite(v_after[n]).all()
-            rows[j]["correlation"] = float((a * b).sum() / denom) if finite and denom > 0 else math.nan
+            rows[j]["correlation"] = P.pattern_correlation(v[j], v_after[n])
             rows[j]["steady"] = bool(finite and rows[j]["residual"] < STEADY_RESIDUAL
                                      and rows[j]["correlation"] >= STEADY_CORRELATION)
     return rows
@@ -547,6 +545,12 @@ def config_json(cfg: PatternsConfig) -> dict[str, Any]:
     return {**json.loads(json.dumps(asdict(cfg))), "torch_threads": threads.POLICY.torch_threads()}
 
 
+def _completed(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config.json's settings with the defaults of settings added since it was written."""
+    out = {k: v for k, v in config_json(from_json(saved)).items() if k != "torch_threads"}
+    return {**out, **({"torch_threads": saved["torch_threads"]} if "torch_threads" in saved else {})}
+
+
 PUBLISHED = ("measures.csv", "table.json", "table.md")
 """the study's tables; its figures (:func:`rdlens.report.patterns.figures`) are published too"""
 
@@ -575,7 +579,8 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
         check_scheduler(scheduler, "patterns")
     # the study is one run for the thread policy; config.json records its torch thread count, and
     # a saved study with another count is refused unless --force
-    with claim(folder, "patterns", config_json(cfg), force=force) as study, threads.POLICY.running():
+    with claim(folder, "patterns", config_json(cfg), force=force, complete=_completed) as study, \
+            threads.POLICY.running():
         gt = folder / "ground-truth"
         if stage_done(gt):
             log("Gray-Scott ground truth: finished before, reused")

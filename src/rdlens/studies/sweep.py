@@ -310,7 +310,7 @@ def _sweep(cfg: SweepConfig, folder: Path, client: Any, workers: int | None, bar
     from rdlens.core.study import claim
 
     hint = f"resume it with --resume {folder} (and no settings) or choose another --out"
-    with claim(folder, "sweep", asdict(cfg), hint=hint) as study:
+    with claim(folder, "sweep", asdict(cfg), hint=hint, complete=lambda saved: asdict(from_json(saved))) as study:
         return _sweep_claimed(cfg, study, client, workers, bars, on_tile, dpi)
 
 
