@@ -451,6 +451,10 @@ def _add_patterns(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="parent folder (default: ./runs); the study goes to OUT/patterns-PROFILE")
     p.add_argument("--force", action="store_true",
                    help="start the study over (default: finished stages are reused, interrupted ones resumed)")
+    p.add_argument("--ablation", action="store_true",
+                   help="also train, with the first seed, a model per variant of the stabilisers and losses the "
+                        "study switches on (none, each alone; all is the study's own) and write ablation.md; an "
+                        "existing study keeps its stages and gains these")
     _add_threads(p)
     _add_jobs(p, "the DDPM and ConvLSTM trainings")
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: shown on a terminal)")
@@ -471,11 +475,13 @@ def _cmd_patterns(args: argparse.Namespace) -> int:
     try:
         summary = pattern_study.run_study(cfg, folder, device=args.device, force=args.force, jobs=_jobs(args),
                                           scheduler=args.scheduler, bars=_bars(args.quiet),
-                                          log=lambda line: print(line, file=sys.stderr))
+                                          log=lambda line: print(line, file=sys.stderr), ablation=args.ablation)
     except KeyboardInterrupt:
         raise KeyboardInterrupt("interrupted; run the same command again to continue (finished stages are reused, "
                                 "an interrupted training resumes from its checkpoint)") from None
     print((folder / "table.md").read_text())
+    if args.ablation:
+        print((folder / "ablation.md").read_text())
     print(f"wall time {summary['wall_time_s']:.1f} s")
     print(f"patterns directory: {folder}")
     return 0

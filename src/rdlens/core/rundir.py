@@ -107,6 +107,12 @@ def save_losses(path: str | os.PathLike, losses: list[float]) -> Path:
     return atomic_write_text(path, "step,loss\n" + "".join(f"{k + 1},{v!r}\n" for k, v in enumerate(losses)))
 
 
+def read_losses(path: str | os.PathLike) -> list[float]:
+    """The losses :func:`save_losses` wrote, in step order."""
+    with open(path) as f:
+        return [float(line.split(",")[1]) for line in f.read().splitlines()[1:] if line]
+
+
 def save_figure(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
     """Save a matplotlib figure atomically (format from the suffix) and close it; a PNG gets
     an SVG beside it (the same stem), for papers. No dates, versions or random ids go into the

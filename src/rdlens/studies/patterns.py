@@ -40,6 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from rdlens.measures import patterns as P
+from rdlens.studies import ablation as A
 from rdlens.measures.patterns import SYSTEMS, TITLES, from_unit, to_unit
 from rdlens.core.balance import BalanceTrace, bootstrap_interval, combine, correlation_interval, t_interval
 from rdlens.systems.convlstm.model import SEED_OFFSETS as CONVLSTM_SEED_OFFSETS
@@ -276,10 +277,11 @@ def sample_settings(cfg: PatternsConfig, samples: int) -> tuple[np.ndarray, np.n
             np.array([pairs[j % len(pairs)][1] for j in range(samples)]))
 
 
-def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, *, bars: Bars,
+def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, title: str = "", *, bars: Bars,
                log: Callable[[str], None]) -> dict[str, float]:
     """Train the DDPM on the stationary (u, v) states (conditioned on each one's (F, k), with the
-    physics term, when set) and sample it with the instrumented sampler."""
+    physics term, when set) and sample it with the instrumented sampler; ``title`` names the
+    stage (default: DDPM seed SEED)."""
     import torch
 
     from rdlens.core.rundir import save_losses
@@ -292,7 +294,8 @@ def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
         F, k = f["F"], f["k"]
     dcfg = cfg.ddpm_config(seed)
     conditioned = dcfg.unet.conditions > 0
-    with bars(f"DDPM on (u, v), seed {seed}", dcfg.steps) as bar:
+    title = title or f"DDPM seed {seed}"
+    with bars(f"{title}: training on (u, v)", dcfg.steps) as bar:
         result = ddpm.train(dcfg, images, str(stage), device=device, resume=True, progress=bar.update,
                             conditions=torch.from_numpy(P.conditions(F, k)) if conditioned else None,
                             physics=steady_residual(cfg, F, k) if dcfg.physics_weight else None)
@@ -301,7 +304,7 @@ def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
         sF, sk = sample_settings(cfg, dcfg.samples)
         cond = torch.from_numpy(P.conditions(sF, sk)).to(device)
         eps_model, at = (lambda x, s: result.ema_model(x, s, cond)), {"F": sF, "k": sk}
-    with bars(f"DDPM sampling, seed {seed}", dcfg.schedule.T) as bar:
+    with bars(f"{title}: sampling", dcfg.schedule.T) as bar:
         out = ddpm.sample(eps_model, (dcfg.samples, 2, cfg.data.model.size, cfg.data.model.size), dcfg.schedule,
                           seed=seed + 2, device=device, progress=bar.update, sigma=dcfg.sigma,
                           last_step=dcfg.last_step)
@@ -313,13 +316,13 @@ def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
     save_losses(stage / "losses.csv", result.losses)
     finish_stage(stage, {"wall_time_s": time.perf_counter() - t0, **out.trace.summary(), "seed": seed,
                          "steps": result.steps_done})
-    return {f"DDPM seed {seed}": time.perf_counter() - t0}
+    return {title: time.perf_counter() - t0}
 
 
-def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, *, bars: Bars,
+def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, title: str = "", *, bars: Bars,
                log: Callable[[str], None]) -> dict[str, float]:
     """Train the ConvLSTM (:func:`rdlens.systems.convlstm.model.train`) on the trajectories and roll it out
-    from the unseen starts."""
+    from the unseen starts; ``title`` names the stage (default: ConvLSTM seed SEED)."""
     import torch
 
     from rdlens.systems.convlstm import model as convlstm
@@ -333,7 +336,8 @@ def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
         x = torch.from_numpy(f["x"]).to(device)
         cond = torch.from_numpy(P.conditions(f["F"], f["k"])).to(device)
         settings = np.stack([f["F"], f["k"]], axis=-1)
-    with bars(f"ConvLSTM on trajectories, seed {seed}", ccfg.steps) as bar:
+    title = title or f"ConvLSTM seed {seed}"
+    with bars(f"{title}: training on trajectories", ccfg.steps) as bar:
         model, done = convlstm.train(ccfg, x, cond, stage / "checkpoint.pt", settings=settings, progress=bar.update)
     with np.load(gt / "truth.npz") as f:
         start = torch.from_numpy(f["x"][:, 0]).to(device)
@@ -346,7 +350,7 @@ def train_lstm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: An
     horizon = BalanceTrace.from_samples(record.reaction[: cfg.data.frames], record.diffusion[: cfg.data.frames])
     finish_stage(stage, {"wall_time_s": time.perf_counter() - t0, **horizon.summary(), "seed": seed,
                          "R_long": record.trace().R, "steps": done.steps_done})
-    return {f"ConvLSTM seed {seed}": time.perf_counter() - t0}
+    return {title: time.perf_counter() - t0}
 
 
 # ---- measures -----------------------------------------------------------------------------
@@ -551,24 +555,57 @@ def _completed(saved: dict[str, Any]) -> dict[str, Any]:
     return {**out, **({"torch_threads": saved["torch_threads"]} if "torch_threads" in saved else {})}
 
 
+def ablation_variants(cfg: PatternsConfig) -> list[A.Variant]:
+    """The ablation's variants of what this study switches on (:func:`rdlens.studies.ablation.variants`)."""
+    return A.variants({name: getattr(cfg.convlstm, name) for name in A.CONVLSTM_SWITCHES},
+                      {"conditions": cfg.ddpm.unet.conditions, "physics_weight": cfg.ddpm.physics_weight})
+
+
+def variant_config(cfg: PatternsConfig, variant: A.Variant) -> PatternsConfig:
+    """The study's settings with the switches ``variant`` turns off."""
+    if variant.system == "convlstm":
+        return replace(cfg, convlstm=replace(cfg.convlstm, **variant.off))
+    off = dict(variant.off)
+    unet = replace(cfg.ddpm.unet, conditions=off.pop("conditions")) if "conditions" in off else cfg.ddpm.unet
+    return replace(cfg, ddpm=replace(cfg.ddpm, unet=unet, **off))
+
+
+def _ablation_stages(cfg: PatternsConfig) -> list[tuple[A.Variant, str]]:
+    """The ablation's own stages (every variant but ``all``, the study's first seed) and their titles."""
+    return [(v, f"ablation: {'ConvLSTM' if v.system == 'convlstm' else 'DDPM'} {v.name}")
+            for v in ablation_variants(cfg) if v.name != "all"]
+
+
+def check_ablation(cfg: PatternsConfig) -> None:
+    """A ConfigError when ``--ablation`` has nothing to switch off."""
+    if not ablation_variants(cfg):
+        raise ConfigError("--ablation needs a stabiliser or loss switched on, e.g. --convlstm-input-noise 0.02 or "
+                          "--ddpm-conditions 2 (this study switches on none of "
+                          f"{', '.join([*A.CONVLSTM_SWITCHES, *A.DDPM_SWITCHES])})")
+
+
 PUBLISHED = ("measures.csv", "table.json", "table.md")
 """the study's tables; its figures (:func:`rdlens.report.patterns.figures`) are published too"""
 
 
 def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", force: bool = False, jobs: int = 1,
-              scheduler: str | None = None, bars: Bars | None = None, log: Callable[[str], None] | None = None
-              ) -> dict[str, Any]:
+              scheduler: str | None = None, bars: Bars | None = None, log: Callable[[str], None] | None = None,
+              ablation: bool = False) -> dict[str, Any]:
     """Run (or continue) the study into ``folder``; return its summary. Finished stages are
     reused, an interrupted training resumes from its checkpoint, tables and figures are
     rewritten from the saved stages, and summary.json is written last (:mod:`rdlens.core.study`).
     ``jobs`` > 1 trains the DDPMs and ConvLSTMs side by side in worker processes,
-    ``scheduler`` on a Dask cluster's workers (:mod:`rdlens.studies.tasks`): the same numbers either way."""
+    ``scheduler`` on a Dask cluster's workers (:mod:`rdlens.studies.tasks`): the same numbers either way.
+    ``ablation`` also trains the ablation's variants (:mod:`rdlens.studies.ablation`), side by side
+    with the study's own models, and writes ablation.md / ablation.json."""
     from rdlens.core import threads
     from rdlens.systems.run import no_bars
     from rdlens.studies.tasks import Task, check_jobs, check_scheduler, run_tasks
     from rdlens.core.torchutil import resolve_device
 
     jobs = check_jobs(jobs)
+    if ablation:
+        check_ablation(cfg)
     bars = bars or no_bars
     log = log or (lambda line: None)
     folder = Path(folder)
@@ -597,6 +634,14 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
                     continue
                 log(f"{name}: running")
                 work.append(Task(name, func, (cfg, s, gt, stage, dev)))
+        for variant, title in _ablation_stages(cfg) if ablation else ():
+            stage = folder / variant.folder
+            if stage_done(stage):
+                log(f"{title}: finished before, reused")
+                continue
+            log(f"{title}: running")
+            func = train_lstm if variant.system == "convlstm" else train_ddpm
+            work.append(Task(title, func, (variant_config(cfg, variant), cfg.seed, gt, stage, dev, title)))
         study.timings.update(run_tasks(work, jobs, bars=bars, log=log, scheduler=scheduler, where=study.where))
         with study.timed("measures and figures"):
             said = publish(cfg, folder)
@@ -618,12 +663,64 @@ def publish(cfg: PatternsConfig, folder: Path) -> list[str]:
     from rdlens.report.patterns import figures
 
     figures(folder, cfg)
+    publish_ablation(cfg, folder, rows, R)
     return said
+
+
+def _ablation_done(cfg: PatternsConfig, folder: Path) -> list[tuple[A.Variant, str]]:
+    """The ablation's stages this study has finished (none unless it ran with ``--ablation``)."""
+    return [(v, t) for v, t in _ablation_stages(cfg) if (folder / v.folder / "summary.json").exists()]
+
+
+def publish_ablation(cfg: PatternsConfig, folder: Path, rows: list[dict[str, Any]], R: dict[str, list[float]]) -> None:
+    """ablation.md / ablation.json from the ablation's stages and the study's own first seed,
+    when the study ran them."""
+    from rdlens.core.rundir import read_losses
+
+    done = {v.folder: v for v, _ in _ablation_done(cfg, folder)}
+    if not done:
+        return
+    references = {ref: A.summary([r for r in rows if r["system"] == ref]) for _, ref in A.JUDGED.values()}
+    entries = []
+    for variant in ablation_variants(cfg):
+        if variant.name != "all" and variant.folder not in done:
+            continue
+        judged, reference = A.JUDGED[variant.system]
+        sub = "convlstm" if variant.system == "convlstm" else "ddpm"
+        if variant.name == "all":  # the study's own first seed
+            stage = folder / sub / f"seed{cfg.seed}"
+            mine, r = [r for r in rows if r["system"] == judged and r["seed"] == cfg.seed], R[judged][0]
+        else:
+            stage = folder / variant.folder
+            mine, r = _variant_rows(variant_config(cfg, variant), variant.system, stage, folder / "ground-truth")
+        losses = read_losses(stage / "losses.csv")
+        entries.append(A.entry(variant, mine, references[reference], R=r,
+                               final_loss=float(np.mean(losses[-50:])) if losses else math.nan,
+                               train_s=float(json.loads((stage / "summary.json").read_text()).get("wall_time_s", math.nan))))
+    write_json(folder / "ablation.json", {"seed": cfg.seed, "references": references, "variants": entries})
+    atomic_write_text(folder / "ablation.md", A.markdown(entries, references, cfg.seed))
+
+
+def _variant_rows(cfg: PatternsConfig, system: str, stage: Path, gt: Path) -> tuple[list[dict[str, Any]], float]:
+    """One ablation variant's fields measured as the study measures its own, and its R."""
+    if system == "convlstm":
+        with np.load(gt / "truth.npz") as f:
+            tF, tk = f["F"], f["k"]
+            _, vL = from_unit(f["x"][:, -1])
+        with np.load(stage / "rollouts.npz") as f:
+            u, v = from_unit(f["x"][:, -1])
+            r = BalanceTrace.from_samples(f["reaction"], f["diffusion"]).R
+        return measure_fields(cfg, "convlstm-long", cfg.seed, u, v, tF, tk, truth_v=vL), r
+    with np.load(stage / "samples.npz") as f:
+        u, v = from_unit(f["x"])
+        at = (f["F"], f["k"]) if "F" in f.files else (None, None)
+    return measure_fields(cfg, "ddpm", cfg.seed, u, v, *at), BalanceTrace.load(stage / "trace.csv").R
 
 
 def published_files(folder: Path) -> list[str]:
     """What a finished study publishes: its tables, its figures and the summaries of its stages."""
-    figures = [p.name for p in folder.iterdir() if p.suffix in (".png", ".svg")]
+    figures = [p.name for p in folder.iterdir() if p.suffix in (".png", ".svg")
+               or p.name in ("ablation.md", "ablation.json")]
     stages = [str(p.relative_to(folder)) for p in folder.glob("*/**/summary.json")]
     return [*PUBLISHED, *figures, *stages]
 
@@ -634,6 +731,7 @@ def _verified_stages(cfg: PatternsConfig, folder: Path) -> None:
 
     stages = [folder / "ground-truth"] + [folder / sub / f"seed{s}" for s in range(cfg.seed, cfg.seed + cfg.seeds)
                                           for sub in ("ddpm", "convlstm")]
+    stages += [folder / v.folder for v, _ in _ablation_done(cfg, folder)]
     for stage in stages:
         damage = verify(stage)
         if damage is not None:
