@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from rdlens.studies.ablation import total_variation
 from rdlens.studies.patterns import PatternsConfig, measure_fields
 
 
@@ -23,11 +24,6 @@ def judge(study: PatternsConfig, u: np.ndarray, v: np.ndarray, F: np.ndarray | N
     return {"steady": sum(bool(r.get("steady")) for r in rows) / len(rows),
             "blown_up": labels.get("blown up", 0) / len(rows), "residual": mean("residual"),
             "wavelength": mean("wavelength"), "labels": {k: n / len(rows) for k, n in labels.items()}}
-
-
-def total_variation(a: dict[str, float], b: dict[str, float]) -> float:
-    """Half the L1 distance of two class mixes (0: the same mix, 1: disjoint)."""
-    return 0.5 * sum(abs(a.get(c, 0.0) - b.get(c, 0.0)) for c in set(a) | set(b))
 
 
 def line(name: str, res: dict[str, Any]) -> str:

@@ -145,6 +145,23 @@ def test_the_bootstrap_interval_of_a_skewed_positive_measure_stays_positive():
     assert math.isnan(bootstrap_interval([3.0]).low)
 
 
+def test_grouped_by_seed_the_bootstrap_covers_the_spread_between_trainings():
+    """Three trainings whose fields sit at 0, 1 and 2 (100 fields each, spread 1e-3): pooled, the
+    interval is as narrow as the fields; by seed, each resample's mean is the mean of three seeds
+    drawn from {0, 1, 2}, whose 2.5 % and 97.5 % quantiles are 0 and 2 (P(all three 0) = 1/27 > 2.5 %)."""
+    from rdlens.core.balance import bootstrap_interval
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([g + 1e-3 * rng.standard_normal(100) for g in (0.0, 1.0, 2.0)])
+    seeds = np.repeat([7, 8, 9], 100)
+    pooled, grouped = bootstrap_interval(x), bootstrap_interval(x, groups=seeds)
+    assert pooled.high - pooled.low < 0.4 and grouped.mean == pooled.mean == pytest.approx(1.0, abs=1e-3)
+    assert grouped.low == pytest.approx(0.0, abs=0.01) and grouped.high == pytest.approx(2.0, abs=0.01)
+    assert bootstrap_interval(x[:100], groups=seeds[:100]) == bootstrap_interval(x[:100])  # one seed: plain
+    with pytest.raises(ValueError, match="one label per value"):
+        bootstrap_interval(x, groups=seeds[:5])
+
+
 def test_the_bootstrap_interval_of_many_normal_values_is_the_t_interval():
     """For a large sample of a symmetric distribution both intervals estimate the same thing."""
     from rdlens.core.balance import bootstrap_interval, t_interval

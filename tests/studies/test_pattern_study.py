@@ -39,6 +39,25 @@ def test_a_study_writes_every_result_and_its_summary_last(study):
     assert len(table["verdicts"]) == 3 and "wavelength" in table["verdicts"][1]
 
 
+def test_one_seed_says_its_verdicts_are_indicative_and_three_seeds_resample_by_seed(study, tmp_path):
+    import csv
+
+    from rdlens.core.balance import bootstrap_interval
+
+    assert "indicative only: 1 training seed" in (study / "table.md").read_text()
+    assert "caveat" in json.loads((study / "table.json").read_text())
+    assert main([*ARGS, "--out", str(tmp_path), "--seeds", "3"]) == 0
+    folder = tmp_path / "patterns-smoke"
+    table = json.loads((folder / "table.json").read_text())
+    assert "caveat" not in table and "two-stage by training seed" in (folder / "table.md").read_text()
+    with open(folder / "measures.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["system"] == "convlstm-1x" and r["wavelength"]]
+    assert len({r["seed"] for r in rows}) == 3
+    x = [float(r["wavelength"]) for r in rows]
+    entry = next(e for e in table["systems"] if e["system"] == "convlstm-1x")
+    assert entry["wavelength"] == bootstrap_interval(x, groups=[r["seed"] for r in rows]).as_dict()
+
+
 def test_the_rollouts_start_where_the_true_runs_start_and_the_lstm_saw_none_of_them(study):
     with np.load(study / "ground-truth" / "truth.npz") as t, np.load(study / "ground-truth" / "trajectories.npz") as tr:
         assert not set(t["seed"].tolist()) & set(tr["seed"].tolist())

@@ -20,7 +20,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -348,16 +348,34 @@ def t_interval(values: Iterable[float], level: float = 0.95) -> Estimate:
     return Estimate(mean, mean - half, mean + half, len(x))
 
 
-def bootstrap_interval(values: Iterable[float], level: float = 0.95, resamples: int = 4000, seed: int = 0) -> Estimate:
+def bootstrap_interval(values: Iterable[float], level: float = 0.95, resamples: int = 4000, seed: int = 0,
+                       groups: Iterable[Any] | None = None) -> Estimate:
     """Mean and percentile-bootstrap confidence interval of the mean of independent values (nan
     interval for n < 2): the interval of a non-negative measure never reaches below its smallest
     value (a t-interval of skewed areas went negative). Seeded, so the same values always give
-    the same interval."""
+    the same interval.
+
+    ``groups`` (one label per value, e.g. the training seed that made each field) makes it a
+    two-stage (cluster) bootstrap when there are two groups or more: each resample draws groups
+    with replacement, then values within each drawn group, so the interval covers the spread
+    between trainings and not only between the fields of one trained model."""
     x = _interval_values(values, level)
     mean = float(x.mean())
     if len(x) < 2:
         return Estimate(mean, math.nan, math.nan, len(x))
     rng = np.random.default_rng(seed)
+    if groups is not None:
+        labels = np.asarray(list(groups))
+        if labels.shape != x.shape:
+            raise ValueError(f"groups must give one label per value: {labels.shape} for {x.shape}")
+        members = [x[labels == g] for g in dict.fromkeys(labels.tolist())]
+        if len(members) > 1:
+            means = np.empty(resamples)
+            for i in range(resamples):
+                drawn = [members[j] for j in rng.integers(0, len(members), len(members))]
+                means[i] = np.concatenate([m[rng.integers(0, len(m), len(m))] for m in drawn]).mean()
+            low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+            return Estimate(mean, float(low), float(high), len(x))
     chunk = max(1, 2**22 // len(x))  # about 32 MiB of indices at a time
     means = np.concatenate([x[rng.integers(0, len(x), (min(chunk, resamples - i), len(x)))].mean(axis=1)
                             for i in range(0, resamples, chunk)])

@@ -403,8 +403,9 @@ LABEL_COLUMNS = ("spots", "stripes", "mixed", "none", "blown up")
 def table(rows: list[dict[str, Any]], R: dict[str, list[float]]) -> list[dict[str, Any]]:
     """Per system: n, each numeric measure's mean and 95 % interval over patterns and seeds
     (finite values only, with how many were finite; a percentile bootstrap, which keeps a
-    non-negative measure's interval non-negative, and Fisher's z for the correlation), label
-    shares, steady share and R (t-interval over seeds)."""
+    non-negative measure's interval non-negative, two-stage by training seed when there are
+    several, and Fisher's z for the correlation), label shares, steady share and R (t-interval
+    over seeds)."""
     out = []
     for system in SYSTEMS:
         mine = [r for r in rows if r["system"] == system]
@@ -412,9 +413,14 @@ def table(rows: list[dict[str, Any]], R: dict[str, list[float]]) -> list[dict[st
             continue
         entry: dict[str, Any] = {"system": system, "title": TITLES[system], "n": len(mine)}
         for key in NUMERIC:
-            values = [float(r[key]) for r in mine if key in r and r[key] is not None and math.isfinite(float(r[key]))]
-            interval = correlation_interval if key == "correlation" else bootstrap_interval  # measures >= 0
-            entry[key] = interval(values).as_dict() if values else None
+            kept = [r for r in mine if key in r and r[key] is not None and math.isfinite(float(r[key]))]
+            values = [float(r[key]) for r in kept]
+            if not values:
+                entry[key] = None
+            elif key == "correlation":
+                entry[key] = correlation_interval(values).as_dict()
+            else:  # measures >= 0; resampled by training seed when there are several
+                entry[key] = bootstrap_interval(values, groups=[r["seed"] for r in kept]).as_dict()
         for lab in LABEL_COLUMNS:
             entry[f"share_{lab}"] = sum(r.get("label") == lab for r in mine) / len(mine)
         entry["share_steady"] = sum(bool(r.get("steady")) for r in mine) / len(mine)
@@ -454,7 +460,8 @@ def table_markdown(entries: list[dict[str, Any]], cfg: PatternsConfig) -> str:
         mix = ", ".join(f"{k} {v:.0%}" for k, v in e["settings"].items())
         lines.append(f"| {e['title']} | " + " | ".join(f"{e['share_' + lab]:.0%}" for lab in LABEL_COLUMNS)
                      + f" | {mix} |")
-    lines += ["", f"Mean [95 % interval] over patterns and seeds (percentile bootstrap of the mean; correlation: "
+    by_seed = "two-stage by training seed, " if cfg.seeds > 1 else ""
+    lines += ["", f"Mean [95 % interval] over patterns and seeds (percentile bootstrap of the mean, {by_seed}correlation: "
               f"Fisher z; R: t-interval over seeds). Wavelength in domain units (side "
               f"{cfg.data.model.length:g}); residual = ||dv/dt|| / ||reaction|| under the true dynamics at the pattern's "
               f"(F, k) (a DDPM sample: " + ("at the setting it was conditioned on" if cfg.ddpm.unet.conditions else
@@ -490,6 +497,19 @@ def verdicts(entries: list[dict[str, Any]]) -> list[str]:
             f"{e['share_steady']:.0%} of its patterns are steady states of the true dynamics "
             f"({ref['share_steady']:.0%} of the reference's).")
     return out
+
+
+MIN_SEEDS = 3
+"""training seeds below which the verdicts are called indicative"""
+
+
+def caveat(cfg: PatternsConfig) -> str | None:
+    """What the verdicts of a study with fewer than :data:`MIN_SEEDS` training seeds do not cover."""
+    if cfg.seeds >= MIN_SEEDS:
+        return None
+    return (f"These verdicts are indicative only: {cfg.seeds} training seed{'s' if cfg.seeds > 1 else ''}, so the "
+            "intervals of the learned systems cover the fields their models made, not the spread between "
+            f"trainings (--seeds {MIN_SEEDS} or more, as in --profile cpu).")
 
 
 def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -656,10 +676,12 @@ def publish(cfg: PatternsConfig, folder: Path) -> list[str]:
     rows, R = collect(cfg, folder)
     entries = table(rows, R)
     said = verdicts(entries)
+    note = caveat(cfg)
     atomic_write_text(folder / "measures.csv", rows_csv(rows))
-    write_json(folder / "table.json", {"systems": entries, "verdicts": said})
+    write_json(folder / "table.json", {"systems": entries, "verdicts": said, **({"caveat": note} if note else {})})
     atomic_write_text(folder / "table.md", "# Turing patterns: Gray-Scott, DDPM, ConvLSTM\n\n"
-                      + table_markdown(entries, cfg) + "\n" + "\n".join(f"- {v}" for v in said) + "\n")
+                      + table_markdown(entries, cfg) + "\n" + "\n".join(f"- {v}" for v in said) + "\n"
+                      + (f"\n{note}\n" if note else ""))
     from rdlens.report.patterns import figures
 
     figures(folder, cfg)
