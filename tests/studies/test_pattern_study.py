@@ -58,6 +58,54 @@ def test_one_seed_says_its_verdicts_are_indicative_and_three_seeds_resample_by_s
     assert entry["wavelength"] == bootstrap_interval(x, groups=[r["seed"] for r in rows]).as_dict()
 
 
+def test_each_field_carries_the_r_of_the_run_rollout_or_sample_that_made_it(study):
+    import csv
+
+    cfg = S.profile_config("smoke")
+    with open(study / "measures.csv") as f:
+        rows = list(csv.DictReader(f))
+    by = {system: [r for r in rows if r["system"] == system] for system in S.SYSTEMS}
+    with np.load(study / "ground-truth" / "truth.npz") as t:
+        F, k, seeds, R_all = t["F"], t["k"], t["seed"], t["R_all"]
+    # a true run continued one step from its final state: R(tau) of that step is the row's final R
+    model = cfg.model_at(float(F[0]), float(k[0]))
+    start = grayscott.pearson_spots(model, int(seeds[0]), count=cfg.data.start_squares)
+    run = grayscott.run(model, steps=cfg.data.frame_every * cfg.long_frames + 1, init=start)
+    assert float(by["gray-scott-long"][0]["final_R"]) == pytest.approx(run.trace.R_tau[-1], rel=1e-6)
+    assert float(by["gray-scott-long"][0]["R"]) == R_all[0]
+    with np.load(study / "convlstm" / "seed0" / "rollouts.npz") as r:
+        reaction, diffusion = r["reaction"], r["diffusion"]
+    for j, row in enumerate(by["convlstm-long"]):
+        assert float(row["R"]) == pytest.approx(reaction[:, j].mean() / diffusion[:, j].mean(), rel=1e-12)
+        assert float(row["final_R"]) == pytest.approx(reaction[-1, j] / diffusion[-1, j], rel=1e-12)
+    with np.load(study / "ddpm" / "seed0" / "trace_samples.npz") as z, open(study / "ddpm" / "seed0" / "trace.csv") as f:
+        counted = np.array([int(r["counted"]) for r in csv.DictReader(f)], dtype=bool)
+        for j, row in enumerate(by["ddpm"]):
+            expected = z["reaction"][counted, j].mean() / z["diffusion"][counted, j].mean()
+            assert float(row["R"]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_auc_counts_pairs_and_ties_half():
+    assert S.auc([3.0, 2.0], [1.0, 2.0]) == 0.875  # (1 + 1 + 1 + 0.5) / 4
+    assert S.auc([5.0], [1.0, 2.0]) == 1.0 and S.auc([0.0], [1.0]) == 0.0
+
+
+def test_separation_scores_how_well_final_r_tells_steady_from_not():
+    rows = [{"system": "ddpm", "steady": True, "R": 1.0, "final_R": 1.0 + d, "residual": 0.01 + d}
+            for d in (0.001, 0.002, 0.004)]
+    rows += [{"system": "ddpm", "steady": False, "R": 1.2, "final_R": 1.0 + d, "residual": 0.5 + d}
+             for d in (0.003, 0.3, 0.5)]
+    e, = S.separation(rows)
+    assert (e["n_steady"], e["n_other"]) == (3, 3)
+    assert e["auc"] == pytest.approx(8 / 9)  # 0.003 beats 0.001 and 0.002 but not 0.004; 0.3 and 0.5 beat all
+    x = np.array([r["final_R"] for r in rows])
+    y = np.array([r["residual"] for r in rows])
+    rank = lambda a: np.argsort(np.argsort(a)).astype(float)  # noqa: E731 - no ties here
+    assert e["spearman"] == pytest.approx(np.corrcoef(rank(x), rank(y))[0, 1])
+    assert e["R_steady"]["mean"] == 1.0 and e["R_other"]["mean"] == pytest.approx(1.2)
+    assert "separates them (AUC 0.89 over 3 steady and 3 other" in S.separation_sentence(e, None)
+
+
 def test_the_rollouts_start_where_the_true_runs_start_and_the_lstm_saw_none_of_them(study):
     with np.load(study / "ground-truth" / "truth.npz") as t, np.load(study / "ground-truth" / "trajectories.npz") as tr:
         assert not set(t["seed"].tolist()) & set(tr["seed"].tolist())

@@ -207,6 +207,15 @@ class BalanceTrace:
             return f"reaction and diffusion both vanish on {gone} of {m} counted steps{end}"
         return None
 
+    def per_sample(self) -> list["BalanceTrace"]:
+        """Each kept sequence's own trace (same steps, tau and counted steps), e.g. for the R of
+        every sample or rollout; empty when the per-sample norms were not kept."""
+        if self.reaction_samples is None or self.diffusion_samples is None:
+            return []
+        return [BalanceTrace.from_series(self.reaction_samples[:, j], self.diffusion_samples[:, j], step=self.step,
+                                         tau=self.tau, counted=self.counted)
+                for j in range(self.reaction_samples.shape[1])]
+
     def resample(self, grid: np.ndarray | int = 201) -> tuple[np.ndarray, np.ndarray]:
         """R(tau) linearly interpolated onto a common tau grid (for plots and seed averages).
 

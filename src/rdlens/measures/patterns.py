@@ -168,6 +168,15 @@ def relative_residual(u: np.ndarray, v: np.ndarray, model: Any) -> float:
     return dvdt / reaction if reaction > 0 else float("nan")
 
 
+def state_ratio(u: np.ndarray, v: np.ndarray, model: Any) -> float:
+    """||reaction|| / ||diffusion|| of v at one Gray-Scott state (``model``: a GrayScott): R(tau)
+    of a run at the step it reaches this state, i.e. a true run's final R when it is the last."""
+    from rdlens.systems.grayscott.model import reference_step
+
+    _, _, reaction, diffusion = reference_step(u, v, model)
+    return reaction / diffusion if diffusion > 0 else float("nan")
+
+
 # ---- the patterns study's systems and the networks' scale ---------------------------------
 
 SYSTEMS = ("gray-scott", "gray-scott-1x", "convlstm-1x", "gray-scott-long", "convlstm-long", "ddpm")

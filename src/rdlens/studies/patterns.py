@@ -499,6 +499,88 @@ def verdicts(entries: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def auc(positive: list[float], negative: list[float]) -> float:
+    """The chance that a value from ``positive`` exceeds one from ``negative`` (ties count half):
+    the area under the ROC curve of the value as a score for ``positive`` (Mann-Whitney)."""
+    a, b = np.asarray(positive, dtype=np.float64)[:, None], np.asarray(negative, dtype=np.float64)[None, :]
+    return float(((a > b) + 0.5 * (a == b)).mean())
+
+
+def separation(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per system, does R tell its steady outputs from the others? R and final R of the steady
+    and the non-steady fields (mean and bootstrap interval), the AUC of |final R - 1| as a score
+    for "not steady", and the Spearman correlation of final R with the residual."""
+    from scipy import stats
+
+    out = []
+    for system in SYSTEMS:
+        mine = [r for r in rows if r["system"] == system and math.isfinite(r.get("R", math.nan))]
+        if not mine:
+            continue
+        steady = [r for r in mine if r.get("steady")]
+        other = [r for r in mine if not r.get("steady")]
+        e: dict[str, Any] = {"system": system, "title": TITLES[system], "n_steady": len(steady), "n_other": len(other)}
+        for key in ("R", "final_R"):
+            for name, group in (("steady", steady), ("other", other)):
+                values = [r[key] for r in group if math.isfinite(r[key])]
+                e[f"{key}_{name}"] = bootstrap_interval(values).as_dict() if values else None
+        off = {name: [abs(r["final_R"] - 1) for r in group if math.isfinite(r["final_R"])]
+               for name, group in (("steady", steady), ("other", other))}
+        e["auc"] = auc(off["other"], off["steady"]) if off["other"] and off["steady"] else None
+        pairs = np.array([(r["final_R"], r["residual"]) for r in mine
+                          if math.isfinite(r["final_R"]) and math.isfinite(r.get("residual", math.nan))])
+        e["spearman"] = None
+        if len(pairs) >= 3 and np.ptp(pairs[:, 0]) > 0 and np.ptp(pairs[:, 1]) > 0:
+            e["spearman"] = float(stats.spearmanr(pairs[:, 0], pairs[:, 1]).statistic)
+        out.append(e)
+    return out
+
+
+def separation_markdown(entries: list[dict[str, Any]]) -> str:
+    """The separation table and one plain sentence per learned system."""
+    lines = ["## Does R tell steady from non-steady outputs?", "",
+             "| system | steady / not | R: steady | R: not steady | final R: steady | final R: not steady | "
+             "AUC of abs(final R - 1) | Spearman (final R, residual) |", "|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        lines.append(f"| {e['title']} | {e['n_steady']} / {e['n_other']} | {_fmt(e['R_steady'], 4)} | "
+                     f"{_fmt(e['R_other'], 4)} | {_fmt(e['final_R_steady'], 4)} | {_fmt(e['final_R_other'], 4)} | "
+                     f"{'—' if e['auc'] is None else format(e['auc'], '.2f')} | "
+                     f"{'—' if e['spearman'] is None else format(e['spearman'], '.2f')} |")
+    lines += ["", "R and final R of the run, rollout or sample that made each field (mean [95 % interval], percentile "
+              "bootstrap); AUC: the chance that a non-steady output's |final R - 1| exceeds a steady one's (0.5: R "
+              "says nothing, 1: it separates them); Spearman: rank correlation of final R with the residual over the "
+              "fields Gray-Scott can continue.", ""]
+    by = {e["system"]: e for e in entries}
+    for system, references in (("ddpm", ("gray-scott",)), ("convlstm-long", ("gray-scott-long", "gray-scott"))):
+        steady = [by[r] for r in references if r in by and by[r]["final_R_steady"] is not None]
+        if system in by:
+            lines.append(f"- {separation_sentence(by[system], steady[0] if steady else None)}")
+    return "\n".join(lines) + "\n"
+
+
+def separation_sentence(e: dict[str, Any], ref: dict[str, Any] | None) -> str:
+    """Does R separate this learned system's steady outputs from the others, in words? ``ref``:
+    the Gray-Scott row whose steady fields it is set beside (None: it has none)."""
+    if e["auc"] is not None:
+        how = ("separates them" if e["auc"] >= 0.8 else "separates them weakly" if e["auc"] >= 0.6
+               else "does not separate them")
+        return f"{e['title']}: |final R - 1| {how} (AUC {e['auc']:.2f} over {e['n_steady']} steady and {e['n_other']} other outputs)."
+    if e["n_steady"] == 0:
+        head = f"{e['title']}: no output is steady, so R has nothing to separate; their final R is {_fmt(e['final_R_other'], 4)}"
+        if ref is None:
+            return head + "."
+        beside = f"{_fmt(ref['final_R_steady'], 4)} for the steady fields of {ref['title'].lower()}"
+        if _near_one(e["final_R_other"]):
+            return f"{head}, as near 1 as {beside}: an R near 1 does not mark a steady pattern."
+        return (f"{head}, against {beside}: R tells this system from Gray-Scott, and without a steady output it "
+                f"cannot show whether it tells steady from not.")
+    return f"{e['title']}: every output is steady (final R {_fmt(e['final_R_steady'], 4)}); nothing to separate."
+
+
+def _near_one(e: dict[str, Any] | None, tolerance: float = 0.1) -> bool:
+    return e is not None and abs(e["mean"] - 1) <= tolerance
+
+
 MIN_SEEDS = 3
 """training seeds below which the verdicts are called indicative"""
 
@@ -519,7 +601,8 @@ def _overlap(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def rows_csv(rows: list[dict[str, Any]]) -> str:
-    keys = ["system", "seed", "index", "F", "k", "label", "physical", *NUMERIC, "elongated_fraction", "steady"]
+    keys = ["system", "seed", "index", "F", "k", "label", "physical", *NUMERIC, "elongated_fraction", "steady", "R",
+            "final_R"]
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -677,11 +760,13 @@ def publish(cfg: PatternsConfig, folder: Path) -> list[str]:
     entries = table(rows, R)
     said = verdicts(entries)
     note = caveat(cfg)
+    split = separation(rows)
     atomic_write_text(folder / "measures.csv", rows_csv(rows))
-    write_json(folder / "table.json", {"systems": entries, "verdicts": said, **({"caveat": note} if note else {})})
+    write_json(folder / "table.json", {"systems": entries, "verdicts": said, "separation": split,
+                                       **({"caveat": note} if note else {})})
     atomic_write_text(folder / "table.md", "# Turing patterns: Gray-Scott, DDPM, ConvLSTM\n\n"
                       + table_markdown(entries, cfg) + "\n" + "\n".join(f"- {v}" for v in said) + "\n"
-                      + (f"\n{note}\n" if note else ""))
+                      + (f"\n{note}\n" if note else "") + "\n" + separation_markdown(split))
     from rdlens.report.patterns import figures
 
     figures(folder, cfg)
@@ -791,34 +876,54 @@ def rebuild(folder: str | Path) -> dict[str, Any]:
     return job.summary
 
 
+def _balanced(rows: list[dict[str, Any]], R: Any, final_R: Any) -> list[dict[str, Any]]:
+    """``rows`` (one per field) with each field's own R and final R."""
+    for row, r, f in zip(rows, R, final_R, strict=True):
+        row.update(R=float(r), final_R=float(f))
+    return rows
+
+
+def _rollout_balance(reaction: np.ndarray, diffusion: np.ndarray, steps: int) -> tuple[list[float], list[float]]:
+    """Each rollout's R and final R over its first ``steps`` steps (norms: (steps, rollouts))."""
+    traces = [BalanceTrace.from_series(reaction[:steps, j], diffusion[:steps, j]) for j in range(reaction.shape[1])]
+    return [t.R for t in traces], [t.final_R for t in traces]
+
+
 def collect(cfg: PatternsConfig, folder: Path) -> tuple[list[dict[str, Any]], dict[str, list[float]]]:
-    """Measure every saved field of the study (one row each) and gather each system's R."""
+    """Measure every saved field of the study (one row each, with the R and final R of the run,
+    rollout or sample that made it) and gather each system's R."""
     gt = folder / "ground-truth"
     rows: list[dict[str, Any]] = []
     with np.load(gt / "fields.npz") as f:
-        rows += measure_fields(cfg, "gray-scott", -1, f["u"], f["v"], f["F"], f["k"])
+        rows += _balanced(measure_fields(cfg, "gray-scott", -1, f["u"], f["v"], f["F"], f["k"]), f["R"], f["final_R"])
         R: dict[str, list[float]] = {"gray-scott": f["R"].tolist()}
     with np.load(gt / "truth.npz") as f:
         truth, tF, tk = f["x"], f["F"], f["k"]
         R["gray-scott-1x"], R["gray-scott-long"] = f["R_horizon"].tolist(), f["R_all"].tolist()
+    models = [cfg.model_at(float(a), float(b)) for a, b in zip(tF, tk)]
     u1, v1 = from_unit(truth[:, cfg.data.frames])
     uL, vL = from_unit(truth[:, -1])
-    rows += measure_fields(cfg, "gray-scott-1x", -1, u1, v1, tF, tk)
-    rows += measure_fields(cfg, "gray-scott-long", -1, uL, vL, tF, tk)
+    for system, u, v, key in (("gray-scott-1x", u1, v1, "gray-scott-1x"), ("gray-scott-long", uL, vL, "gray-scott-long")):
+        final = [P.state_ratio(u[j], v[j], m) for j, m in enumerate(models)]  # the true run's last step
+        rows += _balanced(measure_fields(cfg, system, -1, u, v, tF, tk), R[key], final)
     for s in range(cfg.seed, cfg.seed + cfg.seeds):
         with np.load(folder / "convlstm" / f"seed{s}" / "rollouts.npz") as f:
             x = f["x"]
             reaction, diffusion = f["reaction"], f["diffusion"]
-        for system, frame, true_v in (("convlstm-1x", cfg.data.frames, v1), ("convlstm-long", x.shape[1] - 1, vL)):
+        for system, frame, true_v, steps in (("convlstm-1x", cfg.data.frames, v1, cfg.data.frames),
+                                             ("convlstm-long", x.shape[1] - 1, vL, reaction.shape[0])):
             u, v = from_unit(x[:, frame])
-            rows += measure_fields(cfg, system, s, u, v, tF, tk, truth_v=true_v)
-        for system, steps in (("convlstm-1x", cfg.data.frames), ("convlstm-long", reaction.shape[0])):
+            rows += _balanced(measure_fields(cfg, system, s, u, v, tF, tk, truth_v=true_v),
+                              *_rollout_balance(reaction, diffusion, steps))
             R.setdefault(system, []).append(BalanceTrace.from_samples(reaction[:steps], diffusion[:steps]).R)
         with np.load(folder / "ddpm" / f"seed{s}" / "samples.npz") as f:
             u, v = from_unit(f["x"])
             at = (f["F"], f["k"]) if "F" in f.files else (None, None)  # a conditioned DDPM's own settings
-        rows += measure_fields(cfg, "ddpm", s, u, v, *at)
-        R.setdefault("ddpm", []).append(BalanceTrace.load(folder / "ddpm" / f"seed{s}" / "trace.csv").R)
+        trace = BalanceTrace.load(folder / "ddpm" / f"seed{s}" / "trace.csv")
+        samples = trace.per_sample()
+        rows += _balanced(measure_fields(cfg, "ddpm", s, u, v, *at), [t.R for t in samples],
+                          [t.final_R for t in samples])
+        R.setdefault("ddpm", []).append(trace.R)
     return rows, R
 
 
