@@ -106,6 +106,10 @@ def test_separation_scores_how_well_final_r_tells_steady_from_not():
     assert "separates them (AUC 0.89 over 3 steady and 3 other" in S.separation_sentence(e, None)
 
 
+def test_an_unconditioned_ddpms_figure_says_its_samples_are_judged_at_their_best_setting(study):
+    assert "its first samples, judged at the setting of smallest residual" in (study / "patterns.svg").read_text()
+
+
 def test_the_rollouts_start_where_the_true_runs_start_and_the_lstm_saw_none_of_them(study):
     with np.load(study / "ground-truth" / "truth.npz") as t, np.load(study / "ground-truth" / "trajectories.npz") as tr:
         assert not set(t["seed"].tolist()) & set(tr["seed"].tolist())
@@ -385,6 +389,7 @@ def test_a_conditioned_ddpm_with_the_physics_term_is_judged_at_its_own_settings(
     assert [(float(r["F"]), float(r["k"])) for r in rows] == [(F[int(r["index"])], k[int(r["index"])]) for r in rows]
     assert len(rows) == cfg.ddpm.samples
     assert "a DDPM sample: at the setting it was conditioned on" in (folder / "table.md").read_text()
+    assert "its first sample at each setting, drawn and judged there" in (folder / "patterns.svg").read_text()
 
 
 @pytest.mark.parametrize("args, fragment", [

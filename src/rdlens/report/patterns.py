@@ -39,7 +39,8 @@ def fields_figure(folder: Path, cfg: Any) -> None:
     truth = np.load(folder / "ground-truth" / "truth.npz")
     seed = cfg.seed
     roll = np.load(folder / "convlstm" / f"seed{seed}" / "rollouts.npz")["x"]
-    samples = np.load(folder / "ddpm" / f"seed{seed}" / "samples.npz")["x"]
+    with np.load(folder / "ddpm" / f"seed{seed}" / "samples.npz") as f:
+        samples, conditioned = f["x"], "F" in f.files
     measures = {(r["system"], r["seed"], r["index"]): r for r in _rows(folder)}
     first_gt = [int(np.flatnonzero((gt["F"] == F) & (gt["k"] == k))[0]) for F, k in pairs]
     first_roll = [int(np.flatnonzero((truth["F"] == F) & (truth["k"] == k))[0]) for F, k in pairs]
@@ -75,8 +76,9 @@ def fields_figure(folder: Path, cfg: Any) -> None:
         axes[0, c].set_title(f"F = {F:g}, k = {k:g}\n" + axes[0, c].get_title(), fontsize=7)
     if im is not None:
         fig.colorbar(im, ax=axes, shrink=0.6, label="v (same scale in every panel)")
-    fig.suptitle("v fields: one start per setting (DDPM: its first samples, judged at the setting of "
-                 "smallest residual)", fontsize=9)
+    ddpm = ("its first sample at each setting, drawn and judged there" if conditioned
+            else "its first samples, judged at the setting of smallest residual")
+    fig.suptitle(f"v fields: one start per setting (DDPM: {ddpm})", fontsize=9)
     save_formats(fig, folder / "patterns")
 
 
