@@ -179,20 +179,24 @@ def balance_figure(folder: Path, cfg: Any) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("normalised time tau (each system's own run)")
     ax.set_ylabel("R(tau) = reaction / diffusion (log)")
-    ax.set_title("Dynamic Balance Ratio on the Turing-pattern task (mean over runs; band: 95 % interval)", fontsize=9)
+    ax.set_title("Dynamic Balance Ratio on the Turing-pattern task (geometric mean over runs; band: 95 % interval "
+                 "of log R)", fontsize=9)
     ax.legend(fontsize=7)
     save_formats(fig, folder / "balance")
 
 
 def _band(ax: Any, tau: np.ndarray, curves: np.ndarray, color: str, style: str, label: str) -> None:
-    curves = np.atleast_2d(curves)
-    mean = np.nanmean(curves, axis=0)
-    ax.plot(tau, mean, color=color, linestyle=style, label=label)
-    if curves.shape[0] > 1:
+    """The geometric mean of positive ratio curves and a 95 % t-interval formed on their
+    logarithm: on a log axis it is symmetric and it never reaches zero (an interval of the ratios
+    themselves went below zero for three seeds and stretched the axis to 1e-6)."""
+    logs = np.log(np.where(np.atleast_2d(curves) > 0, curves, np.nan))
+    mean = np.nanmean(logs, axis=0)
+    ax.plot(tau, np.exp(mean), color=color, linestyle=style, label=label)
+    if logs.shape[0] > 1:
         from scipy import stats
 
-        half = stats.t.ppf(0.975, curves.shape[0] - 1) * np.nanstd(curves, axis=0, ddof=1) / math.sqrt(curves.shape[0])
-        ax.fill_between(tau, np.maximum(mean - half, 1e-6), mean + half, color=color, alpha=0.2, linewidth=0)
+        half = stats.t.ppf(0.975, logs.shape[0] - 1) * np.nanstd(logs, axis=0, ddof=1) / math.sqrt(logs.shape[0])
+        ax.fill_between(tau, np.exp(mean - half), np.exp(mean + half), color=color, alpha=0.2, linewidth=0)
 
 
 def drift_figure(folder: Path, cfg: Any) -> None:
