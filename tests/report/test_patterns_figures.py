@@ -28,3 +28,17 @@ def test_a_ratio_band_is_the_geometric_mean_and_an_interval_of_log_r_that_stays_
     plain = curves.mean(axis=0) - stats.t.ppf(0.975, 2) * curves.std(axis=0, ddof=1) / np.sqrt(3)
     assert plain[0] < 0  # what the band of the ratios themselves would have drawn
     plt.close(fig)
+
+
+def test_a_distribution_shows_shares_that_add_up_to_one_on_a_log_axis():
+    from rdlens.report.patterns import _shares
+
+    bins = np.logspace(-8, 0, 25)
+    fig, ax = plt.subplots()
+    narrow = _shares(ax, np.array([1e-7, 2e-7, 3e-7]), bins)
+    wide = _shares(ax, np.array([0.5, 0.8, 0.9, 2.0]), bins)  # one value past the last edge
+    assert narrow.sum() == 1 and wide.sum() == 1
+    np.testing.assert_allclose(wide, np.histogram([0.5, 0.8, 0.9, 1.0], bins=bins)[0] / 4)
+    density = np.histogram([0.5, 0.8, 0.9, 1.0], bins=bins, density=True)[0]
+    assert density.max() < 0.01 * np.histogram([1e-7, 2e-7, 3e-7], bins=bins, density=True)[0].max()  # as it was
+    plt.close(fig)

@@ -117,6 +117,15 @@ def _style(system: str) -> str:
     return "-." if system == "gray-scott" else "-" if system == "ddpm" or system.endswith("1x") else "--"
 
 
+def _shares(ax: Any, values: np.ndarray, bins: np.ndarray, **style: Any) -> np.ndarray:
+    """A step histogram of the share of ``values`` in each bin (values outside the bins in the
+    end bins), and those shares: they add up to 1 whatever the bin widths, so a system whose
+    values sit in the wide bins of a log axis is as visible as one in its narrow bins (a density
+    was not)."""
+    return ax.hist(np.clip(values, bins[0], bins[-1]), bins=bins, weights=np.full(len(values), 1.0 / len(values)),
+            histtype="step", linewidth=1.4, **style)[0]
+
+
 def distributions_figure(folder: Path) -> None:
     from rdlens.measures.patterns import SYSTEMS, TITLES
 
@@ -142,20 +151,19 @@ def distributions_figure(folder: Path) -> None:
             bins = np.linspace(lo, hi + max(1e-9, 1e-6 * abs(hi)), 25)
         for s, d in zip(present, data):
             if len(d):
-                ax.hist(np.clip(d, bins[0], bins[-1]), bins=bins, histtype="step", density=True, linewidth=1.4,
-                        color=COLORS[s], linestyle=_style(s), label=f"{TITLES[s]} (n = {len(d)})")
+                _shares(ax, d, bins, color=COLORS[s], linestyle=_style(s), label=f"{TITLES[s]} (n = {len(d)})")
         missing = [TITLES[s] for s, d in zip(present, data) if not len(d)]
         if missing:  # said on the panel, not left out silently
             ax.text(0.98, 0.97, "no values: " + ", ".join(missing), transform=ax.transAxes, ha="right", va="top",
                     fontsize=7, color="0.35", wrap=True)
         ax.set_xlabel(label)
-        ax.set_ylabel("density")
+        ax.set_ylabel("share of fields")
     from matplotlib.lines import Line2D
 
     fig.legend([Line2D([], [], color=COLORS[s], linestyle=_style(s), lw=1.4) for s in present],
                [TITLES[s] for s in present], loc="outside lower center", ncol=min(len(present), 5), fontsize=8)
-    fig.suptitle("Distributions of each measure over patterns and seeds (solid: stationary / horizon / DDPM; "
-                 "dashed: long horizon)", fontsize=10)
+    fig.suptitle("Distributions of each measure over patterns and seeds (dash-dot: Gray-Scott stationary; solid: "
+                 "at the horizon and DDPM; dashed: long horizon)", fontsize=10)
     save_formats(fig, folder / "distributions")
 
 
