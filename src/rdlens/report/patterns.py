@@ -187,8 +187,8 @@ def balance_figure(folder: Path, cfg: Any) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("normalised time tau (each system's own run)")
     ax.set_ylabel("R(tau) = reaction / diffusion (log)")
-    ax.set_title("Dynamic Balance Ratio on the Turing-pattern task (geometric mean over runs; band: 95 % interval "
-                 "of log R)", fontsize=9)
+    ax.set_title("R(tau) on the Turing-pattern task (geometric mean over runs; band: 95 % interval of log R)",
+                 fontsize=9)
     ax.legend(fontsize=7)
     save_formats(fig, folder / "balance")
 
