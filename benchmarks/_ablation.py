@@ -4,32 +4,29 @@ line per variant, and the saved results."""
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rdlens.studies.ablation import total_variation
+from rdlens.studies.ablation import summary, total_variation
 from rdlens.studies.patterns import PatternsConfig, measure_fields
 
 
 def judge(study: PatternsConfig, u: np.ndarray, v: np.ndarray, F: np.ndarray | None, k: np.ndarray | None) -> dict:
-    """Steady and blown-up shares, mean residual and wavelength of the fields that Gray-Scott
-    can continue, and the class mix (rdlens.studies.patterns.measure_fields)."""
-    rows = measure_fields(study, "x", 0, u, v, F, k)
-    ok = [r for r in rows if r["physical"]]
-    labels = Counter(r["label"] for r in rows)
-    mean = (lambda key: float(np.nanmean([r[key] for r in ok])) if ok else float("nan"))
-    return {"steady": sum(bool(r.get("steady")) for r in rows) / len(rows),
-            "blown_up": labels.get("blown up", 0) / len(rows), "residual": mean("residual"),
-            "wavelength": mean("wavelength"), "labels": {k: n / len(rows) for k, n in labels.items()}}
+    """The fields measured as the patterns study measures them, summarised as its ablation does
+    (rdlens.studies.ablation.summary: steady and blown-up shares, residual and wavelength, class mix)."""
+    return summary(measure_fields(study, "x", 0, u, v, F, k))
+
+
+def _mean(estimate: dict[str, Any] | None) -> float:
+    return float("nan") if estimate is None else estimate["mean"]
 
 
 def line(name: str, res: dict[str, Any]) -> str:
     """One variant's numbers, for the console."""
-    text = (f"{name:20s} steady {res['steady']:5.0%}  blown up {res['blown_up']:4.0%}  residual {res['residual']:.3g}  "
-            f"wavelength {res['wavelength']:.3g}")
+    text = (f"{name:20s} steady {res['steady']:5.0%}  blown up {res['blown_up']:4.0%}  "
+            f"residual {_mean(res['residual']):.3g}  wavelength {_mean(res['wavelength']):.3g}")
     if "R" in res:
         text += (f"  class TV {res['class_tv']:.0%}  R {res['R']:.4f}  loss {res['final_loss']:.3g}  "
                  f"train {res['train_s']:.0f} s")

@@ -22,7 +22,6 @@ random so that R is a number, or loaded from an rdlens DDPM checkpoint (--checkp
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import time
 
@@ -115,10 +114,9 @@ def main() -> None:
         print(f"  (torch.compile's first call, compiling included: {compile_s:.1f} s)")
     else:
         print(f"  torch.compile does not work here: {why}")
-    with contextlib.suppress(Exception):
-        r32, r16 = run(plain).trace, run(bfloat16).trace
-        print(f"R float32 {r32.R:.6g}, bfloat16 autocast {r16.R:.6g}: relative change {r16.R / r32.R - 1:+.2e}; "
-              f"final R {r32.final_R:.6g} vs {r16.final_R:.6g}")
+    r32, r16 = run(plain).trace, run(bfloat16).trace
+    print(f"R float32 {r32.R:.6g}, bfloat16 autocast {r16.R:.6g}: relative change {r16.R / r32.R - 1:+.2e}; "
+          f"final R {r32.final_R:.6g} vs {r16.final_R:.6g}")
 
 
 if __name__ == "__main__":

@@ -163,7 +163,7 @@ class PatternsConfig:
     @property
     def separate_training_fields(self) -> bool:
         """Whether the DDPM learns from fields of their own (on the smaller training grid)."""
-        return self.learn_model is not self.data.model
+        return self.train_size not in (0, self.data.model.size)
 
     def _derived_ddpm(self) -> DDPMConfig:
         """The DDPM on this study's grid and first seed."""
@@ -489,7 +489,8 @@ def verdicts(entries: list[dict[str, Any]]) -> list[str]:
             out.append(f"{e['title']}: no measurable pattern (all {e['n']} fields blown up or uniform).")
             continue
         same_w = wr is not None and _overlap(w, wr)
-        tv = 0.5 * sum(abs(e[f"share_{lab}"] - ref[f"share_{lab}"]) for lab in LABEL_COLUMNS)
+        tv = A.total_variation({lab: e[f"share_{lab}"] for lab in LABEL_COLUMNS},
+                               {lab: ref[f"share_{lab}"] for lab in LABEL_COLUMNS})
         out.append(
             f"{e['title']}: wavelength {_fmt(w)} vs {_fmt(wr)} for {ref['title'].lower()} — "
             f"{'reproduced (intervals overlap)' if same_w else 'NOT reproduced'}; class mix differs by "
@@ -788,6 +789,10 @@ def publish_ablation(cfg: PatternsConfig, folder: Path, rows: list[dict[str, Any
     if not done:
         return
     references = {ref: A.summary([r for r in rows if r["system"] == ref]) for _, ref in A.JUDGED.values()}
+    truth = None
+    if any(v.system == "convlstm" for v in done.values()):
+        with np.load(folder / "ground-truth" / "truth.npz") as f:
+            truth = (f["x"], f["F"], f["k"])
     entries = []
     for variant in ablation_variants(cfg):
         if variant.name != "all" and variant.folder not in done:
@@ -799,29 +804,15 @@ def publish_ablation(cfg: PatternsConfig, folder: Path, rows: list[dict[str, Any
             mine, r = [r for r in rows if r["system"] == judged and r["seed"] == cfg.seed], R[judged][0]
         else:
             stage = folder / variant.folder
-            mine, r = _variant_rows(variant_config(cfg, variant), variant.system, stage, folder / "ground-truth")
+            vcfg = variant_config(cfg, variant)
+            mine, r = (_convlstm_rows(vcfg, stage, cfg.seed, truth, (judged,))[judged]
+                       if variant.system == "convlstm" else _ddpm_rows(vcfg, stage, cfg.seed))
         losses = read_losses(stage / "losses.csv")
         entries.append(A.entry(variant, mine, references[reference], R=r,
                                final_loss=float(np.mean(losses[-50:])) if losses else math.nan,
                                train_s=float(json.loads((stage / "summary.json").read_text()).get("wall_time_s", math.nan))))
     write_json(folder / "ablation.json", {"seed": cfg.seed, "references": references, "variants": entries})
     atomic_write_text(folder / "ablation.md", A.markdown(entries, references, cfg.seed))
-
-
-def _variant_rows(cfg: PatternsConfig, system: str, stage: Path, gt: Path) -> tuple[list[dict[str, Any]], float]:
-    """One ablation variant's fields measured as the study measures its own, and its R."""
-    if system == "convlstm":
-        with np.load(gt / "truth.npz") as f:
-            tF, tk = f["F"], f["k"]
-            _, vL = from_unit(f["x"][:, -1])
-        with np.load(stage / "rollouts.npz") as f:
-            u, v = from_unit(f["x"][:, -1])
-            r = BalanceTrace.from_samples(f["reaction"], f["diffusion"]).R
-        return measure_fields(cfg, "convlstm-long", cfg.seed, u, v, tF, tk, truth_v=vL), r
-    with np.load(stage / "samples.npz") as f:
-        u, v = from_unit(f["x"])
-        at = (f["F"], f["k"]) if "F" in f.files else (None, None)
-    return measure_fields(cfg, "ddpm", cfg.seed, u, v, *at), BalanceTrace.load(stage / "trace.csv").R
 
 
 def published_files(folder: Path) -> list[str]:
@@ -901,30 +892,49 @@ def collect(cfg: PatternsConfig, folder: Path) -> tuple[list[dict[str, Any]], di
         truth, tF, tk = f["x"], f["F"], f["k"]
         R["gray-scott-1x"], R["gray-scott-long"] = f["R_horizon"].tolist(), f["R_all"].tolist()
     models = [cfg.model_at(float(a), float(b)) for a, b in zip(tF, tk)]
-    u1, v1 = from_unit(truth[:, cfg.data.frames])
-    uL, vL = from_unit(truth[:, -1])
-    for system, u, v, key in (("gray-scott-1x", u1, v1, "gray-scott-1x"), ("gray-scott-long", uL, vL, "gray-scott-long")):
+    for system, frame in (("gray-scott-1x", cfg.data.frames), ("gray-scott-long", -1)):
+        u, v = from_unit(truth[:, frame])
         final = [P.state_ratio(u[j], v[j], m) for j, m in enumerate(models)]  # the true run's last step
-        rows += _balanced(measure_fields(cfg, system, -1, u, v, tF, tk), R[key], final)
+        rows += _balanced(measure_fields(cfg, system, -1, u, v, tF, tk), R[system], final)
     for s in range(cfg.seed, cfg.seed + cfg.seeds):
-        with np.load(folder / "convlstm" / f"seed{s}" / "rollouts.npz") as f:
-            x = f["x"]
-            reaction, diffusion = f["reaction"], f["diffusion"]
-        for system, frame, true_v, steps in (("convlstm-1x", cfg.data.frames, v1, cfg.data.frames),
-                                             ("convlstm-long", x.shape[1] - 1, vL, reaction.shape[0])):
-            u, v = from_unit(x[:, frame])
-            rows += _balanced(measure_fields(cfg, system, s, u, v, tF, tk, truth_v=true_v),
-                              *_rollout_balance(reaction, diffusion, steps))
-            R.setdefault(system, []).append(BalanceTrace.from_samples(reaction[:steps], diffusion[:steps]).R)
-        with np.load(folder / "ddpm" / f"seed{s}" / "samples.npz") as f:
-            u, v = from_unit(f["x"])
-            at = (f["F"], f["k"]) if "F" in f.files else (None, None)  # a conditioned DDPM's own settings
-        trace = BalanceTrace.load(folder / "ddpm" / f"seed{s}" / "trace.csv")
-        samples = trace.per_sample()
-        rows += _balanced(measure_fields(cfg, "ddpm", s, u, v, *at), [t.R for t in samples],
-                          [t.final_R for t in samples])
-        R.setdefault("ddpm", []).append(trace.R)
+        for system, (mine, r) in _convlstm_rows(cfg, folder / "convlstm" / f"seed{s}", s, (truth, tF, tk)).items():
+            rows += mine
+            R.setdefault(system, []).append(r)
+        mine, r = _ddpm_rows(cfg, folder / "ddpm" / f"seed{s}", s)
+        rows += mine
+        R.setdefault("ddpm", []).append(r)
     return rows, R
+
+
+def _convlstm_rows(cfg: PatternsConfig, stage: Path, seed: int, truth: tuple[np.ndarray, np.ndarray, np.ndarray],
+                   systems: tuple[str, ...] = ("convlstm-1x", "convlstm-long")) -> dict[str, tuple[list[dict[str, Any]], float]]:
+    """A ConvLSTM stage's rollouts at the horizon and at the long horizon (``systems``): the
+    fields measured against Gray-Scott from the same starts (``truth``: truth.npz's x, F, k),
+    each with its rollout's R, and the R of all its rollouts."""
+    truth, tF, tk = truth
+    with np.load(stage / "rollouts.npz") as f:
+        x, reaction, diffusion = f["x"], f["reaction"], f["diffusion"]
+    out = {}
+    for system, frame, steps in (("convlstm-1x", cfg.data.frames, cfg.data.frames),
+                                 ("convlstm-long", -1, reaction.shape[0])):
+        if system in systems:
+            u, v = from_unit(x[:, frame])
+            rows = measure_fields(cfg, system, seed, u, v, tF, tk, truth_v=from_unit(truth[:, frame])[1])
+            out[system] = (_balanced(rows, *_rollout_balance(reaction, diffusion, steps)),
+                           BalanceTrace.from_samples(reaction[:steps], diffusion[:steps]).R)
+    return out
+
+
+def _ddpm_rows(cfg: PatternsConfig, stage: Path, seed: int) -> tuple[list[dict[str, Any]], float]:
+    """A DDPM stage's samples measured (a conditioned DDPM's at its own settings), each with its
+    sample's R, and the R of its reverse process."""
+    with np.load(stage / "samples.npz") as f:
+        u, v = from_unit(f["x"])
+        at = (f["F"], f["k"]) if "F" in f.files else (None, None)
+    trace = BalanceTrace.load(stage / "trace.csv")
+    samples = trace.per_sample()
+    return _balanced(measure_fields(cfg, "ddpm", seed, u, v, *at), [t.R for t in samples],
+                     [t.final_R for t in samples]), trace.R
 
 
 __all__ = ["PatternsConfig", "SYSTEMS", "collect", "from_unit", "ground_truth", "measure_fields",
