@@ -55,7 +55,8 @@ def test_profiles_track_R_along_training_and_the_report_says_whether_samples_con
     folder, _ = smoke
     quality = (folder / "quality.md").read_text()
     row = next(line for line in quality.splitlines() if line.startswith("| ddpm-mnist |"))
-    assert row.split("|")[8].strip() == "no"  # 4 training steps cannot converge
+    assert row.split("|")[9].strip() == "no"  # 4 training steps cannot converge
+    assert row.split("|")[2].strip() == str(summary_images(folder))
     assert "## R along training" in quality and "### ddpm-mnist, seed 0" in quality
     from rdlens.quality import converged
 
@@ -66,6 +67,11 @@ def test_profiles_track_R_along_training_and_the_report_says_whether_samples_con
     steps = [line.split("|")[1].strip() for line in quality.split("### ddpm-mnist")[1].splitlines()
              if line.startswith("| ") and line.split("|")[1].strip().isdigit()]
     assert steps == ["0", "2", "4"]
+
+
+def summary_images(folder):
+    """The images the smoke profile's MNIST row judged, from its summary."""
+    return json.loads((folder / "rows" / "ddpm-mnist" / "seed0" / "summary.json").read_text())["quality"]["images"]
 
 
 def _row_mtimes(folder):
@@ -198,18 +204,20 @@ def test_a_row_saved_before_a_setting_existed_matches_that_settings_default():
 
 
 def test_quality_table_judges_every_ddpm_row(tmp_path):
-    """Two rows with quality (it once failed on the second: a name shadowed in the loop)."""
+    """Two rows with quality (it once failed on the second: a name shadowed in the loop); the
+    judged image count is shown, and a dash for a summary written before it was recorded."""
     from rdlens import layout
     from rdlens.report import table
 
     real = {"frechet": 20.0, "confident": 0.7, "coverage": 0.97}
-    for row, confident in (("ddpm-mnist", 0.5), ("ddpm-fashion-mnist", 0.6)):
+    for row, confident, counted in (("ddpm-mnist", 0.5, {"images": 256}), ("ddpm-fashion-mnist", 0.6, {})):
         d = layout.seed_dir(tmp_path, row, 0)
         d.mkdir(parents=True)
         (d / "summary.json").write_text(json.dumps({"quality": {
-            "frechet": 30.0, "confident": confident, "coverage": 0.95, "real": real, "classifier_accuracy": 0.9}}))
+            "frechet": 30.0, "confident": confident, "coverage": 0.95, "real": real, "classifier_accuracy": 0.9,
+            **counted}}))
     info = {"rows": [{"id": "ddpm-mnist", "status": "ran"}, {"id": "ddpm-fashion-mnist", "status": "ran"}],
             "seeds": [0]}
-    lines = {line.split("|")[1].strip(): line.split("|")[8].strip()
+    lines = {line.split("|")[1].strip(): (line.split("|")[2].strip(), line.split("|")[9].strip())
              for line in table.quality_markdown(tmp_path, info).splitlines() if line.startswith("| ddpm-")}
-    assert lines == {"ddpm-mnist": "no", "ddpm-fashion-mnist": "yes"}  # 0.6 >= 0.8 * 0.7, 0.5 is not
+    assert lines == {"ddpm-mnist": ("256", "no"), "ddpm-fashion-mnist": ("—", "yes")}  # 0.6 >= 0.8 * 0.7, 0.5 not

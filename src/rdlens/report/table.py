@@ -183,7 +183,9 @@ def quality_markdown(folder: Any, info: dict[str, Any]) -> str:
                 return quality.spread(mean(key, "real"), sd, spec)
 
             verdict = "yes" if all(verdicts) else "no" if not any(v is None for v in verdicts) else "—"
-            lines.append(f"| {r['id']} | {mean('frechet'):.1f} | {real('frechet', '.1f')} | "
+            counts = sorted({v.get("images") for v in vals}, key=str)
+            images = "—" if None in counts else "/".join(str(c) for c in counts)
+            lines.append(f"| {r['id']} | {images} | {mean('frechet'):.1f} | {real('frechet', '.1f')} | "
                          f"{mean('confident'):.0%} | {real('confident', '.0%')} | {mean('coverage'):.2f} | "
                          f"{real('coverage', '.2f')} | {verdict} | {mean('classifier_accuracy'):.1%} |")
     if not lines and not curves:
@@ -197,8 +199,8 @@ def quality_markdown(folder: Any, info: dict[str, Any]) -> str:
             "Fréchet distance mostly measures the sample size: compare it with the real batches, and read the "
             "confident share first. Converged: a confident share at least 80 % of the real images' and coverage "
             ">= 0.9, in every seed; a row that is not measures an under-trained model.", "",
-            "| row | Fréchet | real | confident | real | coverage | real | converged | classifier accuracy |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| row | images | Fréchet | real | confident | real | coverage | real | converged | classifier accuracy |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     head_curve = ["", "## R along training", "",
                   "The same sampling noise at every point, so only the weights differ (training_curve.csv, "
                   "training_curve.png in the row's folder). If R were low for lack of training it would rise "

@@ -293,3 +293,77 @@ def test_ddim_eta_outside_0_1_is_refused(eta):
     with pytest.raises(ConfigError, match="DDIM eta must be a number in \\[0, 1\\]"):
         ddpm.sample(ddpm.one_point_oracle(torch.zeros(1, 1, 4, 4), ddpm.Schedule(T=5)), (1, 1, 4, 4),
                     ddpm.Schedule(T=5), eta=eta)
+
+
+def test_bfloat16_sampling_runs_only_the_network_in_bfloat16():
+    """precision = bfloat16 is the float32 sampler with a network that computes in bfloat16 and
+    returns float32: the same samples and norms bit for bit, and close to (not equal to) float32."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+    schedule = ddpm.Schedule(T=20)
+
+    def net(x, s):
+        return conv(x)
+
+    def by_hand(x, s):
+        return torch.nn.functional.conv2d(x.bfloat16(), conv.weight.bfloat16(), conv.bias.bfloat16(), padding=1).float()
+
+    shape = (3, 1, 8, 8)
+    mixed = ddpm.sample(net, shape, schedule, seed=4, precision="bfloat16")
+    manual = ddpm.sample(by_hand, shape, schedule, seed=4)
+    full = ddpm.sample(net, shape, schedule, seed=4)
+    assert mixed.samples.dtype == torch.float32 and torch.equal(mixed.samples, manual.samples)
+    assert mixed.trace.R == manual.trace.R and mixed.trace.R != full.trace.R
+    assert mixed.trace.R == pytest.approx(full.trace.R, rel=1e-2)
+    with pytest.raises(ConfigError, match="precision must be one of float32, bfloat16, auto, got 'half'"):
+        ddpm.sample(net, shape, schedule, precision="half")
+
+
+def test_auto_sampling_precision_is_bfloat16_only_where_native(monkeypatch):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 1, 3, padding=1)
+    schedule, shape = ddpm.Schedule(T=10), (2, 1, 8, 8)
+    runs = {p: ddpm.sample(lambda x, s: conv(x), shape, schedule, seed=1, precision=p).trace.R
+            for p in ("float32", "bfloat16")}
+    for native, expected in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(ddpm, "native_bfloat16", lambda device, native=native: native)
+        assert ddpm.sample(lambda x, s: conv(x), shape, schedule, seed=1, precision="auto").trace.R == runs[expected]
+
+
+def test_quality_samples_are_drawn_in_batches_of_the_row_samples_with_their_own_noise():
+    from rdlens.systems.ddpm.system import quality_batches
+
+    cfg = ddpm.config_for("default", samples=64, quality_samples=256, seed=2)
+    assert quality_batches(cfg) == [(64, 30_000), (64, 30_001), (64, 30_002)]
+    assert quality_batches(ddpm.config_for("default", samples=64, quality_samples=100)) == [(36, 10_000)]
+    assert quality_batches(ddpm.config_for("default", samples=64, quality_samples=64)) == []
+    assert quality_batches(ddpm.config_for("default", samples=64)) == []
+
+
+def test_quality_is_judged_on_quality_samples_images_and_r_on_the_row_samples_alone(tmp_path, capsys):
+    """The judged images are the row's samples and the extra batches (redrawn here from the
+    checkpoint with their seeds); the balance is that of a run without extra samples."""
+    from rdlens.systems.ddpm import quality as q
+    from rdlens.systems.ddpm.system import quality_batches
+    from rdlens.unet import UNet
+
+    runs = {}
+    for extra in ("0", "7"):
+        out = tmp_path / extra
+        assert main(["ddpm", *TINY, "--quality-samples", extra, "--out", str(out), "--json"]) == 0
+        runs[extra] = json.loads(capsys.readouterr().out)
+    plain, judged = runs["0"], runs["7"]
+    assert judged["R"] == plain["R"] and judged["final_R"] == plain["final_R"]
+    assert plain["quality"]["images"] == 3 and judged["quality"]["images"] == 7
+    run = tmp_path / "7" / judged["run_dir"].split("/")[-1]
+    cfg = ddpm.config_for("default", unet={"channels": (8, 16)}, schedule={"T": 20}, samples=3, quality_samples=7)
+    model = UNet(cfg.unet)
+    model.load_state_dict(torch.load(run / "checkpoint.pt", weights_only=True)["ema"])
+    model.eval()
+    drawn = [torch.from_numpy(np.load(run / "samples.npz")["samples"])]
+    for n, seed in quality_batches(cfg):
+        drawn.append(ddpm.sample(model, (3, 1, 32, 32), cfg.schedule, seed=seed).samples[:n])
+    expected = q.measure(q.judge("digits", None, tmp_path / "classifiers"), torch.cat(drawn))
+    assert judged["quality"]["confident"] == pytest.approx(expected["confident"], abs=1e-12)
+    assert judged["quality"]["frechet"] == pytest.approx(expected["frechet"], rel=1e-6)  # summed in another order
+    assert judged["quality"]["images"] == sum(len(d) for d in drawn) == 7

@@ -171,6 +171,7 @@ def sample(
     progress: Callable[[int], None] | None = None,
     last_step: str = "exclude",
     eta: float | None = None,
+    precision: str = "float32",
 ) -> SampleResult:
     """Run the reverse process from x_T ~ N(0, I) of ``shape`` (batch first) to x_0, and
     record reaction, diffusion, score and eps_norm per step and image (see module doc).
@@ -187,6 +188,10 @@ def sample(
     x_{t-1} = sqrt(abar_{t-1}) x0 + sqrt(1 - abar_{t-1} - sigma_t^2) eps + sigma_t z; reaction is
     the deterministic part minus x_t, diffusion ||sigma_t z|| (0 at eta = 0: R is then undefined).
     eta = 1 is the DDPM sampler with the posterior sigma (the same samples for the same seed).
+
+    ``precision = "bfloat16"`` calls the network under bfloat16 autocast (``auto``: where native,
+    :func:`effective_precision`); x, the update and the norms stay in ``dtype``. On a CPU with AMX
+    this samples 2.2x faster and moved R by -6.7e-4 relative (benchmarks/bench_sampler_options.py).
     """
     if last_step not in LAST_STEPS:
         raise ConfigError(f"last_step must be one of {', '.join(LAST_STEPS)}, got {last_step!r}")
@@ -197,7 +202,10 @@ def sample(
         raise ConfigError("last_step = public-code describes the authors' DDPM sampler, not DDIM")
     if len(shape) < 2:
         raise ConfigError(f"shape must be (batch, ...) with at least one data dimension, got {shape}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     device = torch.device(device)
+    mixed = effective_precision(precision, device) == "bfloat16"
     gen = torch.Generator(device="cpu").manual_seed(seed)
     n, T = shape[0], schedule.T
     sig = schedule.sigmas(sigma) if eta is None else eta * schedule.posterior_variance.sqrt()
@@ -215,7 +223,9 @@ def sample(
     with torch.no_grad(), threads.stage("DDPM sample", parallel=True):
         for row, s in enumerate(range(T - 1, -1, -1)):
             beta, alpha, ab = (float(v[s]) for v in (schedule.betas, schedule.alphas, schedule.alpha_bars))
-            eps = eps_model(x, torch.full((n,), s, dtype=torch.long, device=device)).to(dtype)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=mixed):
+                eps = eps_model(x, torch.full((n,), s, dtype=torch.long, device=device))
+            eps = eps.to(dtype)
             coef = beta / math.sqrt(1.0 - ab)
             if eta is None:
                 drift = (x - coef * eps) / math.sqrt(alpha) - x
@@ -336,6 +346,15 @@ class DDPMConfig:
     faster on CPUs with bfloat16 instructions and on GPUs; benchmarks/bench_training.py), or
     auto: bfloat16 where it is native (:func:`native_bfloat16`), else float32; a run keeps the
     precision it started with when resumed elsewhere"""
+    sample_precision: str = setting("float32", choices=PRECISIONS)
+    """float32, or bfloat16: every sampling run calls the network under bfloat16 autocast (the
+    reverse update and the norms stay float32; 2.2x faster on a CPU with AMX, R -6.7e-4 relative:
+    benchmarks/bench_sampler_options.py), or auto: bfloat16 where native; recorded in the
+    summary and manifest.json"""
+    quality_samples: int = setting(0, low=0)
+    """judge sample quality on this many images (0: the row's ``samples`` only): the row's samples
+    plus batches of ``samples`` more drawn with other noise, which R does not use. 64 images are a
+    noisy verdict (MNIST: 75 % confident where 256 of the same model gave 85 %)"""
     physics_weight: float = setting(0.0, low=0)
     """weight of the physics residual of the predicted clean image in the loss (physics-informed
     diffusion, Bastek et al. 2025; rdlens patterns: the Gray-Scott steady-state residual at each

@@ -244,7 +244,8 @@ def real_text(real: dict[str, Any], key: str, spec: str) -> str:
 def report(j: Judge, samples: torch.Tensor) -> dict[str, Any]:
     """The samples' quality and, for scale, that of real held-out images in batches of as many
     (:func:`real_reference`)."""
-    return {**measure(j, samples), "real": real_reference(j, len(samples)), "classifier_accuracy": j.accuracy,
+    return {**measure(j, samples), "images": int(len(samples)), "real": real_reference(j, len(samples)),
+            "classifier_accuracy": j.accuracy,
             "classifier": f"rdlens quality classifier v{VERSION} on {j.name}",
             "note": "Frechet distance in a small classifier's feature space, not Inception-FID"}
 

@@ -25,6 +25,16 @@ SETTING_NAMES = {"digits": "digits (scikit-learn, offline)", "turing": "Turing p
                  "mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
 
 
+def quality_batches(cfg: Any) -> list[tuple[int, int]]:
+    """The extra sampling runs behind ``quality_samples``: (images kept, noise seed) per batch of
+    ``samples``, the last one cut to the total; none when the row's samples suffice."""
+    more, batches = max(0, cfg.quality_samples - cfg.samples), []
+    while more > 0:
+        batches.append((min(more, cfg.samples), 10_000 * (cfg.seed + 1) + len(batches)))
+        more -= batches[-1][0]
+    return batches
+
+
 class DDPM(System):
     name = "ddpm"
     title = "DDPM"
@@ -156,6 +166,7 @@ class DDPM(System):
         rd, dev, cfg = ctx.dir, ctx.device, config
         shape = (cfg.samples, cfg.unet.in_channels, cfg.unet.image_size, cfg.unet.image_size)
         judge = self._judge(cfg, ctx.bars)
+        sample_precision = ddpm.effective_precision(cfg.sample_precision, dev)
 
         def signed(samples: Any) -> Any:
             """Samples in [-1, 1], whatever the range the model works in."""
@@ -169,7 +180,22 @@ class DDPM(System):
         def draw(model: Any, progress: Any = None, seed: int = cfg.seed + 2) -> Any:
             """The row's samples: always the same noise (seed + 2), so that only the model differs."""
             return ddpm.sample(model, shape, cfg.schedule, seed=seed, sigma=cfg.sigma, device=dev, progress=progress,
-                               last_step=cfg.last_step)
+                               last_step=cfg.last_step, precision=sample_precision)
+
+        def judged(model: Any, samples: Any) -> dict[str, Any] | None:
+            """Quality of the row's samples and, up to ``quality_samples``, of more drawn with
+            other noise (batch i: seed 10,000 (seed + 1) + i), which the balance does not use."""
+            if judge is None:
+                return None
+            extra = quality_batches(cfg)
+            if not extra:
+                return quality_of(samples)
+            drawn = [samples]
+            with ctx.bars(f"DDPM quality samples ({cfg.quality_samples})", len(extra) * cfg.schedule.T) as bar:
+                for n, seed in extra:
+                    more = draw(model, bar.update, seed=seed).samples
+                    drawn.append(signed(more[:n]))
+            return quality_of(torch.cat(drawn))
 
         def grid_png(step: int, model: Any) -> None:
             res = draw(model, seed=cfg.seed)
@@ -200,7 +226,8 @@ class DDPM(System):
                 result = draw(trained.ema_model, bar.update)
         tr, samples = result.trace, signed(result.samples)
         with rd.stage("quality"):
-            quality = quality_of(samples)
+            row_quality = quality_of(samples)
+            quality = judged(trained.ema_model, samples) if cfg.quality_samples > cfg.samples else row_quality
         with rd.stage("write"):
             tr.save(rd.file("trace.csv"))
             save_losses(rd.file("losses.csv"), trained.losses)
@@ -208,12 +235,13 @@ class DDPM(System):
             plot_images(tile(samples), rd.file("samples.png"),
                         title=f"DDPM samples, {SETTING_NAMES[cfg.dataset]}\n{trained.steps_done} training steps")
             plot_balance(tr, rd.file("balance.png"))
-        ctx.manifest.update(parameters=n_params(trained.model), precision=trained.precision)
+        ctx.manifest.update(parameters=n_params(trained.model), precision=trained.precision,
+                            sample_precision=sample_precision)
         tracked = None
         if track is not None:
             with rd.stage("track"):
                 if trained.steps_done not in track.steps():
-                    track.add(curve.point(trained.steps_done, tr, quality))
+                    track.add(curve.point(trained.steps_done, tr, row_quality))
                 oracle = draw(controls.data_oracles(prepared, cfg.schedule)["oracle_gaussian"]).trace
                 tracked = {"points": len(track.rows), "oracle_gaussian_R": oracle.R,
                            "schedule_only_R_score": controls.schedule_only_R(cfg.schedule)["R_score"],
@@ -221,7 +249,8 @@ class DDPM(System):
                 curve.plot(track.rows, rd.file("training_curve.png"), oracle_R=tracked["oracle_gaussian_R"],
                            schedule_R_score=tracked["schedule_only_R_score"],
                            title=f"R along training, {SETTING_NAMES[cfg.dataset]}")
-        return self._summary(cfg, tr, trained, int(prepared.shape[0]), quality, tracked)
+        return {**self._summary(cfg, tr, trained, int(prepared.shape[0]), quality, tracked),
+                "sample_precision": sample_precision}
 
     def _summary(self, cfg: Any, tr: Any, trained: Any, train_images: int, quality: dict[str, Any] | None,
                  tracked: dict[str, Any] | None) -> dict[str, Any]:
@@ -262,7 +291,8 @@ class DDPM(System):
             from rdlens.systems.ddpm import quality as qm
 
             r = q["real"]
-            lines.append(f"sample quality: Frechet {q['frechet']:.1f} (real batches of as many: "
+            counted = f" ({q['images']} images)" if "images" in q else ""
+            lines.append(f"sample quality{counted}: Frechet {q['frechet']:.1f} (real batches of as many: "
                          f"{qm.real_text(r, 'frechet', '.1f')}), confident {q['confident']:.0%} "
                          f"({qm.real_text(r, 'confident', '.0%')}), class coverage {q['coverage']:.2f} "
                          f"({qm.real_text(r, 'coverage', '.2f')}); classifier test accuracy "
