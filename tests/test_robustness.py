@@ -82,7 +82,8 @@ def test_a_gpu_that_is_not_there_is_an_error_even_for_rows_that_would_not_use_it
 
 @pytest.mark.parametrize("argv", [["rd", "--size", "100000"], ["lstm", "--hidden", "1000000"],
                                   ["lstm", "--n-sequences", "1000000000"], ["ddpm", "--channels", "100000"],
-                                  ["ddpm", "--T", "1000000000"], ["ddpm", "--batch-size", "100000000"]])
+                                  ["ddpm", "--T", "1000000000"], ["ddpm", "--batch-size", "100000000"],
+                                  ["ddpm", "--quality-samples", "100000000000"]])
 def test_sizes_that_cannot_fit_are_refused_with_the_estimate(tmp_path, capsys, argv):
     assert main([*argv, "--quiet", "--out", str(tmp_path)]) == 2
     err = one_line_error(capsys, "")

@@ -65,8 +65,8 @@ def check_memory(what: str, needed: float, available: int | None = None) -> None
     """A ConfigError, before any work, when ``needed`` bytes exceed what is available."""
     available = available_memory() if available is None else available
     if needed > available:
-        raise ConfigError(f"{what} needs about {_size(needed)} of memory; {_size(available)} is available "
-                          ": reduce the grid, model, batch, data or step counts")
+        raise ConfigError(f"{what} needs about {_size(needed)} of memory; {_size(available)} is available: "
+                          "reduce the grid, model, batch, data or step counts")
 
 
 def _size(n: float) -> str:

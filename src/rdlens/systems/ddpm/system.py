@@ -115,7 +115,8 @@ class DDPM(System):
 
     def memory_bytes(self, config: Any) -> float:
         """Weights (model, EMA, gradients, two Adam moments), activations kept for the
-        backward pass of a batch, the sampling batch, the per-step norms and the data."""
+        backward pass of a batch, the sampling batch, the per-step norms, the data and the
+        images judged for quality (kept twice while they are joined)."""
         u = config.unet
         size = u.image_size
         params = sum(40 * c * c for c in u.channels) * (u.res_blocks + 1)
@@ -124,7 +125,8 @@ class DDPM(System):
         sample = config.samples * pixels * 4 * 8
         norms = config.schedule.T * (3 * config.samples * 4 + 48)
         data = 60_000 * u.in_channels * size * size * 4
-        return 4.0 * params * 5 + train + sample + norms + data
+        judged = 2 * max(config.samples, config.quality_samples) * u.in_channels * size * size * 4
+        return 4.0 * params * 5 + train + sample + norms + data + judged
 
     def validate(self, config: Any) -> None:
         """Read the data set once (a truncated or corrupt file is refused before any row runs),
