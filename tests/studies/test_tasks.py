@@ -57,6 +57,30 @@ class Recorder:
         return cm()
 
 
+def nap(name: str, *, bars, log) -> dict[str, float]:
+    """A task that says when it starts and takes a second."""
+    import time
+
+    log(f"start {name}")
+    time.sleep(1.0)
+    return {name: 1.0}
+
+
+def test_heaviest_first_orders_by_weight_keeping_ties_in_order():
+    work = [tasks.Task(n, nap, (n,), weight=w) for n, w in (("a", 0), ("b", 5), ("c", 0), ("d", 7.5), ("e", 5))]
+    assert [t.name for t in tasks.heaviest_first(work)] == ["d", "b", "e", "a", "c"]
+
+
+def test_workers_start_the_heaviest_tasks_first_and_the_light_one_last():
+    """Two workers, three one-second tasks listed lightest first: the light one starts only
+    when a heavy one has ended."""
+    lines: list[str] = []
+    work = [tasks.Task("light", nap, ("light",), weight=1.0), tasks.Task("heavy", nap, ("heavy",), weight=3.0),
+            tasks.Task("middle", nap, ("middle",), weight=2.0)]
+    assert tasks.run_tasks(work, 2, bars=no_bars, log=lines.append) == {"light": 1.0, "heavy": 1.0, "middle": 1.0}
+    assert sorted(lines[:2]) == ["start heavy", "start middle"] and lines[2] == "start light"
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_tasks_give_the_same_results_here_and_in_workers_and_relay_logs_and_bars(jobs):
     rec, lines = Recorder(), []

@@ -24,6 +24,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def forward_flops(module: torch.nn.Module, *inputs: Any) -> float:
+    """Floating-point operations of one forward pass of ``module`` on ``inputs``, as torch's
+    ``FlopCounterMode`` counts them (matrix products and convolutions: 2 per multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(*inputs)
+    return float(counter.get_total_flops())
+
+
 DIGEST_SUFFIX = ".sha256"
 """beside each checkpoint: the SHA-256 of the checkpoint written last and of the one before it"""
 

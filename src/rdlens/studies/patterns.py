@@ -277,6 +277,31 @@ def sample_settings(cfg: PatternsConfig, samples: int) -> tuple[np.ndarray, np.n
             np.array([pairs[j % len(pairs)][1] for j in range(samples)]))
 
 
+def stage_work(cfg: PatternsConfig, system: str) -> float:
+    """Floating-point operations of one training stage, roughly, to start the longest first: the
+    DDPM's training on the training grid and its samples on the study's; the ConvLSTM's
+    unrolled frames in training (about three forward passes each, at the curriculum's mean
+    window) and its rollouts. Each network's cost per image or frame is counted on one forward pass."""
+    import torch
+
+    from rdlens.core.torchutil import forward_flops
+    from rdlens.systems.ddpm.unet import image_flops
+
+    size, train = cfg.data.model.size, cfg.learn_model.size
+    if system == "ddpm":
+        d = cfg.ddpm
+        return (3 * d.batch_size * d.steps * image_flops(d.unet, train)
+                + d.samples * d.schedule.T * image_flops(d.unet, size))
+    from rdlens.systems.convlstm.model import ConvLSTM
+
+    c = cfg.convlstm
+    n = len(cfg.setting_pairs)
+    model = ConvLSTM(2, c.hidden, c.kernel, conditions=2)
+    frame = forward_flops(model, torch.zeros(1, 1, 2, train, train), torch.zeros(1, 2))
+    window = (c.window + (c.window_final or c.window)) / 2
+    return frame * (3 * c.batch_size * c.steps * window + n * cfg.data.rollouts * cfg.long_frames * (size / train) ** 2)
+
+
 def train_ddpm(cfg: PatternsConfig, seed: int, gt: Path, stage: Path, device: Any, title: str = "", *, bars: Bars,
                log: Callable[[str], None]) -> dict[str, float]:
     """Train the DDPM on the stationary (u, v) states (conditioned on each one's (F, k), with the
@@ -737,7 +762,7 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
                     log(f"{name}: finished before, reused")
                     continue
                 log(f"{name}: running")
-                work.append(Task(name, func, (cfg, s, gt, stage, dev)))
+                work.append(Task(name, func, (cfg, s, gt, stage, dev), weight=stage_work(cfg, sub)))
         for variant, title in _ablation_stages(cfg) if ablation else ():
             stage = folder / variant.folder
             if stage_done(stage):
@@ -745,7 +770,9 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
                 continue
             log(f"{title}: running")
             func = train_lstm if variant.system == "convlstm" else train_ddpm
-            work.append(Task(title, func, (variant_config(cfg, variant), cfg.seed, gt, stage, dev, title)))
+            varied = variant_config(cfg, variant)
+            work.append(Task(title, func, (varied, cfg.seed, gt, stage, dev, title),
+                             weight=stage_work(varied, variant.system)))
         study.timings.update(run_tasks(work, jobs, bars=bars, log=log, scheduler=scheduler, where=study.where))
         with study.timed("measures and figures"):
             said = publish(cfg, folder)

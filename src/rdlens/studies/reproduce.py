@@ -393,7 +393,8 @@ def _reproduce(study: Study, profile: dict[str, Any], rows: tuple[str, ...], pla
         for plan in plans[s]:
             if plan.skip_reason:
                 log(f"{plan.row.id + ' seed ' + str(s):<28} skipped: {plan.skip_reason}")
-    work = [Task(f"{p.row.id} seed {s}", _do_row, (p, s, folder, force, controls, claims, device))
+    work = [Task(f"{p.row.id} seed {s}", _do_row, (p, s, folder, force, controls, claims, device),
+                 weight=p.system.work(p.config))
             for s in seed_list for p in plans[s] if not p.skip_reason]
     study.timings.update(run_tasks(work, jobs, bars=bars or no_bars, log=log, scheduler=scheduler, where=study.where))
     first = plans[seed_list[0]]

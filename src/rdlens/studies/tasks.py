@@ -44,6 +44,16 @@ class Task:
     name: str
     func: Callable[..., dict[str, float] | None]
     args: tuple[Any, ...] = ()
+    weight: float = 0.0
+    """expected work, in a unit shared by the tasks of one call (rdlens: floating-point
+    operations, :meth:`rdlens.systems.base.System.work`); 0 where unknown"""
+
+
+def heaviest_first(tasks: Sequence[Task]) -> list[Task]:
+    """The order workers take tasks in: the heaviest first, ties in the given order. Started
+    in list order, the cpu patterns study's last ConvLSTM training ran for minutes on one core
+    while the other idled; with the longest first, what is left at the end is short."""
+    return sorted(tasks, key=lambda t: -t.weight)
 
 
 def default_jobs() -> int:
@@ -167,7 +177,7 @@ def _in_workers(tasks: Sequence[Task], workers: int, bars: Any, log: Log, where:
     timings: dict[str, float] = {}
     first_error: BaseException | None = None
     try:
-        names = {pool.submit(_worker_call, t.func, t.args): t.name for t in tasks}
+        names = {pool.submit(_worker_call, t.func, t.args): t.name for t in heaviest_first(tasks)}
         pending = set(names)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -252,9 +262,10 @@ def _on_dask(tasks: Sequence[Task], scheduler: str, log: Log, where: dict[str, s
     timings: dict[str, float] = {}
     first_error: BaseException | None = None
     try:
-        futures = [client.submit(_dask_call, t.func, t.args, state, pure=False, key=f"rdlens-{t.name}-{os.getpid()}-{i}")
-                   for i, t in enumerate(tasks)]
-        names = {f.key: t.name for f, t in zip(futures, tasks)}
+        ordered = heaviest_first(tasks)
+        futures = [client.submit(_dask_call, t.func, t.args, state, pure=False, key=f"rdlens-{t.name}-{os.getpid()}-{i}",
+                                 priority=len(ordered) - i) for i, t in enumerate(ordered)]
+        names = {f.key: t.name for f, t in zip(futures, ordered)}
         for fut in as_completed(futures):
             try:
                 done, lines, where[names[fut.key]] = fut.result()

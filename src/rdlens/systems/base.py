@@ -122,6 +122,11 @@ class Data:
         absurd sizes are refused with the estimate instead of failing halfway (0: unknown)."""
         return 0.0
 
+    def work(self, config: Any) -> float:
+        """A rough count of the floating-point operations of a run, so that a study starts its
+        longest stages first (:func:`rdlens.studies.tasks.heaviest_first`); 0: unknown or small."""
+        return 0.0
+
     def prepare(self, config: Any, device: Any) -> Any:
         """Load and check the inputs (data, initial state) before any folder is written."""
         return None

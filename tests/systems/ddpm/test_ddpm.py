@@ -367,3 +367,48 @@ def test_quality_is_judged_on_quality_samples_images_and_r_on_the_row_samples_al
     assert judged["quality"]["confident"] == pytest.approx(expected["confident"], abs=1e-12)
     assert judged["quality"]["frechet"] == pytest.approx(expected["frechet"], rel=1e-6)  # summed in another order
     assert judged["quality"]["images"] == sum(len(d) for d in drawn) == 7
+
+
+def test_forward_flops_of_a_convolution_is_its_closed_form_and_a_unet_scales_with_its_pixels():
+    from rdlens.core.torchutil import forward_flops
+    from rdlens.systems.ddpm.unet import UNetConfig, image_flops
+
+    conv = torch.nn.Conv2d(3, 5, 3, padding=1)
+    assert forward_flops(conv, torch.zeros(2, 3, 8, 8)) == 2 * 2 * 3 * 5 * 9 * 8 * 8
+    # a U-Net: every convolution and dense layer by its closed form (shapes from hooks), and the
+    # middle block's attention, two (pixels x pixels x width) products
+    from rdlens.systems.ddpm.unet import Attention, build
+
+    cfg = UNetConfig(channels=(8, 16), attention=(), image_size=16, in_channels=1)
+    net, total = build(cfg).eval(), []
+
+    def count(module, args, out):
+        if isinstance(module, torch.nn.Conv2d):
+            total.append(2 * out.numel() * module.in_channels // module.groups * module.kernel_size[0]
+                         * module.kernel_size[1])
+        elif isinstance(module, torch.nn.Linear):
+            total.append(2 * out.numel() * module.in_features)
+        elif isinstance(module, Attention):
+            pixels, width = args[0].shape[2] * args[0].shape[3], args[0].shape[1]
+            total.append(2 * 2 * pixels * pixels * width)
+
+    for m in net.modules():
+        m.register_forward_hook(count)
+    with torch.no_grad():
+        net(torch.zeros(1, 1, 16, 16), torch.zeros(1, dtype=torch.long))
+    assert image_flops(cfg) == sum(total)
+
+
+def test_a_ddpm_run_counts_the_images_it_samples_and_its_work_orders_rows_by_length():
+    from rdlens import systems
+    from rdlens.systems.ddpm.system import sampled_images
+
+    # the cpu profile's MNIST row: its 64, tracking points at steps 0 and 4000 (8000 is its own), 3 quality batches
+    assert sampled_images(ddpm.config_for("default", samples=64, steps=8000, track_every=4000,
+                                          quality_samples=256)) == 64 * 3 + 192
+    assert sampled_images(ddpm.config_for("default", samples=64, steps=10000, track_every=2500)) == 64 * 5
+    assert sampled_images(ddpm.config_for("default", samples=16, steps=10, grid_every=5)) == 16 * 3
+    system = systems.get("ddpm")
+    short, long = (system.work(ddpm.config_for("default", steps=n)) for n in (1000, 4000))
+    assert 0 < short < long
+    assert systems.get("rd").work(None) == 0.0

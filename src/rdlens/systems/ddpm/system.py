@@ -35,6 +35,14 @@ def quality_batches(cfg: Any) -> list[tuple[int, int]]:
     return batches
 
 
+def sampled_images(cfg: Any) -> int:
+    """Images a run samples: its own, those of each tracking point (step 0, every
+    ``track_every``; the last step's is the row's own) and sample grid, and the quality batches."""
+    points = (1 + (cfg.steps - 1) // cfg.track_every) if cfg.track_every and cfg.steps else int(bool(cfg.track_every))
+    grids = cfg.steps // cfg.grid_every if cfg.grid_every else 0
+    return cfg.samples * (1 + points + grids) + sum(n for n, _ in quality_batches(cfg))
+
+
 class DDPM(System):
     name = "ddpm"
     title = "DDPM"
@@ -127,6 +135,14 @@ class DDPM(System):
         data = 60_000 * u.in_channels * size * size * 4
         judged = 2 * max(config.samples, config.quality_samples) * u.in_channels * size * size * 4
         return 4.0 * params * 5 + train + sample + norms + data + judged
+
+    def work(self, config: Any) -> float:
+        """Training (a forward and a backward pass, about three forwards, per image and step) and
+        every sampling run: the row's, one per tracking point and sample grid, the quality batches."""
+        from rdlens.systems.ddpm.unet import image_flops
+
+        return image_flops(config.unet) * (3 * config.batch_size * config.steps
+                                           + config.schedule.T * sampled_images(config))
 
     def validate(self, config: Any) -> None:
         """Read the data set once (a truncated or corrupt file is refused before any row runs),

@@ -209,3 +209,14 @@ def build(cfg: UNetConfig) -> nn.Module:
 
 def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def image_flops(cfg: UNetConfig, size: int | None = None) -> float:
+    """Floating-point operations of one forward pass on one image (of ``size`` x ``size``
+    pixels; default the configured size), counted on a randomly initialised network."""
+    from rdlens.core.torchutil import forward_flops
+
+    size = size or cfg.image_size
+    x = torch.zeros(1, cfg.in_channels, size, size)
+    extra = (torch.zeros(1, cfg.conditions),) if cfg.conditions else ()
+    return forward_flops(build(cfg).eval(), x, torch.zeros(1, dtype=torch.long), *extra)
