@@ -405,57 +405,14 @@ def _make_advance(measure: bool, residual: bool):
     return advance
 
 
-BATCH_LOOPS = ("by-grid", "grid-rows", "rows")
-"""the batched loops (:func:`_make_advance_batch`), chosen per call by :func:`batch_loop`"""
-
-
-def batch_loop(grids: int, size: int, itemsize: int, threads_now: int, cache: int) -> str:
-    """The batched loop for ``grids`` grids of ``size`` x ``size`` cells on ``threads_now``
-    threads, each with ``cache`` bytes of its own cache: whole grids per thread where there are
-    enough grids and a grid's four fields fit in half the cache; else, where a grid's fields do
-    not fit, grids one after another with their rows shared between the threads (the single-run
-    kernel's schedule, which keeps each thread's rows in its cache from step to step); else
-    (fewer grids than threads) (grid, row) pairs step by step."""
-    fits = 4 * size * size * itemsize <= cache // 2
-    if grids >= threads_now and fits:
-        return "by-grid"
-    return "rows" if fits else "grid-rows"
-
-
-def core_cache_bytes() -> int:
-    """The largest cache one core has to itself (its L2 on current x86; read from sysfs
-    once), or 1 MiB where the system does not say."""
-    if _CACHE:
-        return _CACHE[0]
-    best = 0
-    base = Path("/sys/devices/system/cpu/cpu0/cache")
-    for index in sorted(base.glob("index*")) if base.exists() else []:
-        try:
-            shared = (index / "shared_cpu_list").read_text().strip()
-            if (index / "type").read_text().strip() == "Instruction" or "," in shared or "-" in shared:
-                continue
-            text = (index / "size").read_text().strip().upper()
-            scale = {"K": 1024, "M": 1024**2}.get(text[-1:], 1)
-            best = max(best, int(text.rstrip("KM")) * scale)
-        except (OSError, ValueError):
-            continue
-    _CACHE.append(best or 1024**2)
-    return _CACHE[0]
-
-
-_CACHE: list[int] = []
-
-
-def _make_advance_batch(loop: str):
+def _make_advance_batch(by_grid: bool):
     """The batched loops: B independent grids (same size, own parameters), advanced together.
 
-    ``by-grid``: each thread takes whole grids and runs each through all its steps while its
-    fields stay in cache (for batches of at least as many grids as threads). ``grid-rows``:
-    grids one after another, each stepped with its rows shared between the threads (grids too
-    large for one core's cache). ``rows``: the work is split over (grid, row) pairs step by step,
-    so that even one or two grids use every core. Either way each grid's row sums are added in
-    row order by the same row update as :func:`_make_advance`, so a grid's numbers do not
-    depend on its batch or on the loop."""
+    ``by_grid``: each thread takes whole grids and runs each through all its steps while its
+    fields stay in cache (for batches of at least as many grids as threads). Otherwise the
+    work is split over (grid, row) pairs step by step, so that even one or two grids use every
+    core. Either way each grid's row sums are added in row order by the same row update as
+    :func:`_make_advance`, so a grid's numbers do not depend on its batch or on the loop."""
     row = _make_row(True, True)
 
     @njit(inline="always")
@@ -469,28 +426,7 @@ def _make_advance_batch(loop: str):
         if failed[b] == 0 and not (np.isfinite(out[b, s, 0]) and np.isfinite(out[b, s, 1])):
             failed[b] = step0 + s + 1
 
-    if loop == "grid-rows":
-        @njit(parallel=True, fastmath=_FAST)
-        def advance(a_u, a_v, b_u, b_v, nsteps, c, out, rows, failed, step0):  # pragma: no cover - compiled
-            nb, n = a_u.shape[0], a_u.shape[1]
-            for b in range(nb):
-                for s in range(nsteps):
-                    if s % 2 == 0:
-                        src_u, src_v, dst_u, dst_v = a_u, a_v, b_u, b_v
-                    else:
-                        src_u, src_v, dst_u, dst_v = b_u, b_v, a_u, a_v
-                    for i in prange(n):
-                        r, d, q = row(src_u[b], src_v[b], dst_u[b], dst_v[b], i, c[b, 0], c[b, 1], c[b, 2],
-                                      c[b, 3], c[b, 4], c[b, 5], c[b, 6])
-                        rows[b, i, 0] = r
-                        rows[b, i, 1] = d
-                        rows[b, i, 2] = q
-                    reduce_step(rows, out, failed, b, s, step0)
-            return nsteps
-
-        return advance
-
-    if loop == "by-grid":
+    if by_grid:
         @njit(parallel=True, fastmath=_FAST)
         def advance(a_u, a_v, b_u, b_v, nsteps, c, out, rows, failed, step0):  # pragma: no cover - compiled
             nb, n = a_u.shape[0], a_u.shape[1]
@@ -538,7 +474,7 @@ def _make_advance_batch(loop: str):
 
 # (measure, residual) -> compiled loop; compiled on first use (about a second each)
 _KERNELS: dict[tuple[bool, bool], Callable] = {}
-_BATCH: dict[str, Callable] = {}
+_BATCH: dict[bool, Callable] = {}
 
 
 def _kernel(measure: bool, residual: bool) -> Callable:
@@ -619,12 +555,7 @@ class BatchStepper(_Fields):
     """B Gray-Scott grids of one size and spacing, each with its own F and k (and fields),
     advanced together by one compiled loop; norms come out per grid, as from :class:`Stepper`."""
 
-    def __init__(self, models: list[GrayScott], u: np.ndarray, v: np.ndarray, *, loop: str | None = None) -> None:
-        """``loop``: one of :data:`BATCH_LOOPS` (None: chosen per call by :func:`batch_loop`);
-        the numbers are the same whichever runs."""
-        if loop is not None and loop not in BATCH_LOOPS:
-            raise ConfigError(f"loop must be one of {', '.join(BATCH_LOOPS)}, got {loop!r}")
-        self.loop = loop
+    def __init__(self, models: list[GrayScott], u: np.ndarray, v: np.ndarray) -> None:
         if not models:
             raise ConfigError("a batch needs at least one model")
         first = models[0]
@@ -644,12 +575,11 @@ class BatchStepper(_Fields):
         """Advance every grid ``nsteps`` steps; return (B, nsteps, 3) L2 norms of reaction,
         diffusion and dv/dt. A grid that meets NaN/inf keeps going (as NaN) and its first bad
         step is in ``failed``; the others are unaffected."""
-        loop = self.loop or batch_loop(len(self.models), self.models[0].size, self._a[0].itemsize,
-                                       get_num_threads(), core_cache_bytes())
-        if loop not in _BATCH:
-            _BATCH[loop] = _make_advance_batch(loop)
+        by_grid = len(self.models) >= get_num_threads()
+        if by_grid not in _BATCH:
+            _BATCH[by_grid] = _make_advance_batch(by_grid)
         out = np.empty((len(self.models), nsteps, 3))
-        _BATCH[loop](*self._a, *self._b, nsteps, self._c, out, self._rows, self.failed, self.step)
+        _BATCH[by_grid](*self._a, *self._b, nsteps, self._c, out, self._rows, self.failed, self.step)
         self._swap_if(nsteps)
         self.step += nsteps
         return np.sqrt(out)
