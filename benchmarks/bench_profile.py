@@ -40,7 +40,8 @@ def row_stages(folder: Path, task: str) -> dict[str, float]:
 
 def report(folder: Path, target_min: float) -> None:
     manifest = json.loads((folder / "manifest.json").read_text())
-    rows = manifest["timings_s"]
+    rows = {k: v for k, v in manifest["timings_s"].items() if " seed " in k}
+    after = {k: v for k, v in manifest["timings_s"].items() if k not in rows}
     wall = wall_s(manifest)
     print(f"{folder}: profile {manifest.get('profile')}, {manifest.get('jobs')} worker(s), "
           f"{manifest.get('cpu_count')} cores, torch {manifest['versions'].get('torch')}")
@@ -48,6 +49,8 @@ def report(folder: Path, target_min: float) -> None:
         stages = row_stages(folder, task)
         parts = ", ".join(f"{k} {v / 60:.1f}" for k, v in stages.items() if v >= 30)
         print(f"  {task:<28} {t / 60:7.1f} min" + (f"   ({parts} min)" if parts else ""))
+    for name, t in after.items():
+        print(f"  {name:<28} {t / 60:7.1f} min")
     serial, longest = sum(rows.values()), max(rows.values())
     print(f"  {'study wall time':<28} {wall / 60:7.1f} min")
     print(f"rows one after another / study: {serial / wall:.2f}x   ({serial / 60:.1f} min of rows)")
