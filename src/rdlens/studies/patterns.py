@@ -754,7 +754,7 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
             log("Gray-Scott ground truth: running")
             with study.timed("Gray-Scott ground truth"):
                 ground_truth(cfg, gt)
-        work = []
+        work, weights = [], {}
         for s in range(cfg.seed, cfg.seed + cfg.seeds):
             for name, func, sub in ((f"DDPM seed {s}", train_ddpm, "ddpm"), (f"ConvLSTM seed {s}", train_lstm, "convlstm")):
                 stage = folder / sub / f"seed{s}"
@@ -762,7 +762,9 @@ def run_study(cfg: PatternsConfig, folder: str | Path, *, device: str = "auto", 
                     log(f"{name}: finished before, reused")
                     continue
                 log(f"{name}: running")
-                work.append(Task(name, func, (cfg, s, gt, stage, dev), weight=stage_work(cfg, sub)))
+                if sub not in weights:  # the same for every seed
+                    weights[sub] = stage_work(cfg, sub)
+                work.append(Task(name, func, (cfg, s, gt, stage, dev), weight=weights[sub]))
         for variant, title in _ablation_stages(cfg) if ablation else ():
             stage = folder / variant.folder
             if stage_done(stage):

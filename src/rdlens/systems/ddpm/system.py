@@ -38,7 +38,7 @@ def quality_batches(cfg: Any) -> list[tuple[int, int]]:
 def sampled_images(cfg: Any) -> int:
     """Images a run samples: its own, those of each tracking point (step 0, every
     ``track_every``; the last step's is the row's own) and sample grid, and the quality batches."""
-    points = (1 + (cfg.steps - 1) // cfg.track_every) if cfg.track_every and cfg.steps else int(bool(cfg.track_every))
+    points = 1 + (cfg.steps - 1) // cfg.track_every if cfg.track_every else 0
     grids = cfg.steps // cfg.grid_every if cfg.grid_every else 0
     return cfg.samples * (1 + points + grids) + sum(n for n, _ in quality_batches(cfg))
 
@@ -200,20 +200,15 @@ class DDPM(System):
             return ddpm.sample(model, shape, cfg.schedule, seed=seed, sigma=cfg.sigma, device=dev, progress=progress,
                                last_step=cfg.last_step, precision=sample_precision)
 
-        def judged(model: Any, samples: Any) -> dict[str, Any] | None:
-            """Quality of the row's samples and, up to ``quality_samples``, of more drawn with
-            other noise (batch i: seed 10,000 (seed + 1) + i), which the balance does not use."""
-            if judge is None:
-                return None
-            extra = quality_batches(cfg)
+        def more_samples(model: Any) -> list[Any]:
+            """The samples ``quality_samples`` asks for beyond the row's, drawn with other noise
+            (batch i: seed 10,000 (seed + 1) + i), which the balance does not use; none without
+            a quality judge."""
+            extra = quality_batches(cfg) if judge is not None else []
             if not extra:
-                return quality_of(samples)
-            drawn = [samples]
+                return []
             with ctx.bars(f"DDPM quality samples ({cfg.quality_samples})", len(extra) * cfg.schedule.T) as bar:
-                for n, seed in extra:
-                    more = draw(model, bar.update, seed=seed).samples
-                    drawn.append(signed(more[:n]))
-            return quality_of(torch.cat(drawn))
+                return [signed(draw(model, bar.update, seed=seed).samples[:n]) for n, seed in extra]
 
         def grid_png(step: int, model: Any) -> None:
             res = draw(model, seed=cfg.seed)
@@ -244,8 +239,9 @@ class DDPM(System):
                 result = draw(trained.ema_model, bar.update)
         tr, samples = result.trace, signed(result.samples)
         with rd.stage("quality"):
-            row_quality = quality_of(samples)
-            quality = judged(trained.ema_model, samples) if cfg.quality_samples > cfg.samples else row_quality
+            row_quality = quality_of(samples)  # the tracking curve's last point judges the row's samples
+            more = more_samples(trained.ema_model)
+            quality = quality_of(torch.cat([samples, *more])) if more else row_quality
         with rd.stage("write"):
             tr.save(rd.file("trace.csv"))
             save_losses(rd.file("losses.csv"), trained.losses)
